@@ -1,0 +1,693 @@
+//! Configuration: one TOML file plus drop-in probe files.
+//!
+//! Loading happens in two steps. Serde reads the text into `raw` structs that
+//! reject unknown keys and keep spans; [`load`] then checks meaning (names a
+//! probe refers to exist, secret files are readable, addresses parse) and
+//! builds the resolved [`Config`] the daemon uses. Every problem is reported
+//! as a [`Diagnostic`] naming `file:line:col` and the key, and all problems of
+//! a load are reported together.
+
+mod diag;
+mod duration;
+mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use diag::Diagnostic;
+pub use duration::HumanDuration;
+
+use diag::Source;
+use raw::{RawConfig, RawProbe, RawProbeFile, RawSeed, RawSender};
+use toml::Spanned;
+
+/// Default port of the HTTP endpoint. The Prometheus exporter range
+/// 9100-9999 is fully allocated; 10587 is outside it and not on the
+/// default-port-allocations list (checked 2026-11).
+pub const DEFAULT_HTTP_PORT: u16 = 10587;
+
+/// The resolved configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The main file this was loaded from.
+    pub path: PathBuf,
+    pub daemon: Daemon,
+    pub http: Http,
+    pub senders: BTreeMap<String, Sender>,
+    pub seeds: BTreeMap<String, Seed>,
+    pub probes: BTreeMap<String, Probe>,
+    /// Problems that do not stop the load (e.g. a timeout longer than the interval).
+    pub warnings: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    /// Directory for the embedded store.
+    pub state_dir: PathBuf,
+    /// How long shutdown waits for in-flight work before giving up on it.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    pub listen: SocketAddr,
+}
+
+/// How a connection is protected. There is no opportunistic mode: TLS that
+/// was asked for is required, never silently dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain text; meant for loopback test stacks.
+    None,
+    /// Plain connect, then STARTTLS, which must succeed.
+    Starttls,
+    /// TLS from the first byte (SMTPS 465, IMAPS 993).
+    Implicit,
+}
+
+/// A secret read from a file or the environment. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A sending identity; one variant per sender kind.
+#[derive(Debug, Clone)]
+pub enum Sender {
+    /// Submission to an SMTP relay.
+    Smtp(SmtpSender),
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSender {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+    /// Header From, e.g. `no-reply@example.com`.
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub timeout: Duration,
+}
+
+/// A seed mailbox at some provider that probes are sent to and watched in.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    /// Provider label for metrics (`gmail`, `outlook`, `selfhosted`, ...).
+    pub provider: String,
+    pub address: String,
+    /// The authserv-id whose Authentication-Results headers are trusted.
+    pub authserv_id: Option<String>,
+    pub inbox: Inbox,
+}
+
+/// How a seed's mailbox is watched; one variant per inbox kind.
+#[derive(Debug, Clone)]
+pub enum Inbox {
+    Imap(ImapInbox),
+    Maildir(MaildirInbox),
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapInbox {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: Secret,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MaildirInbox {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub sender: String,
+    pub seeds: Vec<String>,
+    pub every: Duration,
+    pub timeout: Duration,
+    /// The file the probe was defined in (main file or a drop-in).
+    pub defined_in: PathBuf,
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read at all.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The files were read but have problems; each names file:line:col and the key.
+    #[error("{}", join_lines(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn join_lines(d: &[Diagnostic]) -> String {
+    d.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Load and check the main config file and its drop-in probe files.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let main = read(path)?;
+    let mut problems = Vec::new();
+    let raw: RawConfig = match toml::from_str(&main.text) {
+        Ok(raw) => raw,
+        Err(e) => return Err(ConfigError::Invalid(vec![main.toml_error(&e)])),
+    };
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut ctx = Check {
+        base: &base,
+        problems: &mut problems,
+        warnings: Vec::new(),
+    };
+
+    let daemon = raw.daemon.unwrap_or_default();
+    let state_dir = ctx.path(
+        &daemon
+            .state_dir
+            .map(Spanned::into_inner)
+            .unwrap_or_else(|| PathBuf::from("/var/lib/mailcanary")),
+    );
+    let shutdown_grace = daemon
+        .shutdown_grace
+        .map_or(Duration::from_secs(10), |d| d.0);
+    let listen = match raw.http.unwrap_or_default().listen {
+        None => SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT)),
+        Some(s) => match s.get_ref().parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                ctx.problems.push(main.at_value(
+                    &s,
+                    "http.listen",
+                    format!(
+                        "{:?} is not an address:port, e.g. \"127.0.0.1:{DEFAULT_HTTP_PORT}\"",
+                        s.get_ref()
+                    ),
+                ));
+                SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT))
+            }
+        },
+    };
+
+    // Names as declared, so a probe naming a sender or seed that has its own
+    // problems is not reported a second time as unknown.
+    let sender_names: Vec<String> = raw.senders.keys().cloned().collect();
+    let seed_names: Vec<String> = raw.seeds.keys().cloned().collect();
+    let mut senders = BTreeMap::new();
+    for (name, s) in raw.senders {
+        ctx.name(&main, &s, "senders", &name);
+        if let Some(sender) = ctx.sender(&main, &name, s.into_inner()) {
+            senders.insert(name, sender);
+        }
+    }
+    let mut seeds = BTreeMap::new();
+    for (name, s) in raw.seeds {
+        ctx.name(&main, &s, "seeds", &name);
+        if let Some(seed) = ctx.seed(&main, &name, s.into_inner()) {
+            seeds.insert(name, seed);
+        }
+    }
+
+    // Probes: from the main file, then from each drop-in file in name order.
+    let mut sources = vec![(main, raw.probes)];
+    if let Some(dir) = daemon.probes_dir {
+        let dir_path = ctx.path(dir.get_ref());
+        match drop_in_files(&dir_path) {
+            Ok(files) => {
+                for f in files {
+                    let src = read(&f)?;
+                    match toml::from_str::<RawProbeFile>(&src.text) {
+                        Ok(pf) => sources.push((src, pf.probes)),
+                        Err(e) => ctx.problems.push(src.toml_error(&e)),
+                    }
+                }
+            }
+            Err(e) => ctx.problems.push(sources[0].0.at_value(
+                &dir,
+                "daemon.probes_dir",
+                format!("cannot list {}: {e}", dir_path.display()),
+            )),
+        }
+    }
+    let mut probes: BTreeMap<String, (Probe, String)> = BTreeMap::new();
+    for (src, table) in &sources {
+        for (name, p) in table {
+            ctx.name(src, p, "probes", name);
+            let here = {
+                let (l, c) = src.position(p.span().start);
+                format!("{}:{l}:{c}", src.path.display())
+            };
+            if let Some((_, first)) = probes.get(name) {
+                ctx.problems.push(src.at_value(
+                    p,
+                    &format!("probes.{name}"),
+                    format!("probe {name:?} is already defined at {first}"),
+                ));
+                continue;
+            }
+            if let Some(probe) = ctx.probe(src, name, p.get_ref(), &sender_names, &seed_names) {
+                probes.insert(name.clone(), (probe, here));
+            }
+        }
+    }
+
+    let warnings = std::mem::take(&mut ctx.warnings);
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        daemon: Daemon {
+            state_dir,
+            shutdown_grace,
+        },
+        http: Http { listen },
+        senders,
+        seeds,
+        probes: probes.into_iter().map(|(k, (p, _))| (k, p)).collect(),
+        warnings,
+    })
+}
+
+fn read(path: &Path) -> Result<Source, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|text| Source::new(path, text))
+        .map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// `*.toml` files of a drop-in directory, sorted by name so the load order is stable.
+fn drop_in_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Configured names become metric label values, so they are kept short and plain.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
+}
+
+/// Collects problems while resolving raw values.
+struct Check<'a> {
+    base: &'a Path,
+    problems: &'a mut Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Check<'_> {
+    fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn name<T>(&mut self, src: &Source, at: &Spanned<T>, section: &str, name: &str) {
+        if !valid_name(name) {
+            self.problems.push(src.at_value(at, &format!("{section}.{name}"), format!(
+                "name {name:?} must be 1-64 characters of a-z, 0-9, '-', '_', '.' (it becomes a metric label)"
+            )));
+        }
+    }
+
+    fn address(&mut self, src: &Source, v: &Spanned<String>, key: &str) -> Option<String> {
+        match v.get_ref().parse::<lettre::Address>() {
+            Ok(a) => Some(a.to_string()),
+            Err(e) => {
+                self.problems.push(src.at_value(
+                    v,
+                    key,
+                    format!("{:?} is not a mail address: {e}", v.get_ref()),
+                ));
+                None
+            }
+        }
+    }
+
+    /// Resolve a secret from exactly one of `<name>_file` / `<name>_env`.
+    fn secret(
+        &mut self,
+        src: &Source,
+        key: &str,
+        inline: &Option<Spanned<toml::Value>>,
+        file: &Option<Spanned<PathBuf>>,
+        env: &Option<Spanned<String>>,
+    ) -> Option<Secret> {
+        if let Some(v) = inline {
+            let field = key.rsplit('.').next().unwrap_or(key);
+            self.problems.push(src.at_value(v, key, format!(
+                "inline secrets are not accepted; use {field}_file (e.g. with systemd LoadCredential=) or {field}_env"
+            )));
+            return None;
+        }
+        match (file, env) {
+            (Some(f), Some(_)) => {
+                self.problems.push(src.at_value(
+                    f,
+                    &format!("{key}_file"),
+                    format!(
+                        "set only one of {0}_file and {0}_env",
+                        key.rsplit('.').next().unwrap_or(key)
+                    ),
+                ));
+                None
+            }
+            (Some(f), None) => {
+                let path = self.path(f.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(s) => {
+                        let s = s
+                            .strip_suffix('\n')
+                            .map(|s| s.strip_suffix('\r').unwrap_or(s))
+                            .unwrap_or(&s);
+                        if s.is_empty() {
+                            self.problems.push(src.at_value(
+                                f,
+                                &format!("{key}_file"),
+                                format!("secret file {} is empty", path.display()),
+                            ));
+                            None
+                        } else {
+                            Some(Secret(s.to_string()))
+                        }
+                    }
+                    Err(e) => {
+                        self.problems.push(src.at_value(
+                            f,
+                            &format!("{key}_file"),
+                            format!("cannot read secret file {}: {e}", path.display()),
+                        ));
+                        None
+                    }
+                }
+            }
+            (None, Some(v)) => match std::env::var(v.get_ref()) {
+                Ok(s) if !s.is_empty() => Some(Secret(s)),
+                _ => {
+                    self.problems.push(src.at_value(
+                        v,
+                        &format!("{key}_env"),
+                        format!("environment variable {} is not set or empty", v.get_ref()),
+                    ));
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
+    fn ca_file(
+        &mut self,
+        src: &Source,
+        key: &str,
+        v: &Option<Spanned<PathBuf>>,
+    ) -> Option<PathBuf> {
+        let v = v.as_ref()?;
+        let path = self.path(v.get_ref());
+        if let Err(e) = std::fs::File::open(&path) {
+            self.problems.push(src.at_value(
+                v,
+                key,
+                format!("cannot read CA file {}: {e}", path.display()),
+            ));
+        }
+        Some(path)
+    }
+
+    fn sender(&mut self, src: &Source, name: &str, s: RawSender) -> Option<Sender> {
+        let k = |f: &str| format!("senders.{name}.{f}");
+        let from = self.address(src, &s.from, &k("from"));
+        let reply_to = s
+            .reply_to
+            .as_ref()
+            .and_then(|r| self.address(src, r, &k("reply_to")));
+        let password = self.secret(
+            src,
+            &k("password"),
+            &s.password,
+            &s.password_file,
+            &s.password_env,
+        );
+        if password.is_some() && s.username.is_none() {
+            let at = s
+                .password_file
+                .as_ref()
+                .map(|f| f.span())
+                .or(s.password_env.as_ref().map(|e| e.span()))
+                .unwrap_or(0..0);
+            self.problems.push(src.at(
+                at,
+                &k("username"),
+                "a password is set but no username to log in with",
+            ));
+        }
+        let ca_file = self.ca_file(src, &k("ca_file"), &s.ca_file);
+        let tls = s.tls.unwrap_or(TlsMode::Starttls);
+        let port = s.port.unwrap_or(match tls {
+            TlsMode::Implicit => 465,
+            TlsMode::Starttls => 587,
+            TlsMode::None => 25,
+        });
+        Some(Sender::Smtp(SmtpSender {
+            host: s.host.into_inner(),
+            port,
+            tls,
+            username: s.username,
+            password,
+            ca_file,
+            from: from?,
+            reply_to,
+            timeout: s
+                .timeout
+                .map_or(Duration::from_secs(60), |t| t.into_inner().0),
+        }))
+    }
+
+    fn seed(&mut self, src: &Source, name: &str, s: RawSeed) -> Option<Seed> {
+        let k = |f: &str| format!("seeds.{name}.{f}");
+        let address = self.address(src, &s.address, &k("address"));
+        if !valid_name(s.provider.get_ref()) {
+            self.problems.push(src.at_value(&s.provider, &k("provider"), "provider must be 1-64 characters of a-z, 0-9, '-', '_', '.' (it becomes a metric label)"));
+        }
+        let inbox = match s.kind.get_ref() {
+            raw::InboxKind::Imap => {
+                let mut missing = |field: &str| {
+                    self.problems.push(src.at_value(
+                        &s.kind,
+                        &k(field),
+                        format!("kind = \"imap\" needs `{field}`"),
+                    ));
+                };
+                if s.host.is_none() {
+                    missing("host");
+                }
+                if s.username.is_none() {
+                    missing("username");
+                }
+                if s.path.is_some() {
+                    self.problems.push(src.at_value(
+                        s.path.as_ref()?,
+                        &k("path"),
+                        "`path` is for kind = \"maildir\"",
+                    ));
+                }
+                let password = self.secret(
+                    src,
+                    &k("password"),
+                    &s.password,
+                    &s.password_file,
+                    &s.password_env,
+                );
+                if s.password_file.is_none() && s.password_env.is_none() && s.password.is_none() {
+                    self.problems.push(src.at_value(
+                        &s.kind,
+                        &k("password_file"),
+                        "kind = \"imap\" needs password_file or password_env",
+                    ));
+                }
+                let ca_file = self.ca_file(src, &k("ca_file"), &s.ca_file);
+                let tls = s.tls.unwrap_or(TlsMode::Implicit);
+                Inbox::Imap(ImapInbox {
+                    host: s.host?,
+                    port: s
+                        .port
+                        .unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 }),
+                    tls,
+                    username: s.username?,
+                    password: password?,
+                    ca_file,
+                })
+            }
+            raw::InboxKind::Maildir => {
+                for (set, field) in [
+                    (s.host.is_some(), "host"),
+                    (s.port.is_some(), "port"),
+                    (s.tls.is_some(), "tls"),
+                    (s.username.is_some(), "username"),
+                    (
+                        s.password_file.is_some()
+                            || s.password_env.is_some()
+                            || s.password.is_some(),
+                        "password_file",
+                    ),
+                    (s.ca_file.is_some(), "ca_file"),
+                ] {
+                    if set {
+                        self.problems.push(src.at_value(
+                            &s.kind,
+                            &k(field),
+                            format!("`{field}` is for kind = \"imap\", not \"maildir\""),
+                        ));
+                    }
+                }
+                let Some(p) = s.path.as_ref() else {
+                    self.problems.push(src.at_value(
+                        &s.kind,
+                        &k("path"),
+                        "kind = \"maildir\" needs `path` (the Maildir directory)",
+                    ));
+                    return None;
+                };
+                Inbox::Maildir(MaildirInbox {
+                    path: self.path(p.get_ref()),
+                })
+            }
+        };
+        Some(Seed {
+            provider: s.provider.into_inner(),
+            address: address?,
+            authserv_id: s.authserv_id,
+            inbox,
+        })
+    }
+
+    fn probe(
+        &mut self,
+        src: &Source,
+        name: &str,
+        p: &RawProbe,
+        senders: &[String],
+        seeds: &[String],
+    ) -> Option<Probe> {
+        let k = |f: &str| format!("probes.{name}.{f}");
+        let mut ok = true;
+        if !senders.contains(p.sender.get_ref()) {
+            ok = false;
+            self.problems.push(src.at_value(
+                &p.sender,
+                &k("sender"),
+                format!(
+                    "unknown sender {:?}; defined senders: {}",
+                    p.sender.get_ref(),
+                    list(senders)
+                ),
+            ));
+        }
+        if p.seeds.get_ref().is_empty() {
+            ok = false;
+            self.problems.push(src.at_value(
+                &p.seeds,
+                &k("seeds"),
+                "a probe needs at least one seed",
+            ));
+        }
+        for s in p.seeds.get_ref() {
+            if !seeds.contains(s.get_ref()) {
+                ok = false;
+                self.problems.push(src.at_value(
+                    s,
+                    &k("seeds"),
+                    format!(
+                        "unknown seed {:?}; defined seeds: {}",
+                        s.get_ref(),
+                        list(seeds)
+                    ),
+                ));
+            }
+        }
+        let every = p.every.get_ref().0;
+        let timeout = p.timeout.as_ref().map_or(every, |t| t.get_ref().0);
+        if every < Duration::from_secs(1) {
+            ok = false;
+            self.problems
+                .push(src.at_value(&p.every, &k("every"), "interval must be at least 1s"));
+        }
+        if let Some(t) = &p.timeout {
+            if t.get_ref().0.is_zero() {
+                ok = false;
+                self.problems.push(src.at_value(
+                    t,
+                    &k("timeout"),
+                    "timeout must be greater than zero",
+                ));
+            } else if t.get_ref().0 > every {
+                // Allowed (greylisting can take longer than a sensible interval),
+                // but then several probes of this kind are in flight at once.
+                self.warnings.push(src.at_value(t, &k("timeout"), format!(
+                    "timeout {} is longer than the interval {}; several probes will be in flight at once",
+                    t.get_ref(),
+                    p.every.get_ref()
+                )));
+            }
+        }
+        ok.then(|| Probe {
+            sender: p.sender.get_ref().clone(),
+            seeds: p
+                .seeds
+                .get_ref()
+                .iter()
+                .map(|s| s.get_ref().clone())
+                .collect(),
+            every,
+            timeout,
+            defined_in: src.path.clone(),
+        })
+    }
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".to_string()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,105 @@
+//! The config file as written: serde structs that reject unknown keys and
+//! keep the spans later checks need to point at.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{HumanDuration, TlsMode};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub daemon: Option<RawDaemon>,
+    pub http: Option<RawHttp>,
+    #[serde(default)]
+    pub senders: BTreeMap<String, Spanned<RawSender>>,
+    #[serde(default)]
+    pub seeds: BTreeMap<String, Spanned<RawSeed>>,
+    #[serde(default)]
+    pub probes: BTreeMap<String, Spanned<RawProbe>>,
+}
+
+/// A drop-in file holds probes only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbeFile {
+    #[serde(default)]
+    pub probes: BTreeMap<String, Spanned<RawProbe>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub state_dir: Option<Spanned<PathBuf>>,
+    pub probes_dir: Option<Spanned<PathBuf>>,
+    pub shutdown_grace: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SenderKind {
+    Smtp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSender {
+    #[allow(dead_code)] // one kind so far; the field is required so files stay explicit
+    pub kind: SenderKind,
+    pub host: Spanned<String>,
+    pub port: Option<u16>,
+    pub tls: Option<TlsMode>,
+    pub username: Option<String>,
+    /// Present only to refuse it with a helpful message.
+    pub password: Option<Spanned<toml::Value>>,
+    pub password_file: Option<Spanned<PathBuf>>,
+    pub password_env: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<PathBuf>>,
+    pub from: Spanned<String>,
+    pub reply_to: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<HumanDuration>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboxKind {
+    Imap,
+    Maildir,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSeed {
+    pub provider: Spanned<String>,
+    pub address: Spanned<String>,
+    pub authserv_id: Option<String>,
+    pub kind: Spanned<InboxKind>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<TlsMode>,
+    pub username: Option<String>,
+    /// Present only to refuse it with a helpful message.
+    pub password: Option<Spanned<toml::Value>>,
+    pub password_file: Option<Spanned<PathBuf>>,
+    pub password_env: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<PathBuf>>,
+    pub path: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    pub sender: Spanned<String>,
+    pub seeds: Spanned<Vec<Spanned<String>>>,
+    pub every: Spanned<HumanDuration>,
+    pub timeout: Option<Spanned<HumanDuration>>,
+}

@@ -1,0 +1,166 @@
+//! The daemon's lifecycle: start, reload, drain, stop.
+//!
+//! [`run`] takes its shutdown and reload triggers as parameters, so `main`
+//! wires them to signals and tests can drive them directly. Stopping cancels
+//! the workers and waits for in-flight work up to `daemon.shutdown_grace`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, Config};
+use crate::http::{self, HttpState};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The embedded store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The HTTP endpoint could not bind its address.
+    #[error("cannot listen on {addr}: {source} (set http.listen to a free address)")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What a running daemon tells its starter.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    /// The address `/metrics` is served on (the real port when 0 was asked for).
+    pub http: SocketAddr,
+}
+
+/// Run the daemon with an already loaded `config` until `shutdown` is
+/// cancelled. Each message on `reload` re-reads the config file; an invalid
+/// new config keeps the old one running.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    mut reload: mpsc::Receiver<()>,
+    started: impl FnOnce(Started),
+) -> Result<(), DaemonError> {
+    let metrics = Arc::new(Metrics::new());
+    reload_succeeded(&metrics);
+    log_warnings(&config);
+
+    let state_dir = config.daemon.state_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir))
+        .await
+        .map_err(|_| StoreError::Closed)??;
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+
+    let http_state = Arc::new(HttpState {
+        metrics: metrics.clone(),
+        ready: false.into(),
+    });
+    let grace = config.daemon.shutdown_grace;
+    let http_stop = CancellationToken::new();
+    let http_task = tokio::spawn(http::serve(
+        listener,
+        http_state.clone(),
+        http_stop.clone(),
+        grace,
+    ));
+
+    // Workers see config changes through this channel and stop on `workers`.
+    let (config_tx, _config_rx) = watch::channel(Arc::new(config));
+    let workers = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    http_state.ready.store(true, Ordering::Release);
+    tracing::info!(
+        metrics = %format!("http://{http_addr}/metrics"),
+        probes = config_tx.borrow().probes.len(),
+        seeds = config_tx.borrow().seeds.len(),
+        "mailcanary started"
+    );
+    started(Started { http: http_addr });
+
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(()) = reload.recv() => {
+                let current = config_tx.borrow().clone();
+                match reload_config(&current).await {
+                    Ok(new) => {
+                        reload_succeeded(&metrics);
+                        log_warnings(&new);
+                        tracing::info!(path = %new.path.display(), probes = new.probes.len(), "configuration reloaded");
+                        config_tx.send_replace(Arc::new(new));
+                    }
+                    Err(reason) => {
+                        metrics.config_last_reload_successful.set(0);
+                        tracing::error!(path = %current.path.display(), %reason, "configuration reload failed; keeping the running configuration");
+                    }
+                }
+            }
+        }
+    }
+
+    tracing::info!(grace = %humantime::format_duration(grace), "shutting down");
+    http_state.ready.store(false, Ordering::Release);
+    workers.cancel();
+    tracker.close();
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(tasks = tracker.len(), "in-flight work did not finish within the grace period; it resumes from the store on the next start");
+    }
+    http_stop.cancel();
+    let _ = http_task.await;
+    drop(store);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Read the config file again. Settings that need a restart keep their
+/// running values, with a warning.
+async fn reload_config(current: &Config) -> Result<Config, config::ConfigError> {
+    let path: PathBuf = current.path.clone();
+    let mut new = tokio::task::spawn_blocking(move || config::load(&path))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    if new.http.listen != current.http.listen {
+        tracing::warn!(running = %current.http.listen, configured = %new.http.listen, "http.listen changes on restart only");
+        new.http.listen = current.http.listen;
+    }
+    if new.daemon.state_dir != current.daemon.state_dir {
+        tracing::warn!(running = %current.daemon.state_dir.display(), configured = %new.daemon.state_dir.display(), "daemon.state_dir changes on restart only");
+        new.daemon.state_dir = current.daemon.state_dir.clone();
+    }
+    Ok(new)
+}
+
+fn reload_succeeded(metrics: &Metrics) {
+    metrics.config_last_reload_successful.set(1);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    metrics.config_last_reload_success_timestamp.set(now);
+}
+
+fn log_warnings(config: &Config) {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+}

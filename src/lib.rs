@@ -1,0 +1,36 @@
+//! mailcanary — a self-hosted mail-deliverability diagnostic daemon.
+//!
+//! On a schedule it sends realistic verification-code mail from the
+//! operator's own identities to seed inboxes, watches those inboxes, records
+//! where and how fast each probe arrived and what the receiver thought of its
+//! SPF/DKIM/DMARC, audits the sending domains' DNS, and exports it all as
+//! Prometheus metrics. See `DESIGN.md` for the contracts (CLI, JSON, metric
+//! names) that dashboards and alert rules depend on.
+//!
+//! # Layout
+//!
+//! Data flows one way; each stage has one module and hands the next a small
+//! typed value.
+//!
+//! - [`config`] — the TOML file and drop-in probe files: raw serde structs
+//!   that reject unknown keys, then checks of meaning. Every problem names
+//!   `file:line:col` and the key. Secrets only from `*_file` / `*_env`.
+//! - [`daemon`] — lifecycle: [`daemon::run`] takes the loaded config and its
+//!   shutdown and reload triggers as parameters; it opens the store, serves
+//!   HTTP, runs the workers, reloads on request and drains on shutdown.
+//! - [`store`] — SQLite (bundled) on its own thread; the schema of probe runs
+//!   in flight and final, migrated forward with `PRAGMA user_version`.
+//! - [`metrics`] — every exported series as a documented constant (type,
+//!   unit, labels), and the registry that renders `/metrics`.
+//! - [`http`] — hyper 1 endpoint: `/metrics`, `/-/healthy`, `/-/ready`.
+//! - [`logging`] — tracing subscriber, text or JSON.
+//!
+//! The binary (`src/main.rs`) is the only place that touches signals and
+//! process exit codes.
+
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod store;

@@ -1,0 +1,379 @@
+//! Every series mailcanary exports, defined once.
+//!
+//! Each [`Series`] constant names the metric, its type, unit and labels; the
+//! README's metric table is checked against [`ALL`] by a test. Labels are
+//! bounded: configured names (`probe`, `sender`, `seed`, `provider`,
+//! `domain`, `selector`) and closed enums (`placement`, `check`, `result`,
+//! `reason`) — never an address, token, code, Message-ID or server text.
+
+use prometheus::{
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+/// Metric types, as in the Prometheus exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// A series' contract: what dashboards and alert rules may rely on.
+#[derive(Debug, Clone, Copy)]
+pub struct Series {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Base unit (`seconds`, `bytes`, `bits`) or empty for counts and states.
+    pub unit: &'static str,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+/// Defines a [`Series`] constant whose doc comment is its help text.
+macro_rules! series {
+    ($help:literal, $id:ident, $name:literal, $kind:ident, $unit:literal, [$($label:literal),*]) => {
+        #[doc = $help]
+        pub const $id: Series = Series {
+            name: $name,
+            kind: Kind::$kind,
+            unit: $unit,
+            labels: &[$($label),*],
+            help: $help,
+        };
+    };
+}
+
+series!(
+    "Build metadata; always 1.",
+    BUILD_INFO,
+    "mailcanary_build_info",
+    Gauge,
+    "",
+    ["version"]
+);
+series!("1 if the last configuration (re)load succeeded, 0 if it failed and the previous config is still running.",
+    CONFIG_LAST_RELOAD_SUCCESSFUL, "mailcanary_config_last_reload_successful", Gauge, "", []);
+series!(
+    "Unix time of the last successful configuration load.",
+    CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP,
+    "mailcanary_config_last_reload_success_timestamp_seconds",
+    Gauge,
+    "seconds",
+    []
+);
+series!(
+    "Probe messages accepted by the sending relay.",
+    PROBE_SENT,
+    "mailcanary_probe_sent_total",
+    Counter,
+    "",
+    ["probe", "sender", "seed"]
+);
+series!(
+    "Probe sends that failed, by bounded reason (connect, tls, auth, smtp_4xx, smtp_5xx, timeout).",
+    PROBE_SEND_FAILURES,
+    "mailcanary_probe_send_failures_total",
+    Counter,
+    "",
+    ["probe", "sender", "seed", "reason"]
+);
+series!(
+    "Final probe results by placement (inbox, spam, tab, missing, late).",
+    PROBE_RESULTS,
+    "mailcanary_probe_results_total",
+    Counter,
+    "",
+    ["probe", "sender", "seed", "provider", "placement"]
+);
+series!(
+    "Submit-to-arrival time of delivered probes.",
+    DELIVERY_LATENCY,
+    "mailcanary_delivery_latency_seconds",
+    Histogram,
+    "seconds",
+    ["probe", "sender", "provider", "placement"]
+);
+series!("Submit-to-arrival time of the last delivered probe; removed when the last probe did not arrive.",
+    PROBE_LAST_LATENCY, "mailcanary_probe_last_latency_seconds", Gauge, "seconds", ["probe", "seed"]);
+series!(
+    "Unix time of the last final probe result.",
+    PROBE_LAST_RESULT_TIMESTAMP,
+    "mailcanary_probe_last_result_timestamp_seconds",
+    Gauge,
+    "seconds",
+    ["probe", "seed"]
+);
+series!(
+    "Placement of the last probe as a state set: exactly one placement is 1.",
+    PROBE_PLACEMENT,
+    "mailcanary_probe_placement",
+    Gauge,
+    "",
+    ["probe", "seed", "placement"]
+);
+series!(
+    "The receiver's authentication verdicts on the last probe as a state set per method.",
+    AUTH_RESULT,
+    "mailcanary_auth_result",
+    Gauge,
+    "",
+    ["probe", "seed", "method", "result"]
+);
+series!(
+    "DNS audit status per domain and check as a state set (ok, warning, error, unknown).",
+    DNS_CHECK_STATUS,
+    "mailcanary_dns_check_status",
+    Gauge,
+    "",
+    ["domain", "check", "status"]
+);
+series!(
+    "Number of DNS audit findings per domain, check and severity.",
+    DNS_FINDINGS,
+    "mailcanary_dns_findings",
+    Gauge,
+    "",
+    ["domain", "check", "severity"]
+);
+series!(
+    "DNS lookups the domain's SPF record needs (RFC 7208 limit: 10).",
+    SPF_DNS_LOOKUPS,
+    "mailcanary_spf_dns_lookups",
+    Gauge,
+    "",
+    ["domain"]
+);
+series!(
+    "Size of the DKIM public key.",
+    DKIM_KEY_BITS,
+    "mailcanary_dkim_key_bits",
+    Gauge,
+    "bits",
+    ["domain", "selector"]
+);
+series!(
+    "The domain's DMARC policy as a state set (none, quarantine, reject).",
+    DMARC_POLICY,
+    "mailcanary_dmarc_policy",
+    Gauge,
+    "",
+    ["domain", "policy"]
+);
+series!(
+    "1 if the target is listed on the DNS blocklist.",
+    DNSBL_LISTED,
+    "mailcanary_dnsbl_listed",
+    Gauge,
+    "",
+    ["target", "list"]
+);
+series!(
+    "Changes of a DNS record's content since the previous audit.",
+    DNS_RECORD_CHANGES,
+    "mailcanary_dns_record_changes_total",
+    Counter,
+    "",
+    ["domain", "record"]
+);
+series!(
+    "1 if the seed's inbox watcher is connected and watching.",
+    INBOX_UP,
+    "mailcanary_inbox_up",
+    Gauge,
+    "",
+    ["seed"]
+);
+
+/// Every series, for documentation checks.
+pub const ALL: &[Series] = &[
+    BUILD_INFO,
+    CONFIG_LAST_RELOAD_SUCCESSFUL,
+    CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP,
+    PROBE_SENT,
+    PROBE_SEND_FAILURES,
+    PROBE_RESULTS,
+    DELIVERY_LATENCY,
+    PROBE_LAST_LATENCY,
+    PROBE_LAST_RESULT_TIMESTAMP,
+    PROBE_PLACEMENT,
+    AUTH_RESULT,
+    DNS_CHECK_STATUS,
+    DNS_FINDINGS,
+    SPF_DNS_LOOKUPS,
+    DKIM_KEY_BITS,
+    DMARC_POLICY,
+    DNSBL_LISTED,
+    DNS_RECORD_CHANGES,
+    INBOX_UP,
+];
+
+/// Histogram buckets for delivery latency: sub-second local delivery up to an
+/// hour of greylisting.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+];
+
+/// The registry and a handle to every family in it.
+pub struct Metrics {
+    pub registry: Registry,
+    pub build_info: IntGaugeVec,
+    pub config_last_reload_successful: IntGauge,
+    pub config_last_reload_success_timestamp: Gauge,
+    pub probe_sent: IntCounterVec,
+    pub probe_send_failures: IntCounterVec,
+    pub probe_results: IntCounterVec,
+    pub delivery_latency: HistogramVec,
+    pub probe_last_latency: GaugeVec,
+    pub probe_last_result_timestamp: GaugeVec,
+    pub probe_placement: IntGaugeVec,
+    pub auth_result: IntGaugeVec,
+    pub dns_check_status: IntGaugeVec,
+    pub dns_findings: IntGaugeVec,
+    pub spf_dns_lookups: IntGaugeVec,
+    pub dkim_key_bits: IntGaugeVec,
+    pub dmarc_policy: IntGaugeVec,
+    pub dnsbl_listed: IntGaugeVec,
+    pub dns_record_changes: IntCounterVec,
+    pub inbox_up: IntGaugeVec,
+}
+
+fn opts(s: &Series) -> Opts {
+    Opts::new(s.name, s.help)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        // Names and labels are compile-time constants checked by the tests
+        // below, so registration cannot fail at run time.
+        fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+            r.register(Box::new(c.clone()))
+                .expect("series are unique and valid");
+            c
+        }
+        let gauge_vec = |s: &Series| {
+            reg(
+                &registry,
+                IntGaugeVec::new(opts(s), s.labels).expect("valid series"),
+            )
+        };
+        let fgauge_vec = |s: &Series| {
+            reg(
+                &registry,
+                GaugeVec::new(opts(s), s.labels).expect("valid series"),
+            )
+        };
+        let counter_vec = |s: &Series| {
+            reg(
+                &registry,
+                IntCounterVec::new(opts(s), s.labels).expect("valid series"),
+            )
+        };
+
+        let m = Metrics {
+            build_info: gauge_vec(&BUILD_INFO),
+            config_last_reload_successful: reg(
+                &registry,
+                IntGauge::with_opts(opts(&CONFIG_LAST_RELOAD_SUCCESSFUL)).expect("valid series"),
+            ),
+            config_last_reload_success_timestamp: reg(
+                &registry,
+                Gauge::with_opts(opts(&CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP))
+                    .expect("valid series"),
+            ),
+            probe_sent: counter_vec(&PROBE_SENT),
+            probe_send_failures: counter_vec(&PROBE_SEND_FAILURES),
+            probe_results: counter_vec(&PROBE_RESULTS),
+            delivery_latency: reg(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(DELIVERY_LATENCY.name, DELIVERY_LATENCY.help)
+                        .buckets(LATENCY_BUCKETS.to_vec()),
+                    DELIVERY_LATENCY.labels,
+                )
+                .expect("valid series"),
+            ),
+            probe_last_latency: fgauge_vec(&PROBE_LAST_LATENCY),
+            probe_last_result_timestamp: fgauge_vec(&PROBE_LAST_RESULT_TIMESTAMP),
+            probe_placement: gauge_vec(&PROBE_PLACEMENT),
+            auth_result: gauge_vec(&AUTH_RESULT),
+            dns_check_status: gauge_vec(&DNS_CHECK_STATUS),
+            dns_findings: gauge_vec(&DNS_FINDINGS),
+            spf_dns_lookups: gauge_vec(&SPF_DNS_LOOKUPS),
+            dkim_key_bits: gauge_vec(&DKIM_KEY_BITS),
+            dmarc_policy: gauge_vec(&DMARC_POLICY),
+            dnsbl_listed: gauge_vec(&DNSBL_LISTED),
+            dns_record_changes: counter_vec(&DNS_RECORD_CHANGES),
+            inbox_up: gauge_vec(&INBOX_UP),
+            registry,
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        m
+    }
+
+    /// The text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Encoding to a String only fails on invalid UTF-8, which the
+        // bounded label values rule out; an empty body is the safe fallback.
+        if let Err(e) =
+            prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out)
+        {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_follow_the_naming_rules() {
+        for s in ALL {
+            assert!(s.name.starts_with("mailcanary_"), "{}", s.name);
+            assert_eq!(
+                s.kind == Kind::Counter,
+                s.name.ends_with("_total"),
+                "{}: _total iff counter",
+                s.name
+            );
+            if !s.unit.is_empty() {
+                assert!(
+                    s.name.contains(&format!("_{}", s.unit)),
+                    "{}: unit {} in name",
+                    s.name,
+                    s.unit
+                );
+            }
+            assert!(!s.help.is_empty(), "{} has help", s.name);
+        }
+        let mut names: Vec<_> = ALL.iter().map(|s| s.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "names are unique");
+    }
+
+    #[test]
+    fn build_info_is_rendered() {
+        let m = Metrics::new();
+        let text = m.render();
+        assert!(
+            text.contains(&format!(
+                "mailcanary_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! The embedded store: SQLite in the state directory, owned by one thread.
+//!
+//! rusqlite is synchronous, so the connection lives on a dedicated thread and
+//! async code sends it closures ([`Store::call`]); the runtime never blocks on
+//! disk. Jobs run in the order they were sent. The schema is versioned with
+//! `PRAGMA user_version` and migrated forward on open, one transaction per step.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+/// File name of the database inside the state directory.
+pub const DB_FILE: &str = "mailcanary.sqlite3";
+
+/// Forward migrations; entry `i` takes the schema from version `i` to `i + 1`.
+/// Never edit a released step: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: probe runs, in flight and final. One row per (probe, seed) send,
+    // keyed by the probe token that ties an arrival to it. Times are Unix ms.
+    "CREATE TABLE probe_run (
+        token        TEXT PRIMARY KEY,
+        probe        TEXT NOT NULL,
+        sender       TEXT NOT NULL,
+        seed         TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'final')),
+        created_ms   INTEGER NOT NULL,
+        deadline_ms  INTEGER NOT NULL,
+        submitted_ms INTEGER,
+        queue_id     TEXT,
+        outcome      TEXT,
+        reason       TEXT,
+        folder       TEXT,
+        seen_ms      INTEGER,
+        internal_ms  INTEGER,
+        verdict_json TEXT,
+        counted      INTEGER NOT NULL DEFAULT 0,
+        final_ms     INTEGER
+    );
+    CREATE INDEX probe_run_open ON probe_run (state) WHERE state != 'final';
+    CREATE INDEX probe_run_created ON probe_run (created_ms);",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state directory could not be created or used.
+    #[error("state directory {}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// SQLite refused an operation.
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer mailcanary.
+    #[error("store schema version {found} is newer than this build's {SCHEMA_VERSION}; upgrade mailcanary or move {}", path.display())]
+    TooNew { found: u32, path: PathBuf },
+    /// The store thread is gone (it panicked or the store was closed).
+    #[error("store thread stopped")]
+    Closed,
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Handle to the store thread; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Store {
+    /// Open (creating if needed) the database in `state_dir`, migrate it, and
+    /// start its thread.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::Dir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join(DB_FILE);
+        let mut conn = Connection::open(&path)?;
+        // WAL + NORMAL: a committed write survives a killed process (SIGKILL),
+        // which is the failure the probe records must outlive.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn, &path)?;
+
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("mailcanary-store".into())
+            .spawn(move || {
+                for job in rx {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|source| StoreError::Dir {
+                path: state_dir.to_path_buf(),
+                source,
+            })?;
+        Ok(Store { tx })
+    }
+
+    /// Run `f` on the store thread and wait for its result.
+    pub async fn call<F, R>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = done.send(f(conn));
+        });
+        self.tx.send(job).map_err(|_| StoreError::Closed)?;
+        result
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(StoreError::from)
+    }
+
+    /// The schema version of the open database.
+    pub async fn schema_version(&self) -> Result<u32, StoreError> {
+        self.call(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
+            .await
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            path: path.to_path_buf(),
+        });
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        tx.commit()?;
+        tracing::info!(from = i, to = i + 1, "store schema migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        store
+            .call(|c| {
+                c.execute(
+                    "INSERT INTO probe_run (token, probe, sender, seed, state, created_ms, deadline_ms)
+                     VALUES ('t1', 'p', 's', 'seed', 'pending', 1, 2)",
+                    [],
+                )
+            })
+            .await
+            .unwrap();
+        drop(store);
+        let again = Store::open(dir.path()).unwrap();
+        let n: i64 = again
+            .call(|c| c.query_row("SELECT count(*) FROM probe_run", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "data survives a reopen");
+    }
+
+    #[tokio::test]
+    async fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        match Store::open(dir.path()) {
+            Err(StoreError::TooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("a newer schema must be refused"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_statement_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let r = store
+            .call(|c| c.execute("INSERT INTO nowhere VALUES (1)", []))
+            .await;
+        assert!(matches!(r, Err(StoreError::Sqlite(_))));
+        // The thread survives a failed job.
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    }
+}

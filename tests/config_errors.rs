@@ -1,0 +1,109 @@
+//! Table-driven config tests: every file under `tests/fixtures/config/bad`
+//! (or directory, loaded through its `main.toml`) must fail to load with
+//! exactly the diagnostics its `# expect:` lines give, each naming
+//! `file:line:col` and the key; every file under `good` must load, with the
+//! warnings its `# expect-warning:` lines give.
+
+use std::path::{Path, PathBuf};
+
+use mailcanary::config::{self, ConfigError};
+
+fn fixtures(kind: &str) -> Vec<(PathBuf, PathBuf)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(kind);
+    let mut cases: Vec<(PathBuf, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() {
+                (p.join("main.toml"), p)
+            } else {
+                (p.clone(), dir.clone())
+            }
+        })
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no fixtures in {}", dir.display());
+    cases
+}
+
+/// `# <tag> <text>` lines; `{dir}` stands for the case directory and a
+/// leading `LINE:COL:` means "in the main file".
+fn expectations(main: &Path, case_dir: &Path, tag: &str) -> Vec<String> {
+    std::fs::read_to_string(main)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("# {tag} ")))
+        .map(|e| {
+            let e = e.replace("{dir}", &case_dir.display().to_string());
+            if e.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+                format!("{}:{e}", main.display())
+            } else {
+                format!("{}/{e}", case_dir.display())
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn bad_configs_fail_with_their_exact_diagnostics() {
+    std::env::remove_var("MAILCANARY_TEST_SURELY_UNSET");
+    let mut failures = Vec::new();
+    for (main, case_dir) in fixtures("bad") {
+        let expected = expectations(&main, &case_dir, "expect:");
+        assert!(
+            !expected.is_empty(),
+            "{} has no `# expect:` line",
+            main.display()
+        );
+        let got: Vec<String> = match config::load(&main) {
+            Ok(_) => vec!["<loaded without error>".into()],
+            Err(ConfigError::Invalid(d)) => d.iter().map(|d| d.to_string()).collect(),
+            Err(e) => vec![e.to_string()],
+        };
+        if got != expected {
+            failures.push(format!(
+                "{}\n  expected: {expected:#?}\n  got:      {got:#?}",
+                main.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn good_configs_load_with_their_warnings() {
+    for (main, case_dir) in fixtures("good") {
+        let expected = expectations(&main, &case_dir, "expect-warning:");
+        let c = config::load(&main).unwrap_or_else(|e| panic!("{}: {e}", main.display()));
+        let got: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(got, expected, "{}", main.display());
+    }
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let main = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/good/base.toml");
+    let c = config::load(&main).unwrap();
+    let secret = std::fs::read_to_string(main.parent().unwrap().join("../secret.txt")).unwrap();
+    let dump = format!("{c:?}");
+    assert!(
+        dump.contains("Secret(***)"),
+        "the seed's password is loaded"
+    );
+    assert!(
+        !dump.contains(secret.trim()),
+        "the secret leaks into Debug output"
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_read_error() {
+    match config::load(Path::new("/nonexistent/mailcanary.toml")) {
+        Err(ConfigError::Read { path, .. }) => {
+            assert_eq!(path, Path::new("/nonexistent/mailcanary.toml"))
+        }
+        other => panic!("expected a read error, got {other:?}"),
+    }
+}
