@@ -107,3 +107,41 @@ fn a_missing_file_is_a_read_error() {
         other => panic!("expected a read error, got {other:?}"),
     }
 }
+
+#[test]
+fn the_shipped_example_configs_are_valid() {
+    let probes = Path::new(env!("CARGO_MANIFEST_DIR")).join("probes");
+    std::env::set_var("MAILCANARY_SMTP_PASSWORD", "x");
+    std::env::set_var("MAILCANARY_GMAIL1_APP_PASSWORD", "x");
+    let c = config::load(&probes.join("example.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.probes["signup"].seeds, ["gmail1", "local-maildir"]);
+    assert_eq!(
+        c.warnings.len(),
+        1,
+        "timeout > every is a warning: {:?}",
+        c.warnings
+    );
+
+    // local.toml points at the demo stack's files; check everything but them.
+    let text = std::fs::read_to_string(probes.join("local.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("pw");
+    std::fs::write(&secret, "pw\n").unwrap();
+    let local = dir.path().join("local.toml");
+    std::fs::write(
+        &local,
+        text.replace(
+            "/tmp/mailcanary-demo/seed-password",
+            &secret.display().to_string(),
+        )
+        .replace(
+            "/tmp/mailcanary-demo/tls/ca.pem",
+            &secret.display().to_string(),
+        )
+        .replace("\"local.d\"", &format!("{:?}", probes.join("local.d"))),
+    )
+    .unwrap();
+    let c = config::load(&local).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.probes.len(), 2);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}

@@ -25,9 +25,9 @@ use raw::{RawConfig, RawProbe, RawProbeFile, RawSeed, RawSender};
 use toml::Spanned;
 
 /// Default port of the HTTP endpoint. The Prometheus exporter range
-/// 9100-9999 is fully allocated; 10587 is outside it and not on the
+/// 9100-9999 is fully allocated; 10580 is outside it and not on the
 /// default-port-allocations list (checked 2026-11).
-pub const DEFAULT_HTTP_PORT: u16 = 10587;
+pub const DEFAULT_HTTP_PORT: u16 = 10580;
 
 /// The resolved configuration the daemon runs with.
 #[derive(Debug, Clone)]

@@ -1,0 +1,19 @@
+//! The shipped alert rules pass `promtool check rules`.
+
+use std::process::Command;
+
+#[test]
+fn alert_rules_pass_promtool() {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/alerts.yml");
+    let out = Command::new("promtool")
+        .args(["check", "rules", rules])
+        .output()
+        .expect("promtool (Debian package prometheus; scripts/deps.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("SUCCESS: 2 rules found"), "{text}");
+}
