@@ -1,0 +1,182 @@
+//! Domain names: normalisation, a syntax check, and the organizational domain
+//! of RFC 7489 §3.2.
+//!
+//! The organizational domain needs the Public Suffix List. The project takes no
+//! dependency for it here; callers pass a [`PublicSuffix`]. The `psl` crate
+//! (compiled-in list, republished whenever the list changes) fits behind it:
+//!
+//! ```text
+//! struct Psl;
+//! impl PublicSuffix for Psl {
+//!     fn suffix_labels(&self, name: &str) -> usize {
+//!         psl::suffix(name.as_bytes())
+//!             .map(|s| s.as_bytes().split(|b| *b == b'.').count())
+//!             .unwrap_or(1)
+//!     }
+//! }
+//! ```
+//!
+//! [`LastLabel`] is the dependency-free fallback: it treats only the last
+//! label as public, which is wrong for multi-label suffixes (`co.uk`,
+//! `com.au`, `github.io`): there it names `co.uk` as the organizational
+//! domain of `example.co.uk`.
+
+/// Lower-cases ASCII letters and drops one trailing dot. Input that is not a
+/// valid name is returned normalised the same way (callers check validity with
+/// [`is_valid_name`]).
+pub fn normalize(name: &str) -> String {
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    trimmed.to_ascii_lowercase()
+}
+
+/// True for a DNS name usable in a query: 1..=253 octets (without the
+/// trailing dot), labels of 1..=63 octets (RFC 1035 §2.3.4), printable ASCII
+/// without spaces. Underscores are allowed (`_dmarc`, `_spf`).
+pub fn is_valid_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    name.split('.').all(|label| {
+        !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_graphic())
+    })
+}
+
+/// True for a host name in the "LDH" sense (letters, digits, hyphens, and
+/// underscores for service labels), with a non-numeric last label, as
+/// required of a mail domain.
+pub fn is_host_name(name: &str) -> bool {
+    if !is_valid_name(name) {
+        return false;
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let labels_ok = name.split('.').all(|l| {
+        l.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    });
+    let tld_ok = name
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()));
+    labels_ok && tld_ok
+}
+
+/// Where the public part of a name ends (RFC 7489 §3.2 step 3).
+pub trait PublicSuffix {
+    /// Number of labels at the end of `name` (normalised) that form its public
+    /// suffix: 1 for `example.com`, 2 for `example.co.uk`. A result of 0 is
+    /// read as 1.
+    fn suffix_labels(&self, name: &str) -> usize;
+}
+
+/// Treats the last label as the public suffix. Wrong for multi-label
+/// suffixes; see the module documentation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LastLabel;
+
+impl PublicSuffix for LastLabel {
+    fn suffix_labels(&self, _name: &str) -> usize {
+        1
+    }
+}
+
+/// A fixed list of public suffixes (plus every single label). For tests and
+/// for operators who configure their own suffixes.
+#[derive(Debug, Clone, Default)]
+pub struct SuffixList(pub Vec<String>);
+
+impl PublicSuffix for SuffixList {
+    fn suffix_labels(&self, name: &str) -> usize {
+        let name = normalize(name);
+        self.0
+            .iter()
+            .map(|s| normalize(s))
+            .filter(|s| name == *s || name.ends_with(&format!(".{s}")))
+            .map(|s| s.split('.').count())
+            .max()
+            .unwrap_or(1)
+    }
+}
+
+/// The organizational domain of `name` (RFC 7489 §3.2): its public suffix plus
+/// one label. `None` when `name` is itself a public suffix or not a valid name.
+pub fn organizational_domain(name: &str, psl: &dyn PublicSuffix) -> Option<String> {
+    let name = normalize(name);
+    if !is_valid_name(&name) {
+        return None;
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    let keep = psl.suffix_labels(&name).max(1).saturating_add(1);
+    if labels.len() < keep {
+        return None;
+    }
+    let start = labels.len() - keep;
+    labels.get(start..).map(|l| l.join("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_lowercases_and_drops_dot() {
+        assert_eq!(normalize("Mail.Example.COM."), "mail.example.com");
+        assert_eq!(normalize("."), "");
+    }
+
+    #[test]
+    fn name_validity() {
+        assert!(is_valid_name("_dmarc.example.com"));
+        assert!(is_valid_name("example.com."));
+        assert!(!is_valid_name("a..b"));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name(&format!("{}.com", "a".repeat(64))));
+        assert!(is_valid_name(&"a.".repeat(127)));
+        assert!(!is_valid_name(&"a.".repeat(128)));
+        assert!(!is_valid_name("a b.com"));
+        assert!(is_host_name("mail-1.example.com"));
+        assert!(!is_host_name("192.0.2.1"));
+        assert!(!is_host_name("-a.example"));
+        assert!(!is_host_name("a!.example"));
+    }
+
+    #[test]
+    fn org_domain_with_last_label() {
+        let psl = LastLabel;
+        assert_eq!(
+            organizational_domain("a.b.Example.com.", &psl).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            organizational_domain("example.com", &psl).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(organizational_domain("com", &psl), None);
+        assert_eq!(organizational_domain("", &psl), None);
+        // The documented limitation:
+        assert_eq!(
+            organizational_domain("mail.example.co.uk", &psl).as_deref(),
+            Some("co.uk")
+        );
+    }
+
+    #[test]
+    fn org_domain_with_suffix_list() {
+        let psl = SuffixList(vec!["co.uk".into(), "github.io".into()]);
+        assert_eq!(
+            organizational_domain("mail.example.co.uk", &psl).as_deref(),
+            Some("example.co.uk")
+        );
+        assert_eq!(organizational_domain("co.uk", &psl), None);
+        assert_eq!(
+            organizational_domain("x.y.github.io", &psl).as_deref(),
+            Some("y.github.io")
+        );
+        assert_eq!(
+            organizational_domain("a.example.com", &psl).as_deref(),
+            Some("example.com")
+        );
+    }
+}
