@@ -24,13 +24,21 @@
 //!   unit, labels), and the registry that renders `/metrics`.
 //! - [`http`] — hyper 1 endpoint: `/metrics`, `/-/healthy`, `/-/ready`.
 //! - [`logging`] — tracing subscriber, text or JSON.
+//! - [`probe`] — the probe stages: [`probe::compose`] builds a
+//!   verification-code message around a token, [`probe::send`] submits it
+//!   over SMTP and returns a typed `Sent` or `SendFailure`.
+//! - [`audit`] — the pure half of the DNS audit: SPF, DMARC and DKIM record
+//!   parsers and linters that take fetched answers ([`audit::DnsFacts`]) and
+//!   return findings with stable ids; they do no I/O.
 //!
 //! The binary (`src/main.rs`) is the only place that touches signals and
 //! process exit codes.
 
+pub mod audit;
 pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod probe;
 pub mod store;

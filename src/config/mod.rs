@@ -104,6 +104,9 @@ pub struct SmtpSender {
     pub from: String,
     pub reply_to: Option<String>,
     pub timeout: Duration,
+    /// How often a temporary (4xx) refusal is retried before it counts as a failure.
+    pub retries_4xx: u32,
+    pub retry_backoff: Duration,
 }
 
 /// A seed mailbox at some provider that probes are sent to and watched in.
@@ -499,6 +502,8 @@ impl Check<'_> {
             timeout: s
                 .timeout
                 .map_or(Duration::from_secs(60), |t| t.into_inner().0),
+            retries_4xx: s.retries_4xx.unwrap_or(2),
+            retry_backoff: s.retry_backoff.map_or(Duration::from_secs(30), |d| d.0),
         }))
     }
 

@@ -67,6 +67,8 @@ pub struct RawSender {
     pub from: Spanned<String>,
     pub reply_to: Option<Spanned<String>>,
     pub timeout: Option<Spanned<HumanDuration>>,
+    pub retries_4xx: Option<u32>,
+    pub retry_backoff: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
