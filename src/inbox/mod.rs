@@ -1,0 +1,98 @@
+//! Watch seed inboxes and report probe arrivals.
+//!
+//! One watcher per watched folder (IMAP: a long-lived IDLE connection each;
+//! Maildir: inotify). A watcher recognises probe mail by its token, fetches
+//! the message once, and hands an [`Arrival`] to the recorder. It removes the
+//! message only after the recorder has persisted the result and answered
+//! [`Disposition::Remove`], so a crash in between loses nothing: the message
+//! is found again on the next start. Mail without a known token is never
+//! touched.
+
+pub mod imap;
+pub mod maildir;
+
+use std::time::SystemTime;
+
+use tokio::sync::oneshot;
+
+use crate::probe::compose::Token;
+
+/// What a folder means for placement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FolderRole {
+    Inbox,
+    Spam,
+}
+
+impl FolderRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FolderRole::Inbox => "inbox",
+            FolderRole::Spam => "spam",
+        }
+    }
+}
+
+/// A probe message found in a seed's mailbox.
+#[derive(Debug)]
+pub struct Arrival {
+    pub seed: String,
+    pub token: Token,
+    pub role: FolderRole,
+    /// The server's folder name, for logs.
+    pub folder: String,
+    /// Gmail category (`promotions`, `social`, `updates`, `forums`) when the
+    /// server exposes labels; the placement is then `tab`.
+    pub tab: Option<String>,
+    /// When mailcanary first saw it.
+    pub seen: SystemTime,
+    /// When the mailbox stored it: IMAP INTERNALDATE (1 s resolution) or the
+    /// Maildir file's modification time.
+    pub stored: Option<SystemTime>,
+    /// The message as delivered.
+    pub raw: Vec<u8>,
+    /// The recorder's answer once the arrival is persisted.
+    pub reply: oneshot::Sender<Disposition>,
+}
+
+/// What the watcher does with a message after the recorder has seen it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Recorded: delete it (or move it to the seed's cleanup folder).
+    Remove,
+    /// Not ours (unknown token): leave it alone and do not report it again.
+    Keep,
+}
+
+/// What watchers tell the rest of the daemon.
+#[derive(Debug)]
+pub enum WatchEvent {
+    Arrival(Arrival),
+    /// A folder watcher connected (true) or lost its connection (false).
+    Up { seed: String, role: FolderRole, up: bool },
+}
+
+/// Find a probe token in a message's Message-ID, probe header or text.
+/// Cheap enough to run on every new message of a watched folder.
+pub fn find_token(raw: &[u8]) -> Option<Token> {
+    let prefix = crate::probe::compose::TOKEN_PREFIX.as_bytes();
+    let len = prefix.len() + crate::probe::compose::TOKEN_LEN;
+    raw.windows(len)
+        .filter(|w| w.starts_with(prefix))
+        .find_map(|w| std::str::from_utf8(w).ok().and_then(Token::parse))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_found_anywhere_and_junk_is_not_a_token() {
+        let t = "mc-abcdefghijklmnopqrstuvwxyz";
+        let raw = format!("Message-ID: <{t}@sender.test>\r\n\r\nbody");
+        assert_eq!(find_token(raw.as_bytes()).map(|t| t.to_string()), Some(t.to_string()));
+        assert!(find_token(b"Message-ID: <mc-short@x>\r\n\r\nmc-").is_none());
+        assert!(find_token(b"mc-ABCDEFGHIJKLMNOPQRSTUVWXYZ").is_none());
+        assert!(find_token(&[0xff; 100]).is_none());
+    }
+}
