@@ -44,3 +44,4 @@ pub mod metrics;
 pub mod probe;
 pub mod store;
 pub mod tls;
+pub mod verdict;

@@ -40,16 +40,22 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsSet
             let mut roots = RootCertStore::empty();
             let certs = CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))?;
             for cert in certs {
-                roots.add(cert.map_err(|e| err(e.to_string()))?).map_err(|e| err(e.to_string()))?;
+                roots
+                    .add(cert.map_err(|e| err(e.to_string()))?)
+                    .map_err(|e| err(e.to_string()))?;
             }
             if roots.is_empty() {
                 return Err(err("no certificate in the file".into()));
             }
-            ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
+            ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth()
         }
         None => {
             use rustls_platform_verifier::BuilderVerifierExt;
-            ClientConfig::builder().with_platform_verifier()?.with_no_client_auth()
+            ClientConfig::builder()
+                .with_platform_verifier()?
+                .with_no_client_auth()
         }
     };
     Ok(Arc::new(config))

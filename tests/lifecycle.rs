@@ -51,9 +51,13 @@ fn sighup_with_a_broken_config_keeps_the_old_one_serving() {
     );
     let good = std::fs::read_to_string(&d.config).unwrap();
 
+    let template = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/probes/templates/verification-en.toml"
+    );
     std::fs::write(
         &d.config,
-        format!("{good}\n[probes.x]\nsender = \"nobody\"\nseeds = []\nevery = \"1m\"\n"),
+        format!("{good}\n[probes.x]\nsender = \"nobody\"\nseeds = []\nevery = \"1m\"\ntemplate = {template:?}\n"),
     )
     .unwrap();
     d.signal("HUP");

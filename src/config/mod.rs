@@ -15,11 +15,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use diag::Diagnostic;
 pub use duration::HumanDuration;
 
+use crate::probe::compose::Template;
 use diag::Source;
 use raw::{RawConfig, RawProbe, RawProbeFile, RawSeed, RawSender};
 use toml::Spanned;
@@ -107,6 +109,17 @@ pub struct SmtpSender {
     /// How often a temporary (4xx) refusal is retried before it counts as a failure.
     pub retries_4xx: u32,
     pub retry_backoff: Duration,
+    /// DKIM signing by mailcanary itself, for relays that do not sign.
+    pub dkim: Option<DkimSigning>,
+}
+
+/// A DKIM key mailcanary signs probes with.
+#[derive(Debug, Clone)]
+pub struct DkimSigning {
+    pub selector: String,
+    pub domain: String,
+    /// The private key (PEM, PKCS#8 or PKCS#1 RSA).
+    pub key_pem: Secret,
 }
 
 /// A seed mailbox at some provider that probes are sent to and watched in.
@@ -118,6 +131,7 @@ pub struct Seed {
     /// The authserv-id whose Authentication-Results headers are trusted.
     pub authserv_id: Option<String>,
     pub inbox: Inbox,
+    pub spam_folder: Option<String>,
 }
 
 /// How a seed's mailbox is watched; one variant per inbox kind.
@@ -142,6 +156,14 @@ pub struct MaildirInbox {
     pub path: PathBuf,
 }
 
+impl Seed {
+    /// The spam folder override: an IMAP folder name, or for a Maildir a
+    /// sub-Maildir path (default `.Junk`, Maildir++).
+    pub fn spam_folder(&self) -> Option<&str> {
+        self.spam_folder.as_deref()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub sender: String,
@@ -150,6 +172,16 @@ pub struct Probe {
     pub timeout: Duration,
     /// The file the probe was defined in (main file or a drop-in).
     pub defined_in: PathBuf,
+    /// The message template, loaded and checked.
+    pub template: Arc<Template>,
+    /// Product name the template shows.
+    pub product: String,
+    /// Digits of the verification code.
+    pub code_length: usize,
+    /// How long the code is valid; shown in the message.
+    pub code_validity: Duration,
+    /// Add an explicit `X-Mailcanary-Probe` header (production mail has none).
+    pub probe_header: bool,
 }
 
 /// Why a config could not be loaded.
@@ -459,6 +491,7 @@ impl Check<'_> {
     fn sender(&mut self, src: &Source, name: &str, s: RawSender) -> Option<Sender> {
         let k = |f: &str| format!("senders.{name}.{f}");
         let from = self.address(src, &s.from, &k("from"));
+        let dkim = self.dkim(src, name, &s, from.as_deref());
         let reply_to = s
             .reply_to
             .as_ref()
@@ -502,9 +535,79 @@ impl Check<'_> {
             timeout: s
                 .timeout
                 .map_or(Duration::from_secs(60), |t| t.into_inner().0),
+            dkim,
             retries_4xx: s.retries_4xx.unwrap_or(2),
             retry_backoff: s.retry_backoff.map_or(Duration::from_secs(30), |d| d.0),
         }))
+    }
+
+    /// DKIM signing settings: all of selector and key file, or none.
+    fn dkim(
+        &mut self,
+        src: &Source,
+        name: &str,
+        s: &RawSender,
+        from: Option<&str>,
+    ) -> Option<DkimSigning> {
+        let k = |f: &str| format!("senders.{name}.{f}");
+        let (selector, key_file) = match (&s.dkim_selector, &s.dkim_key_file) {
+            (None, None) => {
+                if s.dkim_domain.is_some() {
+                    self.problems.push(src.at_value(
+                        &s.from,
+                        &k("dkim_selector"),
+                        "dkim_domain is set but dkim_selector and dkim_key_file are not",
+                    ));
+                }
+                return None;
+            }
+            (Some(sel), Some(f)) => (sel, f),
+            (None, Some(f)) => {
+                self.problems.push(src.at_value(
+                    f,
+                    &k("dkim_selector"),
+                    "dkim_key_file needs dkim_selector",
+                ));
+                return None;
+            }
+            (Some(_), None) => {
+                self.problems.push(src.at_value(
+                    &s.from,
+                    &k("dkim_key_file"),
+                    "dkim_selector needs dkim_key_file",
+                ));
+                return None;
+            }
+        };
+        let path = self.path(key_file.get_ref());
+        let pem = match std::fs::read_to_string(&path) {
+            Ok(p) => p,
+            Err(e) => {
+                self.problems.push(src.at_value(
+                    key_file,
+                    &k("dkim_key_file"),
+                    format!("cannot read DKIM key {}: {e}", path.display()),
+                ));
+                return None;
+            }
+        };
+        if let Err(e) = crate::probe::sign::signing_key(&pem) {
+            self.problems.push(src.at_value(
+                key_file,
+                &k("dkim_key_file"),
+                format!("{}: {e}", path.display()),
+            ));
+            return None;
+        }
+        let domain = s.dkim_domain.clone().or_else(|| {
+            from.and_then(|f| f.rsplit_once('@'))
+                .map(|(_, d)| d.to_string())
+        })?;
+        Some(DkimSigning {
+            selector: selector.clone(),
+            domain,
+            key_pem: Secret(pem),
+        })
     }
 
     fn seed(&mut self, src: &Source, name: &str, s: RawSeed) -> Option<Seed> {
@@ -602,6 +705,7 @@ impl Check<'_> {
             address: address?,
             authserv_id: s.authserv_id,
             inbox,
+            spam_folder: s.spam_folder,
         })
     }
 
@@ -674,7 +778,40 @@ impl Check<'_> {
                 )));
             }
         }
+        let here = src
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let template_path = here.join(p.template.get_ref());
+        let template = match Template::load(&template_path) {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                self.problems
+                    .push(src.at_value(&p.template, &k("template"), e.to_string()));
+                None
+            }
+        };
+        let code_length = match &p.code_length {
+            None => 6,
+            Some(n) if (4..=12).contains(n.get_ref()) => usize::from(*n.get_ref()),
+            Some(n) => {
+                self.problems.push(src.at_value(
+                    n,
+                    &k("code_length"),
+                    "code_length must be 4 to 12 digits",
+                ));
+                ok = false;
+                6
+            }
+        };
+        let template = template?;
         ok.then(|| Probe {
+            template,
+            product: p.product.clone().unwrap_or_else(|| "Example".to_string()),
+            code_length,
+            code_validity: p.code_validity.map_or(Duration::from_secs(600), |d| d.0),
+            probe_header: p.probe_header.unwrap_or(false),
             sender: p.sender.get_ref().clone(),
             seeds: p
                 .seeds

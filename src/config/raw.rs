@@ -69,6 +69,9 @@ pub struct RawSender {
     pub timeout: Option<Spanned<HumanDuration>>,
     pub retries_4xx: Option<u32>,
     pub retry_backoff: Option<HumanDuration>,
+    pub dkim_selector: Option<String>,
+    pub dkim_domain: Option<String>,
+    pub dkim_key_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -95,6 +98,7 @@ pub struct RawSeed {
     pub password_env: Option<Spanned<String>>,
     pub ca_file: Option<Spanned<PathBuf>>,
     pub path: Option<Spanned<PathBuf>>,
+    pub spam_folder: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,4 +108,9 @@ pub struct RawProbe {
     pub seeds: Spanned<Vec<Spanned<String>>>,
     pub every: Spanned<HumanDuration>,
     pub timeout: Option<Spanned<HumanDuration>>,
+    pub template: Spanned<PathBuf>,
+    pub product: Option<String>,
+    pub code_length: Option<Spanned<u8>>,
+    pub code_validity: Option<HumanDuration>,
+    pub probe_header: Option<bool>,
 }

@@ -58,7 +58,10 @@ pub const SPAM_FOLDER_NAMES: &[&str] = &[
 pub enum WatchError {
     /// TCP connect failed.
     #[error("connect {addr}: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     /// TLS handshake or setup failed.
     #[error("tls: {0}")]
     Tls(String),
@@ -126,7 +129,9 @@ pub async fn watch(w: ImapWatch) {
     }
 }
 
-async fn timed<T, E: Into<WatchError>>(fut: impl std::future::Future<Output = Result<T, E>>) -> Result<T, WatchError> {
+async fn timed<T, E: Into<WatchError>>(
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, WatchError> {
     match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
         Ok(r) => r.map_err(Into::into),
         Err(_) => Err(WatchError::Timeout(COMMAND_TIMEOUT)),
@@ -136,15 +141,19 @@ async fn timed<T, E: Into<WatchError>>(fut: impl std::future::Future<Output = Re
 async fn connect(cfg: &ImapInbox) -> Result<Session<Stream>, WatchError> {
     let addr = format!("{}:{}", cfg.host, cfg.port);
     let tcp = timed(async {
-        TcpStream::connect(&addr).await.map_err(|source| WatchError::Connect {
-            addr: addr.clone(),
-            source,
-        })
+        TcpStream::connect(&addr)
+            .await
+            .map_err(|source| WatchError::Connect {
+                addr: addr.clone(),
+                source,
+            })
     })
     .await?;
     let tls = |tcp: TcpStream| async {
-        let config = crate::tls::client_config(cfg.ca_file.as_deref()).map_err(|e| WatchError::Tls(e.to_string()))?;
-        let name = rustls::pki_types::ServerName::try_from(cfg.host.clone()).map_err(|e| WatchError::Tls(e.to_string()))?;
+        let config = crate::tls::client_config(cfg.ca_file.as_deref())
+            .map_err(|e| WatchError::Tls(e.to_string()))?;
+        let name = rustls::pki_types::ServerName::try_from(cfg.host.clone())
+            .map_err(|e| WatchError::Tls(e.to_string()))?;
         timed(async {
             TlsConnector::from(config)
                 .connect(name, tcp)
@@ -182,8 +191,16 @@ where
     }
 }
 
-async fn login(client: async_imap::Client<Stream>, cfg: &ImapInbox) -> Result<Session<Stream>, WatchError> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, client.login(&cfg.username, cfg.password.expose())).await {
+async fn login(
+    client: async_imap::Client<Stream>,
+    cfg: &ImapInbox,
+) -> Result<Session<Stream>, WatchError> {
+    match tokio::time::timeout(
+        COMMAND_TIMEOUT,
+        client.login(&cfg.username, cfg.password.expose()),
+    )
+    .await
+    {
         Ok(Ok(s)) => Ok(s),
         // The server's words only: async-imap's error never holds the password.
         Ok(Err((e, _))) => Err(WatchError::Login(e.to_string())),
@@ -197,13 +214,27 @@ async fn folder_for(session: &mut Session<Stream>, role: FolderRole) -> Result<S
     if role == FolderRole::Inbox {
         return Ok("INBOX".to_string());
     }
-    let names: Vec<_> = timed(async { session.list(Some(""), Some("*")).await?.try_collect::<Vec<_>>().await }).await?;
-    if let Some(n) = names.iter().find(|n| n.attributes().iter().any(|a| matches!(a, NameAttribute::Junk))) {
+    let names: Vec<_> = timed(async {
+        session
+            .list(Some(""), Some("*"))
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await?;
+    if let Some(n) = names.iter().find(|n| {
+        n.attributes()
+            .iter()
+            .any(|a| matches!(a, NameAttribute::Junk))
+    }) {
         return Ok(n.name().to_string());
     }
     for wanted in SPAM_FOLDER_NAMES {
         for n in &names {
-            let last = n.delimiter().and_then(|d| n.name().rsplit(d).next()).unwrap_or(n.name());
+            let last = n
+                .delimiter()
+                .and_then(|d| n.name().rsplit(d).next())
+                .unwrap_or(n.name());
             if n.name().eq_ignore_ascii_case(wanted) || last.eq_ignore_ascii_case(wanted) {
                 return Ok(n.name().to_string());
             }
@@ -274,12 +305,27 @@ async fn scan(
     } else {
         format!("UID {}:*", last_uid + 1)
     };
-    let mut uids: Vec<u32> = timed(session.uid_search(&query)).await?.into_iter().filter(|u| *u > last_uid && !ignored.contains(u)).collect();
+    let mut uids: Vec<u32> = timed(session.uid_search(&query))
+        .await?
+        .into_iter()
+        .filter(|u| *u > last_uid && !ignored.contains(u))
+        .collect();
     uids.sort_unstable();
     let high = uids.last().copied().unwrap_or(last_uid).max(last_uid);
     for chunk in uids.chunks(200) {
-        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        let heads: Vec<Fetch> = timed(async { session.uid_fetch(&set, "(UID ENVELOPE)").await?.try_collect::<Vec<_>>().await }).await?;
+        let set = chunk
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let heads: Vec<Fetch> = timed(async {
+            session
+                .uid_fetch(&set, "(UID ENVELOPE)")
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
         let probes: Vec<u32> = heads
             .iter()
             .filter_map(|f| {
@@ -347,9 +393,23 @@ async fn handle_probe(
     match tokio::time::timeout(RECORD_TIMEOUT, answer).await {
         Ok(Ok(Disposition::Remove)) => {
             // Delete, never mark as "not spam": that would train the filter.
-            timed(async { session.uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)").await?.try_collect::<Vec<_>>().await }).await?;
+            timed(async {
+                session
+                    .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)")
+                    .await?
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?;
             if uidplus {
-                timed(async { session.uid_expunge(uid.to_string()).await?.try_collect::<Vec<_>>().await }).await?;
+                timed(async {
+                    session
+                        .uid_expunge(uid.to_string())
+                        .await?
+                        .try_collect::<Vec<_>>()
+                        .await
+                })
+                .await?;
             } else {
                 timed(async { session.expunge().await?.try_collect::<Vec<_>>().await }).await?;
             }
@@ -360,14 +420,18 @@ async fn handle_probe(
         }
         // No answer: leave the message; the next scan after a reconnect finds it again.
         Ok(Err(_)) => return Err(WatchError::RecorderGone),
-        Err(_) => tracing::warn!(seed = %w.seed, "recorder did not answer in time; message left in place"),
+        Err(_) => {
+            tracing::warn!(seed = %w.seed, "recorder did not answer in time; message left in place")
+        }
     }
     Ok(())
 }
 
 /// IMAP date for SEARCH SINCE (RFC 3501 §9: date = dd-Mon-yyyy).
 fn imap_date(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t).format("%-d-%b-%Y").to_string()
+    chrono::DateTime::<chrono::Utc>::from(t)
+        .format("%-d-%b-%Y")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -377,7 +441,13 @@ mod tests {
     #[test]
     fn imap_dates() {
         assert_eq!(imap_date(UNIX_EPOCH), "1-Jan-1970");
-        assert_eq!(imap_date(UNIX_EPOCH + Duration::from_secs(1_795_305_600)), "22-Nov-2026");
-        assert_eq!(imap_date(UNIX_EPOCH + Duration::from_secs(951_782_400)), "29-Feb-2000");
+        assert_eq!(
+            imap_date(UNIX_EPOCH + Duration::from_secs(1_795_305_600)),
+            "22-Nov-2026"
+        );
+        assert_eq!(
+            imap_date(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "29-Feb-2000"
+        );
     }
 }

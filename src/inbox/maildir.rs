@@ -1,3 +1,228 @@
 //! Maildir watcher for seeds on the same host: inotify on `new/` and `cur/`
 //! of the inbox and of the spam folder (Maildir++ `.Junk`), the
-//! lowest-overhead path (no protocol, no polling).
+//! lowest-overhead path: no protocol, no polling.
+//!
+//! Delivery agents write into `tmp/` and rename into `new/` (the Maildir
+//! contract), so a `MOVED_TO` (or `CREATE`, for agents that write in place)
+//! on `new/` is a complete message. An IMAP server may later move it to
+//! `cur/`, which is watched as well.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use inotify::{Inotify, WatchDescriptor, WatchMask};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{find_token, Arrival, Disposition, FolderRole, WatchEvent};
+
+/// How long the watcher waits for the recorder to persist an arrival.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Retry interval when the Maildir cannot be watched (not created yet, permissions).
+const RETRY: Duration = Duration::from_secs(10);
+
+/// One watched Maildir folder of one seed.
+pub struct MaildirWatch {
+    pub seed: String,
+    /// The folder's Maildir (holding `new/`, `cur/`, `tmp/`).
+    pub dir: PathBuf,
+    pub role: FolderRole,
+    pub events: mpsc::Sender<WatchEvent>,
+    pub stop: CancellationToken,
+}
+
+/// Watch until `stop` is cancelled.
+pub async fn watch(w: MaildirWatch) {
+    let mut ignored: HashSet<OsString> = HashSet::new();
+    loop {
+        let r = session(&w, &mut ignored).await;
+        let _ = w
+            .events
+            .send(WatchEvent::Up {
+                seed: w.seed.clone(),
+                role: w.role,
+                up: false,
+            })
+            .await;
+        match r {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(seed = %w.seed, dir = %w.dir.display(), error = %e, "maildir watcher stopped; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = w.stop.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Why a Maildir watch ended.
+#[derive(Debug, thiserror::Error)]
+pub enum MaildirError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("recorder stopped")]
+    RecorderGone,
+}
+
+async fn session(w: &MaildirWatch, ignored: &mut HashSet<OsString>) -> Result<(), MaildirError> {
+    let inotify = Inotify::init()?;
+    let mut dirs: Vec<(WatchDescriptor, PathBuf)> = Vec::new();
+    for sub in ["new", "cur"] {
+        let dir = w.dir.join(sub);
+        let wd = inotify
+            .watches()
+            .add(&dir, WatchMask::MOVED_TO | WatchMask::CREATE)?;
+        dirs.push((wd, dir));
+    }
+    let mut stream = inotify.into_event_stream([0u8; 4096])?;
+    w.events
+        .send(WatchEvent::Up {
+            seed: w.seed.clone(),
+            role: w.role,
+            up: true,
+        })
+        .await
+        .map_err(|_| MaildirError::RecorderGone)?;
+    tracing::info!(seed = %w.seed, dir = %w.dir.display(), "maildir watcher started");
+
+    // Messages that arrived while nobody watched.
+    for (_, dir) in &dirs {
+        let mut names: Vec<OsString> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for name in names {
+            handle(w, &dir.join(&name), ignored).await?;
+        }
+    }
+    loop {
+        let event = tokio::select! {
+            e = stream.next() => e,
+            _ = w.stop.cancelled() => return Ok(()),
+        };
+        let Some(event) = event else {
+            return Err(MaildirError::Io(std::io::Error::other(
+                "inotify stream ended",
+            )));
+        };
+        let event = event?;
+        let Some(name) = event.name else { continue };
+        if let Some((_, dir)) = dirs.iter().find(|(wd, _)| *wd == event.wd) {
+            handle(w, &dir.join(name), ignored).await?;
+        }
+    }
+}
+
+/// Read one message file; report it if it carries a token.
+async fn handle(
+    w: &MaildirWatch,
+    path: &Path,
+    ignored: &mut HashSet<OsString>,
+) -> Result<(), MaildirError> {
+    let seen = SystemTime::now();
+    let Some(key) = unique_name(path) else {
+        return Ok(());
+    };
+    if ignored.contains(&key) {
+        return Ok(());
+    }
+    let (raw, stored) = match read(path).await {
+        Ok(v) => v,
+        // Moved from new/ to cur/ meanwhile: the cur/ event brings it back.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(token) = find_token(&raw) else {
+        ignored.insert(key);
+        return Ok(());
+    };
+    let (reply, answer) = oneshot::channel();
+    w.events
+        .send(WatchEvent::Arrival(Arrival {
+            seed: w.seed.clone(),
+            token,
+            role: w.role,
+            folder: w
+                .dir
+                .file_name()
+                .map_or_else(|| "INBOX".into(), |n| n.to_string_lossy().into_owned()),
+            tab: None,
+            seen,
+            stored: Some(stored),
+            raw,
+            reply,
+        }))
+        .await
+        .map_err(|_| MaildirError::RecorderGone)?;
+    match tokio::time::timeout(RECORD_TIMEOUT, answer).await {
+        Ok(Ok(Disposition::Remove)) => {
+            ignored.insert(key);
+            remove(w, path).await;
+        }
+        Ok(Ok(Disposition::Keep)) => {
+            ignored.insert(key);
+        }
+        Ok(Err(_)) => return Err(MaildirError::RecorderGone),
+        Err(_) => {
+            tracing::warn!(seed = %w.seed, "recorder did not answer in time; message left in place")
+        }
+    }
+    Ok(())
+}
+
+async fn read(path: &Path) -> std::io::Result<(Vec<u8>, SystemTime)> {
+    let raw = tokio::fs::read(path).await?;
+    let stored = tokio::fs::metadata(path).await?.modified()?;
+    Ok((raw, stored))
+}
+
+/// Delete the message, wherever `new/` → `cur/` renaming has put it.
+async fn remove(w: &MaildirWatch, path: &Path) {
+    if tokio::fs::remove_file(path).await.is_ok() {
+        return;
+    }
+    let Some(key) = unique_name(path) else { return };
+    let cur = w.dir.join("cur");
+    if let Ok(entries) = std::fs::read_dir(&cur) {
+        for e in entries.flatten() {
+            if unique_name(&e.path()).as_ref() == Some(&key) {
+                let _ = tokio::fs::remove_file(e.path()).await;
+                return;
+            }
+        }
+    }
+    tracing::warn!(seed = %w.seed, "processed maildir message vanished before cleanup");
+}
+
+/// The part of a Maildir file name that stays the same when flags change
+/// (`unique:2,FLAGS` → `unique`).
+fn unique_name(path: &Path) -> Option<OsString> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    if name.starts_with('.') {
+        return None;
+    }
+    Some(name.split(':').next().unwrap_or(&name).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_ignore_flags_and_dotfiles() {
+        assert_eq!(
+            unique_name(Path::new("/m/cur/123.abc:2,S")),
+            Some("123.abc".into())
+        );
+        assert_eq!(
+            unique_name(Path::new("/m/new/123.abc")),
+            Some("123.abc".into())
+        );
+        assert_eq!(unique_name(Path::new("/m/new/.hidden")), None);
+    }
+}

@@ -69,17 +69,19 @@ pub enum Disposition {
 pub enum WatchEvent {
     Arrival(Arrival),
     /// A folder watcher connected (true) or lost its connection (false).
-    Up { seed: String, role: FolderRole, up: bool },
+    Up {
+        seed: String,
+        role: FolderRole,
+        up: bool,
+    },
 }
 
-/// Find a probe token in a message's Message-ID, probe header or text.
-/// Cheap enough to run on every new message of a watched folder.
+/// Find a probe token in a message (Message-ID first, then the probe
+/// header, then the body); see [`crate::verdict::find_token`].
 pub fn find_token(raw: &[u8]) -> Option<Token> {
-    let prefix = crate::probe::compose::TOKEN_PREFIX.as_bytes();
-    let len = prefix.len() + crate::probe::compose::TOKEN_LEN;
-    raw.windows(len)
-        .filter(|w| w.starts_with(prefix))
-        .find_map(|w| std::str::from_utf8(w).ok().and_then(Token::parse))
+    crate::verdict::find_token(raw)
+        .as_deref()
+        .and_then(Token::parse)
 }
 
 #[cfg(test)]
@@ -90,7 +92,10 @@ mod tests {
     fn tokens_are_found_anywhere_and_junk_is_not_a_token() {
         let t = "mc-abcdefghijklmnopqrstuvwxyz";
         let raw = format!("Message-ID: <{t}@sender.test>\r\n\r\nbody");
-        assert_eq!(find_token(raw.as_bytes()).map(|t| t.to_string()), Some(t.to_string()));
+        assert_eq!(
+            find_token(raw.as_bytes()).map(|t| t.to_string()),
+            Some(t.to_string())
+        );
         assert!(find_token(b"Message-ID: <mc-short@x>\r\n\r\nmc-").is_none());
         assert!(find_token(b"mc-ABCDEFGHIJKLMNOPQRSTUVWXYZ").is_none());
         assert!(find_token(&[0xff; 100]).is_none());

@@ -13,7 +13,6 @@ for s in prometheus postfix rspamd dovecot knot; do
   [ -f "$D/svc/$s.pidfile" ] || continue
   "$CTL" "$D" stop "$s" || rc=1
 done
-if "$CTL" "$D" status | grep -q ' running '; then
-  "$CTL" "$D" status >&2; rc=1
-fi
+st=$("$CTL" "$D" status)                # no pipe into grep -q: callers may ignore SIGPIPE
+case "$st" in *" running "*) echo "$st" >&2; rc=1;; esac
 exit $rc

@@ -118,9 +118,11 @@ chown mail:mail "$D/mail"
 chown postfix:postfix "$D/postfix/data"; chmod 700 "$D/postfix/data"
 
 failed() {
+  [ "$BASHPID" = "$$" ] || exit 1   # an ERR inside $(...) is handled once, by the main shell
   trap - ERR INT TERM
   echo "up.sh: failed at line $1; logs in $D/log; stopping what was started" >&2
-  "$HERE/down.sh" "$D" >&2 || true
+  wait 2>/dev/null                 # starters still running (rspamd, postfix) must finish first:
+  "$HERE/down.sh" "$D" >&2 || true # their pidfiles appear only when they are done
   exit 1
 }
 trap 'failed $LINENO' ERR
@@ -128,7 +130,7 @@ trap 'failed "$LINENO (signal)"' INT TERM
 
 # ---------- ports: defaults, or free ones when busy ----------
 PICKED=$(printf '%s\n' "$PORTS" | python3 -c '
-import socket, sys
+import random, socket, sys
 host, auto = sys.argv[1], sys.argv[2] == "1"
 held, out = [], []
 def grab(port, udp):
@@ -156,8 +158,15 @@ for line in sys.stdin:
     if s is None:
         if not auto:
             sys.exit("up.sh: %s:%d (%s) is busy and AUTO_PORTS=0" % (host, port, name))
-        for _ in range(100):
-            s = grab(0, udp)
+        # a random port below the ephemeral range (no outgoing connection can hold it when a
+        # service is restarted by ctl.sh later), else one the kernel picks
+        try:
+            lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+        except (OSError, ValueError, IndexError):
+            lo = 32768
+        cands = [random.randrange(20000, lo) for _ in range(200)] if lo > 21000 else []
+        for c in cands + [0] * 20:
+            s = grab(c, udp)
             if s: break
         else:
             sys.exit("up.sh: no free port for " + name)
@@ -280,6 +289,13 @@ mx     A   $ADDR
 @      TXT "v=spf1 -all"
 sender.test._report._dmarc TXT "v=DMARC1"
 EOF
+# reverse zone for the relay's source IPs: SENDER_IP has a PTR (forward-confirmed relay.sender.test),
+# BAD_SENDER_IP has none (rspamd: RDNS_NONE), the listen address is mx.seed.test
+REV=$(echo "$SENDER_IP" | awk -F. '{print $3"."$2"."$1".in-addr.arpa"}')
+{ printf '$ORIGIN %s.\n$TTL 5\n@ SOA ns.seed.test. hostmaster.seed.test. 1 3600 600 86400 5\n@ NS ns.seed.test.\n' "$REV"
+  printf '%s PTR relay.sender.test.\n' "${SENDER_IP##*.}"
+  [ "${ADDR%.*}" != "${SENDER_IP%.*}" ] || [ "$ADDR" = "$SENDER_IP" ] || printf '%s PTR mx.seed.test.\n' "${ADDR##*.}"
+} > "$D/zones/$REV.zone"
 cat > "$D/knot/knot.conf" <<EOF
 server:
     rundir: "$D/knot"
@@ -306,6 +322,7 @@ template:
 zone:
   - domain: sender.test
   - domain: seed.test
+  - domain: $REV
 EOF
 knotc -c "$D/knot/knot.conf" conf-check >/dev/null
 svc knot "$D/knot/knot.pid" "$ADDR:$DNS_PORT" <<EOF
@@ -330,7 +347,7 @@ printf '# void@seed.test: no global spam filing, its own script discards\n' > "$
 cat > "$D/dovecot/dovecot.conf" <<EOF
 base_dir = $D/dovecot/run
 state_dir = $D/dovecot/run/state
-instance_name = mcs-$(basename "$D")
+instance_name = mcs-$(basename "$D")-$(printf %s "$D" | md5sum | cut -c1-6)
 hostname = mx.seed.test
 log_path = $D/log/dovecot.log
 protocols = imap lmtp

@@ -1,0 +1,217 @@
+//! Probe runs in the store: the SQL behind "written as in flight before it
+//! is sent" and "counted exactly once".
+//!
+//! Every state change is a single conditional UPDATE; its row count says
+//! whether this call made the change, and only the call that made it counts
+//! the result. A run that is already final cannot be finalised twice, and a
+//! missing run turns late at most once.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// A run written before its message is sent.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub token: String,
+    pub probe: String,
+    pub sender: String,
+    pub seed: String,
+    pub created_ms: i64,
+    pub deadline_ms: i64,
+}
+
+/// A run not yet final, as loaded after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenRun {
+    pub token: String,
+    pub probe: String,
+    pub sender: String,
+    pub seed: String,
+    /// Submit time if the relay's acceptance was recorded, else the creation time.
+    pub submitted_ms: i64,
+    pub deadline_ms: i64,
+    pub sent: bool,
+}
+
+/// What the store knows of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    Open,
+    /// Final with this outcome (`inbox`, `spam`, `tab`, `missing`, `late`, `send_failed`).
+    Final(String),
+    Unknown,
+}
+
+/// The final facts of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Finish<'a> {
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    pub folder: Option<&'a str>,
+    pub seen_ms: Option<i64>,
+    pub internal_ms: Option<i64>,
+    pub verdict_json: Option<&'a str>,
+    pub final_ms: i64,
+}
+
+pub fn insert(c: &Connection, r: &NewRun) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO probe_run (token, probe, sender, seed, state, created_ms, deadline_ms)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
+        params![
+            r.token,
+            r.probe,
+            r.sender,
+            r.seed,
+            r.created_ms,
+            r.deadline_ms
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn mark_sent(
+    c: &Connection,
+    token: &str,
+    submitted_ms: i64,
+    queue_id: Option<&str>,
+    deadline_ms: i64,
+) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE probe_run SET state = 'sent', submitted_ms = ?2, queue_id = ?3, deadline_ms = ?4
+         WHERE token = ?1 AND state = 'pending'",
+        params![token, submitted_ms, queue_id, deadline_ms],
+    )? == 1)
+}
+
+/// Make an open run final. True only for the call that did it.
+pub fn finish(c: &Connection, token: &str, f: &Finish<'_>) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE probe_run SET state = 'final', outcome = ?2, reason = ?3, folder = ?4, seen_ms = ?5,
+                internal_ms = ?6, verdict_json = ?7, final_ms = ?8, counted = 1
+         WHERE token = ?1 AND state != 'final'",
+        params![token, f.outcome, f.reason, f.folder, f.seen_ms, f.internal_ms, f.verdict_json, f.final_ms],
+    )? == 1)
+}
+
+/// A run that went missing has arrived after all. True only once.
+pub fn mark_late(c: &Connection, token: &str, f: &Finish<'_>) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE probe_run SET outcome = 'late', folder = ?2, seen_ms = ?3, internal_ms = ?4, verdict_json = ?5
+         WHERE token = ?1 AND state = 'final' AND outcome = 'missing'",
+        params![token, f.folder, f.seen_ms, f.internal_ms, f.verdict_json],
+    )? == 1)
+}
+
+pub fn known(c: &Connection, token: &str) -> rusqlite::Result<Known> {
+    let row: Option<(String, Option<String>)> = c
+        .query_row(
+            "SELECT state, outcome FROM probe_run WHERE token = ?1",
+            [token],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        None => Known::Unknown,
+        Some((state, outcome)) if state == "final" => Known::Final(outcome.unwrap_or_default()),
+        Some(_) => Known::Open,
+    })
+}
+
+pub fn open_runs(c: &Connection) -> rusqlite::Result<Vec<OpenRun>> {
+    let mut stmt = c.prepare(
+        "SELECT token, probe, sender, seed, COALESCE(submitted_ms, created_ms), deadline_ms, state = 'sent'
+         FROM probe_run WHERE state != 'final' ORDER BY created_ms",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(OpenRun {
+            token: r.get(0)?,
+            probe: r.get(1)?,
+            sender: r.get(2)?,
+            seed: r.get(3)?,
+            submitted_ms: r.get(4)?,
+            deadline_ms: r.get(5)?,
+            sent: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Forget final runs older than `before_ms` (the store keeps recent history only).
+pub fn prune(c: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
+    c.execute(
+        "DELETE FROM probe_run WHERE state = 'final' AND created_ms < ?1",
+        [before_ms],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        drop(crate::store::Store::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
+        (dir, c)
+    }
+
+    fn run(token: &str) -> NewRun {
+        NewRun {
+            token: token.into(),
+            probe: "p".into(),
+            sender: "s".into(),
+            seed: "seed".into(),
+            created_ms: 1_000,
+            deadline_ms: 61_000,
+        }
+    }
+
+    #[test]
+    fn a_run_is_final_once_and_late_once() {
+        let (_d, c) = db();
+        insert(&c, &run("t")).unwrap();
+        assert_eq!(known(&c, "t").unwrap(), Known::Open);
+        assert!(mark_sent(&c, "t", 1_100, Some("Q1"), 61_100).unwrap());
+        assert_eq!(open_runs(&c).unwrap()[0].submitted_ms, 1_100);
+        let missing = Finish {
+            outcome: "missing",
+            final_ms: 61_200,
+            ..Default::default()
+        };
+        assert!(finish(&c, "t", &missing).unwrap());
+        assert!(
+            !finish(
+                &c,
+                "t",
+                &Finish {
+                    outcome: "inbox",
+                    ..missing.clone()
+                }
+            )
+            .unwrap(),
+            "final once"
+        );
+        assert_eq!(known(&c, "t").unwrap(), Known::Final("missing".into()));
+        let late = Finish {
+            outcome: "late",
+            folder: Some("INBOX"),
+            ..missing.clone()
+        };
+        assert!(mark_late(&c, "t", &late).unwrap());
+        assert!(!mark_late(&c, "t", &late).unwrap(), "late once");
+        assert_eq!(known(&c, "t").unwrap(), Known::Final("late".into()));
+        assert!(open_runs(&c).unwrap().is_empty());
+        assert_eq!(known(&c, "other").unwrap(), Known::Unknown);
+    }
+
+    #[test]
+    fn pending_runs_resume_with_their_creation_time() {
+        let (_d, c) = db();
+        insert(&c, &run("a")).unwrap();
+        let open = open_runs(&c).unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].submitted_ms, 1_000);
+        assert!(!open[0].sent);
+        assert_eq!(prune(&c, 10_000).unwrap(), 0, "open runs are never pruned");
+    }
+}
