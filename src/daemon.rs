@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{self, Config};
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
+use crate::probe::runner;
 use crate::store::{Store, StoreError};
 
 /// Why the daemon could not start.
@@ -84,10 +85,21 @@ pub async fn run(
         grace,
     ));
 
-    // Workers see config changes through this channel and stop on `workers`.
-    let (config_tx, _config_rx) = watch::channel(Arc::new(config));
-    let workers = CancellationToken::new();
+    // The recorder sees config changes through this channel; schedulers and
+    // watchers belong to one config generation and are replaced on reload.
+    let (config_tx, config_rx) = watch::channel(Arc::new(config));
     let tracker = TaskTracker::new();
+    let recorder_stop = CancellationToken::new();
+    let recorder_tracker = TaskTracker::new();
+    let channels = runner::start_recorder(
+        config_rx,
+        store.clone(),
+        metrics.clone(),
+        &recorder_tracker,
+        recorder_stop.clone(),
+    )
+    .await?;
+    let mut generation = start_generation(&config_tx.borrow(), &channels, &tracker);
 
     http_state.ready.store(true, Ordering::Release);
     tracing::info!(
@@ -109,6 +121,8 @@ pub async fn run(
                         log_warnings(&new);
                         tracing::info!(path = %new.path.display(), probes = new.probes.len(), "configuration reloaded");
                         config_tx.send_replace(Arc::new(new));
+                        generation.cancel();
+                        generation = start_generation(&config_tx.borrow(), &channels, &tracker);
                     }
                     Err(reason) => {
                         metrics.config_last_reload_successful.set(0);
@@ -121,11 +135,26 @@ pub async fn run(
 
     tracing::info!(grace = %humantime::format_duration(grace), "shutting down");
     http_state.ready.store(false, Ordering::Release);
-    workers.cancel();
+    // Stop scheduling and watching, let sends in flight finish and report to
+    // the recorder, then stop the recorder. What does not finish in time is
+    // still in the store and resumes on the next start.
+    generation.cancel();
     tracker.close();
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+    let deadline = tokio::time::Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(tasks = tracker.len(), "in-flight work did not finish within the grace period; it resumes from the store on the next start");
     }
+    drop(channels);
+    recorder_stop.cancel();
+    recorder_tracker.close();
+    let _ = tokio::time::timeout_at(
+        deadline + std::time::Duration::from_secs(1),
+        recorder_tracker.wait(),
+    )
+    .await;
     http_stop.cancel();
     let _ = http_task.await;
     drop(store);
@@ -149,6 +178,18 @@ async fn reload_config(current: &Config) -> Result<Config, config::ConfigError> 
         new.daemon.state_dir = current.daemon.state_dir.clone();
     }
     Ok(new)
+}
+
+/// Start the schedulers and watchers of one config generation.
+fn start_generation(
+    config: &Arc<Config>,
+    channels: &runner::Channels,
+    tracker: &TaskTracker,
+) -> CancellationToken {
+    let stop = CancellationToken::new();
+    runner::spawn_watchers(config, channels, tracker, &stop);
+    runner::spawn_schedulers(config, channels, tracker, &stop);
+    stop
 }
 
 fn reload_succeeded(metrics: &Metrics) {

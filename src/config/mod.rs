@@ -131,6 +131,8 @@ pub struct Seed {
     /// The authserv-id whose Authentication-Results headers are trusted.
     pub authserv_id: Option<String>,
     pub inbox: Inbox,
+    /// Spam folder override: an IMAP folder name, or for a Maildir a
+    /// sub-Maildir (default `.Junk`, Maildir++).
     pub spam_folder: Option<String>,
 }
 
@@ -154,14 +156,6 @@ pub struct ImapInbox {
 #[derive(Debug, Clone)]
 pub struct MaildirInbox {
     pub path: PathBuf,
-}
-
-impl Seed {
-    /// The spam folder override: an IMAP folder name, or for a Maildir a
-    /// sub-Maildir path (default `.Junk`, Maildir++).
-    pub fn spam_folder(&self) -> Option<&str> {
-        self.spam_folder.as_deref()
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
-use super::{find_token, Arrival, Disposition, FolderRole, WatchEvent};
+use super::{find_token, find_token_in_value, Arrival, Disposition, FolderRole, WatchEvent};
 use crate::config::{ImapInbox, TlsMode};
 
 type Stream = Either<TcpStream, TlsStream<TcpStream>>;
@@ -87,6 +87,8 @@ pub struct ImapWatch {
     pub seed: String,
     pub cfg: ImapInbox,
     pub role: FolderRole,
+    /// The configured spam folder name, instead of discovery.
+    pub spam_folder: Option<String>,
     pub events: mpsc::Sender<WatchEvent>,
     pub stop: CancellationToken,
 }
@@ -210,9 +212,16 @@ async fn login(
 
 /// The folder name for a role: INBOX, or the spam folder by SPECIAL-USE
 /// `\Junk`, then by the usual names.
-async fn folder_for(session: &mut Session<Stream>, role: FolderRole) -> Result<String, WatchError> {
+async fn folder_for(
+    session: &mut Session<Stream>,
+    role: FolderRole,
+    configured: Option<&str>,
+) -> Result<String, WatchError> {
     if role == FolderRole::Inbox {
         return Ok("INBOX".to_string());
+    }
+    if let Some(name) = configured {
+        return Ok(name.to_string());
     }
     let names: Vec<_> = timed(async {
         session
@@ -245,7 +254,7 @@ async fn folder_for(session: &mut Session<Stream>, role: FolderRole) -> Result<S
 
 async fn session(w: &ImapWatch, ignored: &mut HashSet<u32>) -> Result<(), WatchError> {
     let mut session = connect(&w.cfg).await?;
-    let folder = folder_for(&mut session, w.role).await?;
+    let folder = folder_for(&mut session, w.role, w.spam_folder.as_deref()).await?;
     timed(session.select(&folder)).await?;
     let caps = timed(session.capabilities()).await?;
     let idle = caps.has_str("IDLE");
@@ -331,7 +340,7 @@ async fn scan(
             .filter_map(|f| {
                 let uid = f.uid?;
                 let mid = f.envelope().and_then(|e| e.message_id.as_deref());
-                if mid.and_then(find_token).is_some() {
+                if mid.and_then(find_token_in_value).is_some() {
                     Some(uid)
                 } else {
                     ignored.insert(uid);
@@ -385,6 +394,7 @@ async fn handle_probe(
             tab: None,
             seen,
             stored,
+            stored_exact: false,
             raw: raw.to_vec(),
             reply,
         }))

@@ -21,8 +21,10 @@ use super::{find_token, Arrival, Disposition, FolderRole, WatchEvent};
 
 /// How long the watcher waits for the recorder to persist an arrival.
 const RECORD_TIMEOUT: Duration = Duration::from_secs(60);
-/// Retry interval when the Maildir cannot be watched (not created yet, permissions).
+/// Retry interval when the Maildir cannot be watched (permissions, removed).
 const RETRY: Duration = Duration::from_secs(10);
+/// How often a folder that does not exist yet is looked for.
+const FOLDER_POLL: Duration = Duration::from_secs(1);
 
 /// One watched Maildir folder of one seed.
 pub struct MaildirWatch {
@@ -69,7 +71,41 @@ pub enum MaildirError {
     RecorderGone,
 }
 
+/// Wait for a folder that does not exist yet: delivery agents create a
+/// Maildir (and Maildir++ `.Junk`) on first use. A missing spam folder next
+/// to an existing inbox is a healthy state (nothing has been filed there
+/// yet); a missing inbox is not.
+async fn wait_for_folder(w: &MaildirWatch) -> bool {
+    let mut announced = None;
+    loop {
+        if w.dir.join("new").is_dir() && w.dir.join("cur").is_dir() {
+            return true;
+        }
+        let healthy =
+            w.role == FolderRole::Spam && w.dir.parent().is_some_and(|p| p.join("new").is_dir());
+        if announced != Some(healthy) {
+            announced = Some(healthy);
+            tracing::info!(seed = %w.seed, dir = %w.dir.display(), "waiting for the maildir folder to appear");
+            let up = WatchEvent::Up {
+                seed: w.seed.clone(),
+                role: w.role,
+                up: healthy,
+            };
+            if w.events.send(up).await.is_err() {
+                return false;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(FOLDER_POLL) => {}
+            _ = w.stop.cancelled() => return false,
+        }
+    }
+}
+
 async fn session(w: &MaildirWatch, ignored: &mut HashSet<OsString>) -> Result<(), MaildirError> {
+    if !wait_for_folder(w).await {
+        return Ok(());
+    }
     let inotify = Inotify::init()?;
     let mut dirs: Vec<(WatchDescriptor, PathBuf)> = Vec::new();
     for sub in ["new", "cur"] {
@@ -154,6 +190,7 @@ async fn handle(
             tab: None,
             seen,
             stored: Some(stored),
+            stored_exact: true,
             raw,
             reply,
         }))

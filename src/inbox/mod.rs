@@ -49,6 +49,8 @@ pub struct Arrival {
     /// When the mailbox stored it: IMAP INTERNALDATE (1 s resolution) or the
     /// Maildir file's modification time.
     pub stored: Option<SystemTime>,
+    /// Whether `stored` is exact (Maildir mtime) rather than whole seconds.
+    pub stored_exact: bool,
     /// The message as delivered.
     pub raw: Vec<u8>,
     /// The recorder's answer once the arrival is persisted.
@@ -84,6 +86,13 @@ pub fn find_token(raw: &[u8]) -> Option<Token> {
         .and_then(Token::parse)
 }
 
+/// Find a probe token in one header value, e.g. an IMAP ENVELOPE's Message-ID.
+pub fn find_token_in_value(value: &[u8]) -> Option<Token> {
+    crate::verdict::find_token_in_value(value)
+        .as_deref()
+        .and_then(Token::parse)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +108,10 @@ mod tests {
         assert!(find_token(b"Message-ID: <mc-short@x>\r\n\r\nmc-").is_none());
         assert!(find_token(b"mc-ABCDEFGHIJKLMNOPQRSTUVWXYZ").is_none());
         assert!(find_token(&[0xff; 100]).is_none());
+        let envelope_mid = b"<mc-koy6kwyc6za276or7rop4vfcfe@sender.test>";
+        assert!(
+            find_token_in_value(envelope_mid).is_some(),
+            "a bare Message-ID"
+        );
     }
 }

@@ -32,13 +32,15 @@ pub struct OpenRun {
     pub sent: bool,
 }
 
-/// What the store knows of a token.
+/// A run as the store has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Known {
-    Open,
-    /// Final with this outcome (`inbox`, `spam`, `tab`, `missing`, `late`, `send_failed`).
-    Final(String),
-    Unknown,
+pub struct RunRow {
+    pub probe: String,
+    pub sender: String,
+    pub seed: String,
+    pub submitted_ms: i64,
+    /// `None` while in flight; the outcome once final.
+    pub outcome: Option<String>,
 }
 
 /// The final facts of a run.
@@ -102,19 +104,23 @@ pub fn mark_late(c: &Connection, token: &str, f: &Finish<'_>) -> rusqlite::Resul
     )? == 1)
 }
 
-pub fn known(c: &Connection, token: &str) -> rusqlite::Result<Known> {
-    let row: Option<(String, Option<String>)> = c
-        .query_row(
-            "SELECT state, outcome FROM probe_run WHERE token = ?1",
-            [token],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    Ok(match row {
-        None => Known::Unknown,
-        Some((state, outcome)) if state == "final" => Known::Final(outcome.unwrap_or_default()),
-        Some(_) => Known::Open,
-    })
+/// The run a token belongs to, if any.
+pub fn lookup(c: &Connection, token: &str) -> rusqlite::Result<Option<RunRow>> {
+    c.query_row(
+        "SELECT probe, sender, seed, COALESCE(submitted_ms, created_ms), state, outcome FROM probe_run WHERE token = ?1",
+        [token],
+        |r| {
+            let state: String = r.get(4)?;
+            Ok(RunRow {
+                probe: r.get(0)?,
+                sender: r.get(1)?,
+                seed: r.get(2)?,
+                submitted_ms: r.get(3)?,
+                outcome: if state == "final" { r.get(5)? } else { None },
+            })
+        },
+    )
+    .optional()
 }
 
 pub fn open_runs(c: &Connection) -> rusqlite::Result<Vec<OpenRun>> {
@@ -170,7 +176,7 @@ mod tests {
     fn a_run_is_final_once_and_late_once() {
         let (_d, c) = db();
         insert(&c, &run("t")).unwrap();
-        assert_eq!(known(&c, "t").unwrap(), Known::Open);
+        assert_eq!(lookup(&c, "t").unwrap().unwrap().outcome, None);
         assert!(mark_sent(&c, "t", 1_100, Some("Q1"), 61_100).unwrap());
         assert_eq!(open_runs(&c).unwrap()[0].submitted_ms, 1_100);
         let missing = Finish {
@@ -191,7 +197,10 @@ mod tests {
             .unwrap(),
             "final once"
         );
-        assert_eq!(known(&c, "t").unwrap(), Known::Final("missing".into()));
+        assert_eq!(
+            lookup(&c, "t").unwrap().unwrap().outcome.as_deref(),
+            Some("missing")
+        );
         let late = Finish {
             outcome: "late",
             folder: Some("INBOX"),
@@ -199,9 +208,12 @@ mod tests {
         };
         assert!(mark_late(&c, "t", &late).unwrap());
         assert!(!mark_late(&c, "t", &late).unwrap(), "late once");
-        assert_eq!(known(&c, "t").unwrap(), Known::Final("late".into()));
+        assert_eq!(
+            lookup(&c, "t").unwrap().unwrap().outcome.as_deref(),
+            Some("late")
+        );
         assert!(open_runs(&c).unwrap().is_empty());
-        assert_eq!(known(&c, "other").unwrap(), Known::Unknown);
+        assert_eq!(lookup(&c, "other").unwrap(), None);
     }
 
     #[test]

@@ -31,16 +31,19 @@ pub enum SendReason {
     Smtp5xx,
     /// The relay did not answer in time.
     Timeout,
+    /// mailcanary could not build or sign the message (never the relay's fault).
+    Local,
 }
 
 impl SendReason {
-    pub const ALL: [SendReason; 6] = [
+    pub const ALL: [SendReason; 7] = [
         SendReason::Connect,
         SendReason::Tls,
         SendReason::Auth,
         SendReason::Smtp4xx,
         SendReason::Smtp5xx,
         SendReason::Timeout,
+        SendReason::Local,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +54,7 @@ impl SendReason {
             SendReason::Smtp4xx => "smtp_4xx",
             SendReason::Smtp5xx => "smtp_5xx",
             SendReason::Timeout => "timeout",
+            SendReason::Local => "local",
         }
     }
 

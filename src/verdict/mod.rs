@@ -109,6 +109,12 @@ pub fn find_token(raw: &[u8]) -> Option<String> {
     token_in_parts(&MessageParser::new().parse(raw)?)
 }
 
+/// Finds the token in one field value, such as the Message-ID an IMAP
+/// ENVELOPE returns.
+pub fn find_token_in_value(value: &[u8]) -> Option<String> {
+    scan_token(value)
+}
+
 /// Scans the raw header fields (Message-ID, then [`TOKEN_HEADER`]) and the
 /// raw body; returns the token and the body's offset.
 fn token_in_raw(raw: &[u8]) -> (Option<String>, usize) {

@@ -1,0 +1,213 @@
+//! Probe events: each one writes its log line and updates its metrics here,
+//! so probe logic stays free of metrics code (STYLE.md item 10).
+//!
+//! The "last result" series are state sets and gauges that must never keep
+//! a stale good value: a send failure or a missing probe moves the placement
+//! state away from `inbox` and removes the last latency and the receiver's
+//! verdicts of the previous probe.
+
+use std::time::Duration;
+
+use crate::metrics::Metrics;
+use crate::probe::send::SendFailure;
+use crate::probe::Placement;
+use crate::verdict::authres::{AuthVerdict, EXPORTED_METHODS, RESULT_LABELS};
+
+/// Values of the `mailcanary_probe_placement` state set: the placements a
+/// probe can end in, plus `send_failed` for a probe that never left.
+pub const PLACEMENT_STATES: [&str; 5] = ["inbox", "spam", "tab", "missing", "send_failed"];
+
+/// Who a probe run belongs to; the label values of its series.
+#[derive(Debug, Clone)]
+pub struct RunLabels<'a> {
+    pub probe: &'a str,
+    pub sender: &'a str,
+    pub seed: &'a str,
+    pub provider: &'a str,
+}
+
+/// Something that happened to a probe run.
+pub enum ProbeEvent<'a> {
+    /// The relay accepted the message.
+    Sent {
+        run: RunLabels<'a>,
+        queue_id: Option<&'a str>,
+    },
+    /// The send failed for good.
+    SendFailed {
+        run: RunLabels<'a>,
+        failure: &'a SendFailure,
+    },
+    /// The message arrived in time.
+    Delivered {
+        run: RunLabels<'a>,
+        placement: Placement,
+        folder: &'a str,
+        /// Submit → mailbox (INTERNALDATE / file mtime), the histogram's value.
+        latency: Duration,
+        /// Submit → mailcanary first saw it.
+        seen_latency: Duration,
+        auth: &'a AuthVerdict,
+        spam_score: Option<f64>,
+    },
+    /// The timeout passed without an arrival.
+    Missing { run: RunLabels<'a> },
+    /// A missing probe arrived after all.
+    Late {
+        run: RunLabels<'a>,
+        folder: &'a str,
+        latency: Duration,
+    },
+    /// A seed's watchers all connected (true) or one of them lost its connection.
+    InboxUp { seed: &'a str, up: bool },
+}
+
+impl ProbeEvent<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        match self {
+            ProbeEvent::Sent { run, queue_id } => {
+                tracing::info!(
+                    probe = run.probe,
+                    seed = run.seed,
+                    sender = run.sender,
+                    queue_id = queue_id.unwrap_or("-"),
+                    "probe sent"
+                );
+                m.probe_sent
+                    .with_label_values(&[run.probe, run.sender, run.seed])
+                    .inc();
+            }
+            ProbeEvent::SendFailed { run, failure } => {
+                tracing::warn!(
+                    probe = run.probe,
+                    seed = run.seed,
+                    sender = run.sender,
+                    reason = failure.reason.as_str(),
+                    attempts = failure.attempts,
+                    detail = %failure.detail,
+                    "probe send failed"
+                );
+                m.probe_send_failures
+                    .with_label_values(&[run.probe, run.sender, run.seed, failure.reason.as_str()])
+                    .inc();
+                set_placement(m, run, "send_failed");
+                forget_last_delivery(m, run);
+            }
+            ProbeEvent::Delivered {
+                run,
+                placement,
+                folder,
+                latency,
+                seen_latency,
+                auth,
+                spam_score,
+            } => {
+                tracing::info!(
+                    probe = run.probe,
+                    seed = run.seed,
+                    placement = placement.as_str(),
+                    folder,
+                    latency_ms = latency.as_millis() as u64,
+                    seen_latency_ms = seen_latency.as_millis() as u64,
+                    spf = auth.label(&EXPORTED_METHODS[0]),
+                    dkim = auth.label(&EXPORTED_METHODS[1]),
+                    dmarc = auth.label(&EXPORTED_METHODS[2]),
+                    spam_score = spam_score.unwrap_or(f64::NAN),
+                    "probe delivered"
+                );
+                count_result(m, run, placement.as_str());
+                m.delivery_latency
+                    .with_label_values(&[run.probe, run.sender, run.provider, placement.as_str()])
+                    .observe(latency.as_secs_f64());
+                m.probe_last_latency
+                    .with_label_values(&[run.probe, run.seed])
+                    .set(latency.as_secs_f64());
+                set_placement(m, run, placement.as_str());
+                for method in &EXPORTED_METHODS {
+                    let got = auth.label(method);
+                    for result in RESULT_LABELS {
+                        m.auth_result
+                            .with_label_values(&[run.probe, run.seed, method.as_str(), result])
+                            .set(i64::from(result == got));
+                    }
+                }
+            }
+            ProbeEvent::Missing { run } => {
+                tracing::warn!(
+                    probe = run.probe,
+                    seed = run.seed,
+                    sender = run.sender,
+                    "probe missing: no arrival before the timeout"
+                );
+                count_result(m, run, Placement::Missing.as_str());
+                set_placement(m, run, "missing");
+                forget_last_delivery(m, run);
+            }
+            ProbeEvent::Late {
+                run,
+                folder,
+                latency,
+            } => {
+                tracing::warn!(
+                    probe = run.probe,
+                    seed = run.seed,
+                    folder,
+                    latency_ms = latency.as_millis() as u64,
+                    "probe arrived late"
+                );
+                count_result(m, run, Placement::Late.as_str());
+                m.delivery_latency
+                    .with_label_values(&[
+                        run.probe,
+                        run.sender,
+                        run.provider,
+                        Placement::Late.as_str(),
+                    ])
+                    .observe(latency.as_secs_f64());
+            }
+            ProbeEvent::InboxUp { seed, up } => {
+                if *up {
+                    tracing::info!(seed, "inbox watching");
+                } else {
+                    tracing::warn!(seed, "inbox not watched");
+                }
+                m.inbox_up.with_label_values(&[seed]).set(i64::from(*up));
+            }
+        }
+    }
+}
+
+fn count_result(m: &Metrics, run: &RunLabels<'_>, placement: &str) {
+    m.probe_results
+        .with_label_values(&[run.probe, run.sender, run.seed, run.provider, placement])
+        .inc();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    m.probe_last_result_timestamp
+        .with_label_values(&[run.probe, run.seed])
+        .set(now);
+}
+
+fn set_placement(m: &Metrics, run: &RunLabels<'_>, state: &str) {
+    for s in PLACEMENT_STATES {
+        m.probe_placement
+            .with_label_values(&[run.probe, run.seed, s])
+            .set(i64::from(s == state));
+    }
+}
+
+/// Drop the previous delivery's latency and verdicts: with no arrival there
+/// is no current value, and an old "pass" must not stand in for one.
+fn forget_last_delivery(m: &Metrics, run: &RunLabels<'_>) {
+    let _ = m
+        .probe_last_latency
+        .remove_label_values(&[run.probe, run.seed]);
+    for method in &EXPORTED_METHODS {
+        for result in RESULT_LABELS {
+            let _ =
+                m.auth_result
+                    .remove_label_values(&[run.probe, run.seed, method.as_str(), result]);
+        }
+    }
+}
