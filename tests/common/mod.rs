@@ -307,3 +307,159 @@ pub fn prom_query(stack: &Stack, query: &str) -> Vec<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_str(&body).expect("prometheus JSON");
     v["data"]["result"].as_array().cloned().unwrap_or_default()
 }
+
+/// A daemon config for the stack: senders `ok` (authorised relay, signs
+/// with the stack's DKIM key), `bad` (relay outside SPF, unsigned), seeds
+/// `imap1` (seed1, IMAP plain), `imaps2` (seed2, IMAPS with the stack CA),
+/// `md3` / `md4` (seed3 / seed4 by Maildir) and `void` (void@, whose Sieve
+/// discards, watched in seed4's Maildir). `probes` is appended as is.
+pub fn stack_config(stack: &Stack, probes: &str) -> String {
+    let pw = stack.dir.join("seed-password");
+    if !pw.exists() {
+        std::fs::write(&pw, format!("{}\n", stack.var("SEED_PASS"))).unwrap();
+    }
+    let port = |k: &str| stack.addr(k).port();
+    let maildir = |user: &str| stack.var("MAILDIR_PATTERN").replace("{user}", user);
+    format!(
+        r#"
+[daemon]
+state_dir = "{{dir}}/state"
+shutdown_grace = "5s"
+[http]
+listen = "127.0.0.1:0"
+
+[senders.ok]
+kind = "smtp"
+host = "127.0.0.1"
+port = {relay_ok}
+tls = "none"
+from = "no-reply@sender.test"
+reply_to = "support@sender.test"
+dkim_selector = "{selector}"
+dkim_key_file = "{dkim_key}"
+timeout = "10s"
+
+[senders.bad]
+kind = "smtp"
+host = "127.0.0.1"
+port = {relay_bad}
+tls = "none"
+from = "no-reply@sender.test"
+timeout = "10s"
+
+[seeds.imap1]
+provider = "imap-plain"
+address = "seed1@seed.test"
+authserv_id = "{authserv}"
+kind = "imap"
+host = "127.0.0.1"
+port = {imap}
+tls = "none"
+username = "seed1@seed.test"
+password_file = "{pw}"
+
+[seeds.imaps2]
+provider = "imap-tls"
+address = "seed2@seed.test"
+authserv_id = "{authserv}"
+kind = "imap"
+host = "127.0.0.1"
+port = {imaps}
+tls = "implicit"
+ca_file = "{ca}"
+username = "seed2@seed.test"
+password_file = "{pw}"
+
+[seeds.md3]
+provider = "maildir"
+address = "seed3@seed.test"
+authserv_id = "{authserv}"
+kind = "maildir"
+path = "{md3}"
+
+[seeds.md4]
+provider = "maildir"
+address = "seed4@seed.test"
+authserv_id = "{authserv}"
+kind = "maildir"
+path = "{md4}"
+
+[seeds.void]
+provider = "void"
+address = "{void}"
+authserv_id = "{authserv}"
+kind = "maildir"
+path = "{md4}"
+
+{probes}
+"#,
+        relay_ok = port("RELAY_OK"),
+        relay_bad = port("RELAY_BAD"),
+        imap = port("IMAP"),
+        imaps = port("IMAPS"),
+        selector = stack.var("DKIM_SELECTOR"),
+        dkim_key = stack.var("DKIM_KEY"),
+        authserv = stack.var("AUTHSERV_ID"),
+        ca = stack.var("CA_CERT"),
+        pw = pw.display(),
+        md3 = maildir("seed3"),
+        md4 = maildir("seed4"),
+        void = stack.var("VOID_USER"),
+    )
+}
+
+/// A probe table for [`stack_config`]: fires once at start (`every = 1h`).
+pub fn probe(name: &str, sender: &str, seeds: &[&str], timeout: &str, template: &str) -> String {
+    let seeds: Vec<String> = seeds.iter().map(|s| format!("{s:?}")).collect();
+    format!(
+        "[probes.{name}]\nsender = {sender:?}\nseeds = [{}]\nevery = \"1h\"\ntimeout = {timeout:?}\ntemplate = {template:?}\n",
+        seeds.join(", ")
+    )
+}
+
+pub fn template(name: &str) -> String {
+    format!("{}/probes/templates/{name}.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The tokens of a probe's runs in a daemon's store.
+pub fn tokens(state_dir: &Path, probe: &str) -> Vec<String> {
+    let c = rusqlite::Connection::open(state_dir.join("mailcanary.sqlite3")).unwrap();
+    let mut st = c.prepare("SELECT token FROM probe_run WHERE probe = ?1 ORDER BY created_ms").unwrap();
+    let rows = st.query_map([probe], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// A row of the store: (state, outcome, reason, counted).
+pub fn run_row(state_dir: &Path, token: &str) -> Option<(String, Option<String>, Option<String>, i64)> {
+    let c = rusqlite::Connection::open(state_dir.join("mailcanary.sqlite3")).unwrap();
+    c.query_row(
+        "SELECT state, outcome, reason, counted FROM probe_run WHERE token = ?1",
+        [token],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .ok()
+}
+
+impl Daemon {
+    /// The daemon's state directory (for configs made by [`stack_config`]).
+    pub fn state_dir(&self) -> PathBuf {
+        self.config.parent().unwrap().join("state")
+    }
+
+    /// Wait until `series` has value `want` on /metrics.
+    pub fn wait_metric(&self, series: &str, want: f64, limit: Duration) -> bool {
+        wait_until(limit, || self.metric(series) == Some(want))
+    }
+}
+
+/// Send a raw message through one of the stack's SMTP listeners with swaks.
+pub fn swaks(server: SocketAddr, to: &str, headers: &[&str], body: &str) {
+    let mut cmd = Command::new("swaks");
+    cmd.args(["--server", &server.ip().to_string(), "--port", &server.port().to_string()])
+        .args(["--from", "no-reply@sender.test", "--to", to, "--body", body, "--suppress-data", "--hide-all"]);
+    for h in headers {
+        cmd.args(["--add-header", h]);
+    }
+    let out = cmd.output().expect("swaks");
+    assert!(out.status.success(), "swaks failed: {}", String::from_utf8_lossy(&out.stderr));
+}

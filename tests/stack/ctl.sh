@@ -5,8 +5,8 @@
 #
 # Acts by PID only (the pidfile written by the service, checked to belong to DIR), never by name:
 # other stacks may run on the same machine.
-#   stop     SIGTERM the service's main process, wait for it and all its descendants to exit
-#            (SIGKILL after 15 s). Exit 0 if it was not running.
+#   stop     SIGTERM the service's main process, after 1 s also its remaining descendants, wait
+#            until all have exited (SIGKILL after 14 s more). Exit 0 if it was not running.
 #   start    (re)start it with the config up.sh wrote (DIR/svc/SERVICE.start), wait until its ports
 #            accept connections. A running service is stopped first (= restart).
 #   pause    SIGSTOP the service and its descendants: connections hang, e.g. DNS queries to knot
@@ -27,22 +27,25 @@ alive() {   # a live (non-zombie) process
 }
 ours() {    # the process mentions DIR in its command line, working dir, environment or open files
   local p=$1
-  tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qF "$D/" && return 0
+  local f                               # no 'tr | grep -q' here: pipefail + SIGPIPE would lie
+  case "$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)" in *"$D/"*) return 0;; esac
   case "$(readlink "/proc/$p/cwd" 2>/dev/null)/" in "$D"/*) return 0;; esac
-  tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qF "$D/" && return 0
+  case "$(tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null)" in *"$D/"*) return 0;; esac
   for f in /proc/"$p"/fd/*; do          # rspamd rewrites its argv: an open log file under DIR
     case "$(readlink "$f" 2>/dev/null)" in "$D"/*) return 0;; esac
   done
   return 1
 }
 main_pid() {  # prints the service's main pid if it runs, else fails
-  local pf pid
+  local f pid
   [ -f "$D/svc/$1.pidfile" ] || return 1
-  pf=$(cat "$D/svc/$1.pidfile")
-  [ -s "$pf" ] || return 1
-  pid=$(tr -dc 0-9 < "$pf")
-  [ -n "$pid" ] && alive "$pid" && ours "$pid" || return 1
-  echo "$pid"
+  # the daemon's own pidfile, else the pid recorded when it was started (a pidfile can vanish)
+  for f in "$(cat "$D/svc/$1.pidfile")" "$D/svc/$1.pid"; do
+    [ -s "$f" ] || continue
+    pid=$(tr -dc 0-9 < "$f")
+    [ -n "$pid" ] && alive "$pid" && ours "$pid" && { echo "$pid"; return 0; }
+  done
+  return 1
 }
 tree() {    # pid and all its descendants
   local p c
@@ -61,6 +64,7 @@ stop() {
   kill -TERM "$pid" 2>/dev/null || true
   for n in $(seq 10); do any_alive $pids || break; sleep 0.1; done
   # dovecot's master takes ~9 s to end an imap process in IDLE (a direct SIGTERM ends it at once)
+  ! alive "$pid" || pids="$pids $(tree "$pid")"   # children spawned meanwhile
   kill -TERM $pids 2>/dev/null || true
   for n in $(seq 130); do any_alive $pids || break; sleep 0.1; done
   if any_alive $pids; then
@@ -72,7 +76,7 @@ stop() {
   if [ "$1" = prometheus ]; then rm -f "$(cat "$D/svc/$1.pidfile")"; fi
 }
 start() {
-  local a pid n timeout=30
+  local a pid= n timeout=30
   [ -x "$D/svc/$1.start" ] || { echo "ctl.sh: $1 is not part of the stack in $D" >&2; return 1; }
   stop "$1"
   [ "$1" = rspamd ] && timeout=120
@@ -84,7 +88,9 @@ start() {
       sleep 0.1
     done
   done
-  main_pid "$1" >/dev/null || { echo "ctl.sh: $1 started but its pidfile is missing; see $D/log" >&2; return 1; }
+  for n in $(seq 50); do pid=$(main_pid "$1") && break; sleep 0.1; done
+  [ -n "$pid" ] || { echo "ctl.sh: $1 started but its pidfile is missing; see $D/log" >&2; return 1; }
+  echo "$pid" > "$D/svc/$1.pid"
 }
 signal() {
   local pid

@@ -12,36 +12,70 @@
 # Writes DIR/env (KEY=VALUE, no quotes/spaces). Stop: tests/stack/down.sh DIR; one service:
 # tests/stack/ctl.sh DIR stop|start|restart|pause|cont SERVICE, ctl.sh DIR flush (postfix queue).
 #
-# Environment knobs: AUTO_PORTS=1 (default: a busy port is replaced by a free one; 0 = fail),
-#   WITH_PROM=1, STACK_ADDR=127.0.0.1 (listen address, must be in 127/8), SENDER_IP=127.0.0.2,
-#   BAD_SENDER_IP=127.0.0.3, HS_CACHE=/var/cache/mailcanary-stack/rspamd-hs (rspamd hyperscan
-#   cache, kept between runs), STACK_LOCK=/tmp/mailcanary-stack.lock, and every *_PORT below.
+# Environment knobs: AUTO_PORTS=1 (default: a busy port is replaced by a free one below the
+#   ephemeral range; 0 = fail), WITH_PROM=1, STACK_ADDR=127.0.0.1 (listen address, in 127/8),
+#   SENDER_IP=127.0.0.2, BAD_SENDER_IP=127.0.0.3, SEED_PASS, RELAY_USER, RELAY_PASS,
+#   HS_CACHE=/var/cache/mailcanary-stack/rspamd-hs (rspamd hyperscan cache, kept between runs),
+#   STACK_LOCK=/tmp/mailcanary-stack.lock (serialises port choice between concurrent runs), and
+#   each *_PORT default: DNS 10053 SMTP 10025 RELAY_OK 10026 RELAY_BAD 10027 SUBMISSION 10587
+#   SUBMISSIONS 10465 LMTP 10024 IMAP 10143 IMAPS 10993 RSPAMD_MILTER/NORMAL/CONTROLLER 11332-11334
+#   PROM 19090.
 #
-# Timings measured on the 2-core dev machine (Debian 12, rspamd 3.4, knot 3.2, postfix 3.7,
+# DIR/env keys (host:port unless said): STACK_DIR STACK_ADDR DNS (knot, udp+tcp) SMTP (seed MX)
+#   RELAY_OK RELAY_BAD SUBMISSION SUBMISSIONS RELAY_USER RELAY_PASS IMAP IMAPS LMTP RSPAMD_MILTER
+#   RSPAMD_NORMAL RSPAMD_CONTROLLER (no password from 127/8) PROMETHEUS (empty if WITH_PROM=0)
+#   PROM_TARGETS_DIR PROM_RULES_DIR SENDER_DOMAIN SENDER_IP BAD_SENDER_IP DKIM_KEY (PEM, RSA 2048,
+#   new each run) DKIM_SELECTOR SEED_DOMAIN SEED_USERS SEED_PASS VOID_USER AUTHSERV_ID SPAM_PATTERN
+#   (GTUBE "add header" string: mail lands in Junk) REJECT_PATTERN (GTUBE "reject" string: the MX
+#   answers 554 5.7.1 at end of DATA) TLS_SERVER_NAME CA_CERT MAILDIR_ROOT (seedN's INBOX is
+#   MAILDIR_ROOT/seedN/Maildir/{new,cur}, Junk is .../Maildir/.Junk/{new,cur}) MAILDIR_PATTERN
+#   ({user} = local part) JUNK_FOLDER JUNK_MAILDIR KNOT_SOCKET ZONE_DIR POSTFIX_CONFIG
+#   DOVECOT_CONFIG LOG_DIR.
+#
+# Timings measured on the 2-core dev machine (Debian 12: rspamd 3.4, knot 3.2, postfix 3.7,
 # dovecot 2.3.19, prometheus 2.42):
-#   cold start (empty HS_CACHE): ~@COLD@  -- rspamd compiles its hyperscan databases
-#   warm start (HS_CACHE kept):  ~@WARM@
-#   second run on the same DIR (stops the old stack first): ~@RERUN@
-#   Prometheus picks up a new PROM_TARGETS_DIR/*.json file after ~@SD@ (fsnotify; refresh_interval 2s
-#   is the fallback); scrape_interval = evaluation_interval = 1s works.
+#   cold start (empty HS_CACHE): 20-21 s  (rspamd listens after 14-15 s: TLD suffix hyperscan;
+#                                          its hs_helper then compiles the regexps for ~6 s more,
+#                                          up.sh waits for that so the stack is quiet)
+#   warm start (HS_CACHE kept):  2.8-3.1 s on an idle machine, up to ~6 s while other stacks start
+#                                (postfix's start-up checks are the long pole, ~2 s)
+#   second run on the same DIR:  ~5 s (of which ~2 s stopping the old stack)
+#   down.sh: ~2 s (dovecot ~1.2 s). Prometheus discovers a new PROM_TARGETS_DIR/*.json file after
+#   2-5 s (its discovery manager batches updates every 5 s; POST /-/reload does not speed it up),
+#   first scrape <= 1 s later: allow ~7 s. scrape_interval = evaluation_interval = 1 s works.
+#   Rules: drop PROM_RULES_DIR/x.yml, then POST /-/reload (evaluated within ~1 s).
 #
-# Live DNS changes (both checked, rspamd sees the change on the next message since its SPF/DKIM
-# caches are disabled below and TTLs are 5 s... rspamd has no resolver cache of its own):
+# Live DNS changes: both methods checked; rspamd sees the change on the very next message (its
+# SPF/DKIM caches are disabled below, it has no resolver cache, TTLs are 5 s):
 #   a) knotc -s DIR/knot/knot.sock zone-begin sender.test
 #      knotc -s DIR/knot/knot.sock zone-unset sender.test @ TXT
 #      knotc -s DIR/knot/knot.sock zone-set   sender.test @ 5 TXT '"v=spf1 ip4:127.0.0.9 -all"'
-#      knotc -s DIR/knot/knot.sock zone-commit sender.test          (SOA serial bumped by knot)
-#   b) rewrite DIR/zones/sender.test.zone, then knotc -s DIR/knot/knot.sock zone-reload sender.test
-#      (zonefile-load: whole, so the serial need not change; knot never writes the file back,
-#       so a) and b) can be mixed: zone-reload returns to what the file says).
-#   Both take effect immediately (knot answers the new data right after the command returns).
+#      knotc -s DIR/knot/knot.sock zone-commit sender.test          (knot bumps the SOA serial)
+#   b) rewrite DIR/zones/sender.test.zone, then knotc -b -s DIR/knot/knot.sock zone-reload sender.test
+#      (-b waits until loaded; zonefile-load: whole, so the serial need not change, even go down;
+#       knot never writes the file back, so a) and b) mix: zone-reload returns to the file).
+#   Both answer the new data as soon as knotc returns. A rotated sel._domainkey key also takes
+#   effect at once (dkim=fail for mail signed with the old key).
+#
+# Behaviour worth knowing: Authentication-Results lists dkim/dmarc/spf in no fixed order (rspamd
+# walks a Lua table), match each method separately. With knot stopped (or paused) rspamd's lookups
+# time out: the mail is delayed ~4.3 s at the MX and gets spf=temperror, dmarc=temperror, INBOX.
+# With dovecot stopped, postfix defers (4.4.1) and retries every 2 s: the mail arrives 0.06-1 s
+# after 'ctl.sh DIR start dovecot' (measured; ctl.sh DIR flush retries at once). void@seed.test discards
+# everything, spam included (its userdb overrides sieve_before). GTUBE mail carries no
+# Authentication-Results/X-Spamd-Result (rspamd skips all rules for it), only X-Spam: Yes.
 #
 # Pitfalls handled here: postfix cannot use a non-53 DNS port, so it needs no DNS (IP-literal
 # next hops, no peername lookups); postfix's smtp client refuses to talk to a server announcing
 # its own myhostname ("loops back to myself"), so the relay transports use another myhostname;
 # rspamd's authserv-id is the milter macro {daemon_name} (postfix milter_macro_daemon_name), pinned
 # to mx.seed.test on the MX listener; rspamd's SPF module caches records for min_cache_ttl (5 min)
-# regardless of the TTL, so caches are off; daemons must not inherit the port-allocation lock fd.
+# regardless of the TTL, so caches are off; rspamd's "reject" and "greylist" actions are disabled
+# (they would make the milter answer 5xx/4xx) - only GTUBE's own reject pattern still rejects;
+# postfix's data_directory must belong to postfix; passwd-file userdb extra fields need the
+# userdb_ prefix; dovecot's master needs ~9 s to end an imap process in IDLE, so ctl.sh also
+# signals the children; daemons must not inherit the port-allocation lock fd; a daemon removes
+# its pidfile by path when it exits, so never rm -rf a DIR whose stack still runs.
 set -Eeuo pipefail
 trap '' PIPE                     # 'up.sh | head' must not kill the script halfway
 
@@ -621,7 +655,11 @@ declare -A STARTER
 for s in $SERVICES; do "$D/svc/$s.start" & STARTER[$s]=$!; done
 up() {  # up NAME SECONDS LINE
   wait "${STARTER[$1]}" || { echo "up.sh: starting $1 failed; see $D/log" >&2; return 1; }
-  wait_up "$1" "$2"; say "$3"
+  wait_up "$1" "$2"
+  local pf n; pf=$(cat "$D/svc/$1.pidfile")
+  for n in $(seq 50); do [ -s "$pf" ] && break; sleep 0.1; done
+  { tr -dc 0-9 < "$pf"; echo; } > "$D/svc/$1.pid"   # ctl.sh's fallback should the pidfile vanish
+  say "$3"
 }
 up knot 30       "knot        dns         $ADDR:$DNS_PORT (udp+tcp)  control $D/knot/knot.sock"
 up dovecot 30    "dovecot     imap        $ADDR:$IMAP_PORT  imaps $ADDR:$IMAPS_PORT  lmtp $ADDR:$LMTP_PORT"
