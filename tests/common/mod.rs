@@ -204,16 +204,33 @@ impl Daemon {
     }
 
     /// The value of one sample on `/metrics`, e.g. `mailcanary_inbox_up{seed="a"}`.
+    /// Labels match in any order.
     pub fn metric(&self, series: &str) -> Option<f64> {
+        let want = parse_sample(series)?;
         let (_, body) = self.get("/metrics");
         body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
+            let (sample, value) = l.rsplit_once(' ')?;
+            (parse_sample(sample)? == want).then(|| value.parse().ok())?
         })
     }
+}
+
+/// `name{a="1",b="2"}` → (name, sorted labels). Label values here never hold `,` or `"`.
+fn parse_sample(s: &str) -> Option<(String, Vec<(String, String)>)> {
+    let (name, rest) = match s.split_once('{') {
+        Some((n, r)) => (n, r.strip_suffix('}')?),
+        None => (s, ""),
+    };
+    let mut labels: Vec<(String, String)> = rest
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=')?;
+            Some((k.to_string(), v.trim_matches('"').to_string()))
+        })
+        .collect::<Option<_>>()?;
+    labels.sort();
+    Some((name.to_string(), labels))
 }
 
 impl Drop for Daemon {
@@ -418,19 +435,27 @@ pub fn probe(name: &str, sender: &str, seeds: &[&str], timeout: &str, template: 
 }
 
 pub fn template(name: &str) -> String {
-    format!("{}/probes/templates/{name}.toml", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/probes/templates/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// The tokens of a probe's runs in a daemon's store.
 pub fn tokens(state_dir: &Path, probe: &str) -> Vec<String> {
     let c = rusqlite::Connection::open(state_dir.join("mailcanary.sqlite3")).unwrap();
-    let mut st = c.prepare("SELECT token FROM probe_run WHERE probe = ?1 ORDER BY created_ms").unwrap();
+    let mut st = c
+        .prepare("SELECT token FROM probe_run WHERE probe = ?1 ORDER BY created_ms")
+        .unwrap();
     let rows = st.query_map([probe], |r| r.get::<_, String>(0)).unwrap();
     rows.map(Result::unwrap).collect()
 }
 
 /// A row of the store: (state, outcome, reason, counted).
-pub fn run_row(state_dir: &Path, token: &str) -> Option<(String, Option<String>, Option<String>, i64)> {
+pub fn run_row(
+    state_dir: &Path,
+    token: &str,
+) -> Option<(String, Option<String>, Option<String>, i64)> {
     let c = rusqlite::Connection::open(state_dir.join("mailcanary.sqlite3")).unwrap();
     c.query_row(
         "SELECT state, outcome, reason, counted FROM probe_run WHERE token = ?1",
@@ -455,11 +480,29 @@ impl Daemon {
 /// Send a raw message through one of the stack's SMTP listeners with swaks.
 pub fn swaks(server: SocketAddr, to: &str, headers: &[&str], body: &str) {
     let mut cmd = Command::new("swaks");
-    cmd.args(["--server", &server.ip().to_string(), "--port", &server.port().to_string()])
-        .args(["--from", "no-reply@sender.test", "--to", to, "--body", body, "--suppress-data", "--hide-all"]);
+    cmd.args([
+        "--server",
+        &server.ip().to_string(),
+        "--port",
+        &server.port().to_string(),
+    ])
+    .args([
+        "--from",
+        "no-reply@sender.test",
+        "--to",
+        to,
+        "--body",
+        body,
+        "--suppress-data",
+        "--hide-all",
+    ]);
     for h in headers {
-        cmd.args(["--add-header", h]);
+        cmd.args(["--header", h]);
     }
     let out = cmd.output().expect("swaks");
-    assert!(out.status.success(), "swaks failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "swaks failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

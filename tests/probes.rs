@@ -1,0 +1,374 @@
+//! The probe loop end to end on the real loopback stack: mailcanary sends
+//! through real Postfix relays, rspamd judges, Dovecot files, and the daemon
+//! watches over IMAP/IMAPS/Maildir. No mocks of SMTP, IMAP or DNS.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{probe, stack_config, swaks, template, tokens, Daemon, Stack};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn series(name: &str, labels: &[(&str, &str)]) -> String {
+    let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{name}{{{}}}", l.join(","))
+}
+
+#[test]
+fn signed_mail_from_the_authorised_relay_lands_in_inbox_with_passing_verdicts() {
+    let stack = Stack::get();
+    let d = Daemon::start(&stack_config(
+        stack,
+        &probe(
+            "good",
+            "ok",
+            &["imap1", "imaps2", "md3"],
+            "30s",
+            &template("verification-en"),
+        ),
+    ));
+    for (seed, provider) in [
+        ("imap1", "imap-plain"),
+        ("imaps2", "imap-tls"),
+        ("md3", "maildir"),
+    ] {
+        let inbox = series(
+            "mailcanary_probe_results_total",
+            &[
+                ("probe", "good"),
+                ("sender", "ok"),
+                ("seed", seed),
+                ("provider", provider),
+                ("placement", "inbox"),
+            ],
+        );
+        assert!(
+            d.wait_metric(&inbox, 1.0, WAIT),
+            "{seed}: no inbox result; logs:\n{}",
+            d.logs()
+        );
+        for method in ["spf", "dkim", "dmarc"] {
+            let pass = series(
+                "mailcanary_auth_result",
+                &[
+                    ("probe", "good"),
+                    ("seed", seed),
+                    ("method", method),
+                    ("result", "pass"),
+                ],
+            );
+            assert_eq!(d.metric(&pass), Some(1.0), "{seed} {method}=pass");
+        }
+        let placement = series(
+            "mailcanary_probe_placement",
+            &[("probe", "good"), ("seed", seed), ("placement", "inbox")],
+        );
+        assert_eq!(d.metric(&placement), Some(1.0));
+        let spam = series(
+            "mailcanary_probe_placement",
+            &[("probe", "good"), ("seed", seed), ("placement", "spam")],
+        );
+        assert_eq!(d.metric(&spam), Some(0.0));
+        assert!(d.metric(&series("mailcanary_inbox_up", &[("seed", seed)])) == Some(1.0));
+    }
+    let count = series(
+        "mailcanary_delivery_latency_seconds_count",
+        &[
+            ("probe", "good"),
+            ("sender", "ok"),
+            ("provider", "maildir"),
+            ("placement", "inbox"),
+        ],
+    );
+    assert_eq!(
+        d.metric(&count),
+        Some(1.0),
+        "the histogram counts the delivery"
+    );
+    // The delivered copies were cleaned up and nothing is left in flight.
+    for t in tokens(&d.state_dir(), "good") {
+        let (state, outcome, _, counted) = common::run_row(&d.state_dir(), &t).unwrap();
+        assert_eq!(
+            (state.as_str(), outcome.as_deref(), counted),
+            ("final", Some("inbox"), 1)
+        );
+    }
+    // The full code never reaches the logs: only a masked form may.
+    assert!(
+        !d.logs().contains("verification code is"),
+        "message text in logs"
+    );
+}
+
+#[test]
+fn mail_from_outside_spf_lands_in_junk() {
+    let stack = Stack::get();
+    let d = Daemon::start(&stack_config(
+        stack,
+        &probe(
+            "spoof",
+            "bad",
+            &["imap1", "md4"],
+            "30s",
+            &template("verification-zh"),
+        ),
+    ));
+    for (seed, provider) in [("imap1", "imap-plain"), ("md4", "maildir")] {
+        let spam = series(
+            "mailcanary_probe_results_total",
+            &[
+                ("probe", "spoof"),
+                ("sender", "bad"),
+                ("seed", seed),
+                ("provider", provider),
+                ("placement", "spam"),
+            ],
+        );
+        assert!(
+            d.wait_metric(&spam, 1.0, WAIT),
+            "{seed}: no spam result; logs:\n{}",
+            d.logs()
+        );
+        let spf_fail = series(
+            "mailcanary_auth_result",
+            &[
+                ("probe", "spoof"),
+                ("seed", seed),
+                ("method", "spf"),
+                ("result", "fail"),
+            ],
+        );
+        assert_eq!(d.metric(&spf_fail), Some(1.0), "{seed}: spf=fail");
+        let dkim_none = series(
+            "mailcanary_auth_result",
+            &[
+                ("probe", "spoof"),
+                ("seed", seed),
+                ("method", "dkim"),
+                ("result", "none"),
+            ],
+        );
+        assert_eq!(d.metric(&dkim_none), Some(1.0), "{seed}: unsigned");
+    }
+}
+
+#[test]
+fn spam_content_lands_in_junk() {
+    let stack = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let spammy = dir.path().join("spammy.toml");
+    std::fs::write(
+        &spammy,
+        format!(
+            "subject = \"Your code {{code}}\"\ntext = \"\"\"\nCode {{code}}\n{}\nRef {{ref}}\n\"\"\"\nhtml = \"<p>{{code}} {{ref}}</p>\"\n",
+            stack.var("SPAM_PATTERN")
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&stack_config(
+        stack,
+        &probe(
+            "gtube",
+            "ok",
+            &["md3"],
+            "30s",
+            &spammy.display().to_string(),
+        ),
+    ));
+    let spam = series(
+        "mailcanary_probe_results_total",
+        &[
+            ("probe", "gtube"),
+            ("sender", "ok"),
+            ("seed", "md3"),
+            ("provider", "maildir"),
+            ("placement", "spam"),
+        ],
+    );
+    assert!(
+        d.wait_metric(&spam, 1.0, WAIT),
+        "no spam result; logs:\n{}",
+        d.logs()
+    );
+}
+
+#[test]
+fn an_unknown_recipient_is_a_5xx_send_failure_and_leaves_nothing_in_flight() {
+    let stack = Stack::get();
+    let config = stack_config(stack, &probe("nobody", "ok", &["ghost"], "30s", &template("verification-en"))).replace(
+        "[seeds.void]",
+        "[seeds.ghost]\nprovider = \"ghost\"\naddress = \"nobody@seed.test\"\nkind = \"maildir\"\npath = \"/nonexistent/ghost\"\n\n[seeds.void]",
+    );
+    let d = Daemon::start(&config);
+    let failed = series(
+        "mailcanary_probe_send_failures_total",
+        &[
+            ("probe", "nobody"),
+            ("sender", "ok"),
+            ("seed", "ghost"),
+            ("reason", "smtp_5xx"),
+        ],
+    );
+    assert!(
+        d.wait_metric(&failed, 1.0, WAIT),
+        "no smtp_5xx failure; logs:\n{}",
+        d.logs()
+    );
+    let state = series(
+        "mailcanary_probe_placement",
+        &[
+            ("probe", "nobody"),
+            ("seed", "ghost"),
+            ("placement", "send_failed"),
+        ],
+    );
+    assert_eq!(d.metric(&state), Some(1.0));
+    let runs = tokens(&d.state_dir(), "nobody");
+    assert_eq!(runs.len(), 1);
+    let (state, outcome, reason, _) = common::run_row(&d.state_dir(), &runs[0]).unwrap();
+    assert_eq!(
+        (state.as_str(), outcome.as_deref(), reason.as_deref()),
+        ("final", Some("send_failed"), Some("smtp_5xx"))
+    );
+    assert!(d
+        .metric("mailcanary_probe_sent_total{probe=\"nobody\",sender=\"ok\",seed=\"ghost\"}")
+        .is_none());
+}
+
+#[test]
+fn a_discarded_probe_goes_missing_and_a_later_copy_counts_late_once() {
+    let stack = Stack::get();
+    let d = Daemon::start(&stack_config(
+        stack,
+        &probe("lost", "ok", &["void"], "3s", &template("verification-en")),
+    ));
+    let result = |placement: &str| {
+        series(
+            "mailcanary_probe_results_total",
+            &[
+                ("probe", "lost"),
+                ("sender", "ok"),
+                ("seed", "void"),
+                ("provider", "void"),
+                ("placement", placement),
+            ],
+        )
+    };
+    assert!(
+        d.wait_metric(&result("missing"), 1.0, WAIT),
+        "not missing; logs:\n{}",
+        d.logs()
+    );
+    let placement = series(
+        "mailcanary_probe_placement",
+        &[
+            ("probe", "lost"),
+            ("seed", "void"),
+            ("placement", "missing"),
+        ],
+    );
+    assert_eq!(d.metric(&placement), Some(1.0));
+    assert!(
+        d.metric(&series(
+            "mailcanary_probe_last_latency_seconds",
+            &[("probe", "lost"), ("seed", "void")]
+        ))
+        .is_none(),
+        "no stale latency"
+    );
+
+    // The same probe is delivered after all (into the Maildir the void seed is watched in), twice.
+    let token = &tokens(&d.state_dir(), "lost")[0];
+    let mid = format!("Message-Id: <mc-{token}@sender.test>"); // swaks writes "Message-Id"; same case replaces it
+    swaks(
+        stack.addr("RELAY_OK"),
+        "seed4@seed.test",
+        &[&mid],
+        "late copy",
+    );
+    assert!(
+        d.wait_metric(&result("late"), 1.0, WAIT),
+        "not late; logs:\n{}",
+        d.logs()
+    );
+    swaks(
+        stack.addr("RELAY_OK"),
+        "seed4@seed.test",
+        &[&mid],
+        "second late copy",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(d.metric(&result("late")), Some(1.0), "late once");
+    assert_eq!(d.metric(&result("missing")), Some(1.0), "missing once");
+    assert_eq!(d.metric(&result("inbox")), None, "never counted as inbox");
+}
+
+#[test]
+fn a_forged_authentication_results_header_does_not_change_the_verdict() {
+    let stack = Stack::get();
+    // The probe itself goes to void@ (discarded); the test delivers its own
+    // copy of the probe, carrying a forged header, from outside SPF.
+    let d = Daemon::start(&stack_config(
+        stack,
+        &probe(
+            "forged",
+            "ok",
+            &["void"],
+            "30s",
+            &template("verification-en"),
+        ),
+    ));
+    assert!(
+        common::wait_until(WAIT, || !tokens(&d.state_dir(), "forged").is_empty()),
+        "probe not registered"
+    );
+    assert!(d.wait_metric(
+        "mailcanary_probe_sent_total{probe=\"forged\",sender=\"ok\",seed=\"void\"}",
+        1.0,
+        WAIT
+    ));
+    let token = &tokens(&d.state_dir(), "forged")[0];
+    let mid = format!("Message-Id: <mc-{token}@sender.test>"); // swaks writes "Message-Id"; same case replaces it
+    let forged = format!(
+        "Authentication-Results: {}; spf=pass smtp.mailfrom=sender.test; dkim=pass header.d=sender.test; dmarc=pass header.from=sender.test",
+        stack.var("AUTHSERV_ID")
+    );
+    swaks(
+        stack.addr("RELAY_BAD"),
+        "seed4@seed.test",
+        &[&mid, &forged],
+        "copy with a forged verdict",
+    );
+    let spam = series(
+        "mailcanary_probe_results_total",
+        &[
+            ("probe", "forged"),
+            ("sender", "ok"),
+            ("seed", "void"),
+            ("provider", "void"),
+            ("placement", "spam"),
+        ],
+    );
+    assert!(
+        d.wait_metric(&spam, 1.0, WAIT),
+        "not recorded; logs:\n{}",
+        d.logs()
+    );
+    for (method, result) in [("spf", "fail"), ("dmarc", "fail"), ("dkim", "none")] {
+        let s = series(
+            "mailcanary_auth_result",
+            &[
+                ("probe", "forged"),
+                ("seed", "void"),
+                ("method", method),
+                ("result", result),
+            ],
+        );
+        assert_eq!(
+            d.metric(&s),
+            Some(1.0),
+            "{method}={result} from the real receiver header"
+        );
+    }
+}
