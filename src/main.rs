@@ -39,6 +39,8 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run probes now and print their results (`--once`: one round, then exit).
+    Probe(mailcanary::probe::cli::ProbeArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -60,6 +62,13 @@ fn main() -> ExitCode {
     logging::init(cli.log_format, &cli.log_level);
     match cli.command {
         Command::Run { config } => run(config),
+        Command::Probe(args) => match tokio::runtime::Runtime::new() {
+            Ok(rt) => ExitCode::from(rt.block_on(mailcanary::probe::cli::run(args))),
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),

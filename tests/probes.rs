@@ -372,3 +372,78 @@ fn a_forged_authentication_results_header_does_not_change_the_verdict() {
         );
     }
 }
+
+#[test]
+fn probe_once_prints_support_safe_results_and_exits_by_placement() {
+    let stack = Stack::get();
+    let probes = format!(
+        "{}{}",
+        probe(
+            "cli-good",
+            "ok",
+            &["md3"],
+            "30s",
+            &template("verification-en")
+        ),
+        probe(
+            "cli-spoof",
+            "bad",
+            &["md3"],
+            "30s",
+            &template("verification-en")
+        )
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mailcanary.toml");
+    std::fs::write(
+        &cfg,
+        stack_config(stack, &probes).replace("{dir}", &dir.path().display().to_string()),
+    )
+    .unwrap();
+    let run = |names: &[&str]| {
+        std::process::Command::new(common::bin())
+            .args(["probe", "--once", "--format", "json", "--config"])
+            .arg(&cfg)
+            .args(names)
+            .output()
+            .unwrap()
+    };
+
+    let out = run(&["cli-good"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let r = &v.as_array().unwrap()[0];
+    assert_eq!(r["outcome"], "inbox");
+    assert_eq!(r["auth"]["dmarc"], "pass");
+    let code = r["code"].as_str().unwrap();
+    assert!(
+        code.len() == 6 && code.ends_with("****") && code[..2].bytes().all(|b| b.is_ascii_digit()),
+        "masked: {code}"
+    );
+    assert!(
+        r["hops"].as_array().unwrap().len() >= 2,
+        "Received hops: {r}"
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains(stack.var("SEED_PASS")),
+        "no password in output"
+    );
+
+    let out = run(&["cli-spoof"]);
+    assert_eq!(out.status.code(), Some(1), "spam placement exits 1");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["outcome"], "spam");
+
+    let out = run(&["no-such-probe"]);
+    assert_eq!(out.status.code(), Some(2));
+}

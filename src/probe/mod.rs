@@ -9,6 +9,7 @@
 //! - [`record`] is the store side: in flight before sending, final exactly once.
 //! - [`events`] is the one place that logs and counts what happened.
 
+pub mod cli;
 pub mod compose;
 pub mod events;
 pub mod record;

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lettre::message::Mailbox;
 use lettre::Address;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -45,6 +45,8 @@ pub enum Cmd {
     /// A run is about to be sent; answered once it is in the store.
     Register {
         run: NewRun,
+        /// The code, masked, for `mailcanary probe` output.
+        code_masked: String,
         ack: oneshot::Sender<Result<(), StoreError>>,
     },
     Sent {
@@ -63,6 +65,39 @@ pub enum Cmd {
 pub struct Channels {
     pub cmd: mpsc::Sender<Cmd>,
     pub watch: mpsc::Sender<WatchEvent>,
+    /// Every final result (and late arrival), for `mailcanary probe`.
+    pub results: broadcast::Sender<RunResult>,
+}
+
+/// A run's final result, as `mailcanary probe` prints it. Support-safe: the
+/// code is masked and no address or server text is in it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunResult {
+    pub probe: String,
+    pub sender: String,
+    pub seed: String,
+    pub provider: String,
+    /// `inbox`, `spam`, `tab`, `missing`, `late` or `send_failed`.
+    pub outcome: String,
+    /// The bounded send-failure reason.
+    pub reason: Option<String>,
+    pub folder: Option<String>,
+    pub latency_seconds: Option<f64>,
+    pub seen_latency_seconds: Option<f64>,
+    /// The receiver's verdict per method (`spf`, `dkim`, `dmarc`, `arc`).
+    pub auth: std::collections::BTreeMap<String, String>,
+    pub spam_score: Option<f64>,
+    /// Per-hop delays from the Received chain, oldest hop first.
+    pub hops: Vec<HopDelay>,
+    /// The code as sent, masked (`12****`).
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HopDelay {
+    pub by: Option<String>,
+    pub with: Option<String>,
+    pub delay_seconds: Option<u64>,
 }
 
 fn now_ms() -> i64 {
@@ -95,7 +130,10 @@ pub async fn start_recorder(
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (watch_tx, watch_rx) = mpsc::channel(1024);
+    let (results, _) = broadcast::channel(1024);
     let rec = Recorder {
+        results: results.clone(),
+        codes: HashMap::new(),
         config,
         store,
         metrics,
@@ -106,6 +144,7 @@ pub async fn start_recorder(
     Ok(Channels {
         cmd: cmd_tx,
         watch: watch_tx,
+        results,
     })
 }
 
@@ -116,6 +155,9 @@ struct Recorder {
     open: HashMap<String, record::OpenRun>,
     /// Connection state per seed folder, for `mailcanary_inbox_up`.
     up: HashMap<(String, FolderRole), bool>,
+    results: broadcast::Sender<RunResult>,
+    /// Masked codes of runs sent by this process (not stored).
+    codes: HashMap<String, String>,
 }
 
 impl Recorder {
@@ -141,6 +183,53 @@ impl Recorder {
         }
     }
 
+    /// Tell `mailcanary probe` (if it listens) how a run ended.
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
+        &mut self,
+        run: &RunLabels<'_>,
+        token: &str,
+        outcome: &str,
+        reason: Option<&str>,
+        folder: Option<&str>,
+        latency: Option<(Duration, Duration)>,
+        verdict: Option<&crate::verdict::Verdict>,
+    ) {
+        let code = self.codes.remove(token);
+        let auth = verdict.map_or_else(Default::default, |v| {
+            crate::verdict::authres::EXPORTED_METHODS
+                .iter()
+                .map(|m| (m.as_str().to_string(), v.auth.label(m).to_string()))
+                .collect()
+        });
+        let hops = verdict.map_or_else(Vec::new, |v| {
+            v.hops
+                .hops
+                .iter()
+                .map(|h| HopDelay {
+                    by: h.by.clone(),
+                    with: h.with.clone(),
+                    delay_seconds: h.delay.seconds(),
+                })
+                .collect()
+        });
+        let _ = self.results.send(RunResult {
+            probe: run.probe.to_string(),
+            sender: run.sender.to_string(),
+            seed: run.seed.to_string(),
+            provider: run.provider.to_string(),
+            outcome: outcome.to_string(),
+            reason: reason.map(str::to_string),
+            folder: folder.map(str::to_string),
+            latency_seconds: latency.map(|l| l.0.as_secs_f64()),
+            seen_latency_seconds: latency.map(|l| l.1.as_secs_f64()),
+            auth,
+            spam_score: verdict.and_then(|v| v.spam.as_ref()).and_then(|s| s.score),
+            hops,
+            code,
+        });
+    }
+
     fn labels<'a>(
         &self,
         config: &'a Config,
@@ -163,7 +252,12 @@ impl Recorder {
     async fn command(&mut self, cmd: Cmd) {
         let config = self.config.borrow().clone();
         match cmd {
-            Cmd::Register { run, ack } => {
+            Cmd::Register {
+                run,
+                code_masked,
+                ack,
+            } => {
+                self.codes.insert(run.token.clone(), code_masked);
                 let r = run.clone();
                 let result = self.store.call(move |c| record::insert(c, &r)).await;
                 if result.is_ok() {
@@ -232,11 +326,13 @@ impl Recorder {
                     })
                     .await;
                 if matches!(done, Ok(true)) {
+                    let run = self.labels(&config, &open.probe, &open.sender, &open.seed);
                     ProbeEvent::SendFailed {
-                        run: self.labels(&config, &open.probe, &open.sender, &open.seed),
+                        run: run.clone(),
                         failure: &failure,
                     }
                     .emit(&self.metrics);
+                    self.publish(&run, &token, "send_failed", Some(reason), None, None, None);
                 }
             }
         }
@@ -318,19 +414,29 @@ impl Recorder {
                     Ok(counted) => {
                         self.open.remove(&token);
                         if counted {
+                            let run = self.labels(&config, &open.probe, &open.sender, &open.seed);
+                            let latency =
+                                since(arrived_ms.max(open.submitted_ms), open.submitted_ms);
+                            let seen_latency = since(seen_ms, open.submitted_ms);
                             ProbeEvent::Delivered {
-                                run: self.labels(&config, &open.probe, &open.sender, &open.seed),
+                                run: run.clone(),
                                 placement,
                                 folder: &a.folder,
-                                latency: since(
-                                    arrived_ms.max(open.submitted_ms),
-                                    open.submitted_ms,
-                                ),
-                                seen_latency: since(seen_ms, open.submitted_ms),
+                                latency,
+                                seen_latency,
                                 auth: &verdict.auth,
                                 spam_score: verdict.spam.as_ref().and_then(|s| s.score),
                             }
                             .emit(&self.metrics);
+                            self.publish(
+                                &run,
+                                &token,
+                                placement.as_str(),
+                                None,
+                                Some(&a.folder),
+                                Some((latency, seen_latency)),
+                                Some(&verdict),
+                            );
                         }
                         Disposition::Remove
                     }
@@ -354,7 +460,9 @@ impl Recorder {
                 return Disposition::Keep;
             }
         };
-        if row.seed != a.seed {
+        if row.seed != a.seed || row.outcome.is_none() {
+            // Another seed's copy, or a run in flight in another process
+            // sharing this store (`mailcanary probe` beside the daemon).
             return Disposition::Keep;
         }
         if row.outcome.as_deref() == Some("missing") {
@@ -379,12 +487,24 @@ impl Recorder {
                 })
                 .await;
             if matches!(late, Ok(true)) {
+                let run = self.labels(&config, &row.probe, &row.sender, &row.seed);
+                let latency = since(arrival_ms(a, seen_ms, stored_ms), row.submitted_ms);
                 ProbeEvent::Late {
-                    run: self.labels(&config, &row.probe, &row.sender, &row.seed),
+                    run: run.clone(),
                     folder: &a.folder,
-                    latency: since(arrival_ms(a, seen_ms, stored_ms), row.submitted_ms),
+                    latency,
                 }
                 .emit(&self.metrics);
+                let seen_latency = since(seen_ms, row.submitted_ms);
+                self.publish(
+                    &run,
+                    &token,
+                    "late",
+                    None,
+                    Some(&a.folder),
+                    Some((latency, seen_latency)),
+                    Some(&verdict),
+                );
             }
         }
         // Recorded before (a duplicate copy, or late already): clean it up.
@@ -412,10 +532,11 @@ impl Recorder {
             })
             .await;
         match done {
-            Ok(true) => ProbeEvent::Missing {
-                run: self.labels(&config, &open.probe, &open.sender, &open.seed),
+            Ok(true) => {
+                let run = self.labels(&config, &open.probe, &open.sender, &open.seed);
+                ProbeEvent::Missing { run: run.clone() }.emit(&self.metrics);
+                self.publish(&run, token, "missing", None, None, None, None);
             }
-            .emit(&self.metrics),
             Ok(false) => {}
             Err(e) => {
                 tracing::error!(error = %e, "cannot record a missing probe; retrying");
@@ -598,7 +719,15 @@ pub async fn send_one(
         deadline_ms: created + probe.timeout.as_millis() as i64,
     };
     let (ack, acked) = oneshot::channel();
-    ch.cmd.send(Cmd::Register { run, ack }).await.ok()?;
+    let code_masked = code.masked();
+    ch.cmd
+        .send(Cmd::Register {
+            run,
+            code_masked,
+            ack,
+        })
+        .await
+        .ok()?;
     if let Err(e) = acked.await.ok()? {
         tracing::error!(probe = probe_name, seed = seed_name, error = %e, "cannot store the probe; not sending it");
         return None;
