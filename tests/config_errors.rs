@@ -128,6 +128,17 @@ fn the_shipped_example_configs_are_valid() {
     let secret = dir.path().join("pw");
     std::fs::write(&secret, "pw\n").unwrap();
     let local = dir.path().join("local.toml");
+    // A throwaway 2048-bit RSA key, as the stack generates one per run.
+    let dkim_key = dir.path().join("dkim.key");
+    let ok = std::process::Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&dkim_key)
+        .arg("2048")
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok, "openssl genrsa");
     std::fs::write(
         &local,
         text.replace(
@@ -137,6 +148,10 @@ fn the_shipped_example_configs_are_valid() {
         .replace(
             "/tmp/mailcanary-demo/tls/ca.pem",
             &secret.display().to_string(),
+        )
+        .replace(
+            "/tmp/mailcanary-demo/tls/dkim-sel.sender.test.key",
+            &dkim_key.display().to_string(),
         )
         .replace("\"local.d\"", &format!("{:?}", probes.join("local.d"))),
     )

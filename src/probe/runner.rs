@@ -91,6 +91,13 @@ pub struct RunResult {
     pub hops: Vec<HopDelay>,
     /// The code as sent, masked (`12****`).
     pub code: Option<String>,
+    /// The probe token (random; ties the result to the store and the message).
+    pub token: String,
+    /// Unix ms: the relay accepted the message / the mailbox stored it (when
+    /// known) / mailcanary first saw it.
+    pub submitted_at_ms: Option<i64>,
+    pub stored_at_ms: Option<i64>,
+    pub seen_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -194,6 +201,7 @@ impl Recorder {
         folder: Option<&str>,
         latency: Option<(Duration, Duration)>,
         verdict: Option<&crate::verdict::Verdict>,
+        times: [Option<i64>; 3],
     ) {
         let code = self.codes.remove(token);
         let auth = verdict.map_or_else(Default::default, |v| {
@@ -227,6 +235,10 @@ impl Recorder {
             spam_score: verdict.and_then(|v| v.spam.as_ref()).and_then(|s| s.score),
             hops,
             code,
+            token: token.to_string(),
+            submitted_at_ms: times[0],
+            stored_at_ms: times[1],
+            seen_at_ms: times[2],
         });
     }
 
@@ -332,7 +344,16 @@ impl Recorder {
                         failure: &failure,
                     }
                     .emit(&self.metrics);
-                    self.publish(&run, &token, "send_failed", Some(reason), None, None, None);
+                    self.publish(
+                        &run,
+                        &token,
+                        "send_failed",
+                        Some(reason),
+                        None,
+                        None,
+                        None,
+                        [None; 3],
+                    );
                 }
             }
         }
@@ -436,6 +457,7 @@ impl Recorder {
                                 Some(&a.folder),
                                 Some((latency, seen_latency)),
                                 Some(&verdict),
+                                [Some(open.submitted_ms), stored_ms, Some(seen_ms)],
                             );
                         }
                         Disposition::Remove
@@ -504,6 +526,7 @@ impl Recorder {
                     Some(&a.folder),
                     Some((latency, seen_latency)),
                     Some(&verdict),
+                    [Some(row.submitted_ms), stored_ms, Some(seen_ms)],
                 );
             }
         }
@@ -535,7 +558,16 @@ impl Recorder {
             Ok(true) => {
                 let run = self.labels(&config, &open.probe, &open.sender, &open.seed);
                 ProbeEvent::Missing { run: run.clone() }.emit(&self.metrics);
-                self.publish(&run, token, "missing", None, None, None, None);
+                self.publish(
+                    &run,
+                    token,
+                    "missing",
+                    None,
+                    None,
+                    None,
+                    None,
+                    [Some(open.submitted_ms), None, None],
+                );
             }
             Ok(false) => {}
             Err(e) => {
