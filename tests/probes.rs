@@ -447,3 +447,114 @@ fn probe_once_prints_support_safe_results_and_exits_by_placement() {
     let out = run(&["no-such-probe"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn submission_with_starttls_or_implicit_tls_and_auth_delivers() {
+    let stack = Stack::get();
+    let probes = format!(
+        "{}{}",
+        probe(
+            "sub",
+            "sub",
+            &["imapstls"],
+            "30s",
+            &template("verification-en")
+        ),
+        probe(
+            "subs",
+            "subs",
+            &["md4"],
+            "30s",
+            &template("verification-en")
+        )
+    );
+    let d = Daemon::start(&stack_config(stack, &probes));
+    for (probe, sender, seed, provider) in [
+        ("sub", "sub", "imapstls", "imap-starttls"),
+        ("subs", "subs", "md4", "maildir"),
+    ] {
+        let inbox = series(
+            "mailcanary_probe_results_total",
+            &[
+                ("probe", probe),
+                ("sender", sender),
+                ("seed", seed),
+                ("provider", provider),
+                ("placement", "inbox"),
+            ],
+        );
+        assert!(
+            d.wait_metric(&inbox, 1.0, WAIT),
+            "{probe}: no inbox result; logs:\n{}",
+            d.logs()
+        );
+    }
+    let dkim = series(
+        "mailcanary_auth_result",
+        &[
+            ("probe", "sub"),
+            ("seed", "imapstls"),
+            ("method", "dkim"),
+            ("result", "pass"),
+        ],
+    );
+    assert_eq!(d.metric(&dkim), Some(1.0));
+    assert!(
+        !d.logs().contains(stack.var("RELAY_PASS")),
+        "the relay password never reaches the logs"
+    );
+}
+
+#[test]
+fn send_failures_carry_a_bounded_reason() {
+    let stack = Stack::get();
+    let probes = format!(
+        "{}{}{}",
+        probe(
+            "authfail",
+            "badauth",
+            &["md3"],
+            "30s",
+            &template("verification-en")
+        ),
+        probe(
+            "tlsfail",
+            "notls",
+            &["md3"],
+            "30s",
+            &template("verification-en")
+        ),
+        probe(
+            "connfail",
+            "closed",
+            &["md3"],
+            "30s",
+            &template("verification-en")
+        )
+    );
+    let d = Daemon::start(&stack_config(stack, &probes));
+    for (probe, sender, reason) in [
+        ("authfail", "badauth", "auth"),
+        ("tlsfail", "notls", "tls"),
+        ("connfail", "closed", "connect"),
+    ] {
+        let s = series(
+            "mailcanary_probe_send_failures_total",
+            &[
+                ("probe", probe),
+                ("sender", sender),
+                ("seed", "md3"),
+                ("reason", reason),
+            ],
+        );
+        assert!(
+            d.wait_metric(&s, 1.0, WAIT),
+            "{probe}: no {reason} failure; logs:\n{}",
+            d.logs()
+        );
+    }
+    assert!(
+        !d.logs().contains("not-the-password"),
+        "the password never reaches the logs"
+    );
+}

@@ -195,7 +195,7 @@ fn classify(e: &SmtpError) -> SendReason {
     if e.is_timeout() {
         return SendReason::Timeout;
     }
-    if e.is_tls() {
+    if e.is_tls() || tls_in_chain(e) {
         return SendReason::Tls;
     }
     if let Some(code) = e.status() {
@@ -221,6 +221,27 @@ fn classify(e: &SmtpError) -> SendReason {
     } else {
         SendReason::Connect
     }
+}
+
+/// A rustls error anywhere in the chain (lettre reports a failed implicit-TLS
+/// handshake as a connection error wrapping it).
+fn tls_in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -335,6 +335,14 @@ pub fn stack_config(stack: &Stack, probes: &str) -> String {
     if !pw.exists() {
         std::fs::write(&pw, format!("{}\n", stack.var("SEED_PASS"))).unwrap();
     }
+    let relay_pw = stack.dir.join("relay-password");
+    if !relay_pw.exists() {
+        std::fs::write(&relay_pw, format!("{}\n", stack.var("RELAY_PASS"))).unwrap();
+    }
+    let wrong_pw = stack.dir.join("wrong-password");
+    if !wrong_pw.exists() {
+        std::fs::write(&wrong_pw, "not-the-password\n").unwrap();
+    }
     let port = |k: &str| stack.addr(k).port();
     let maildir = |user: &str| stack.var("MAILDIR_PATTERN").replace("{user}", user);
     format!(
@@ -363,6 +371,73 @@ port = {relay_bad}
 tls = "none"
 from = "no-reply@sender.test"
 timeout = "10s"
+
+# Submission with STARTTLS (required) and AUTH, and implicit TLS (465-style).
+[senders.sub]
+kind = "smtp"
+host = "127.0.0.1"
+port = {submission}
+tls = "starttls"
+ca_file = "{ca}"
+username = "{relay_user}"
+password_file = "{relay_pw}"
+from = "no-reply@sender.test"
+dkim_selector = "{selector}"
+dkim_key_file = "{dkim_key}"
+timeout = "10s"
+
+[senders.subs]
+kind = "smtp"
+host = "127.0.0.1"
+port = {submissions}
+tls = "implicit"
+ca_file = "{ca}"
+username = "{relay_user}"
+password_file = "{relay_pw}"
+from = "no-reply@sender.test"
+timeout = "10s"
+
+[senders.badauth]
+kind = "smtp"
+host = "127.0.0.1"
+port = {submission}
+tls = "starttls"
+ca_file = "{ca}"
+username = "{relay_user}"
+password_file = "{wrong_pw}"
+from = "no-reply@sender.test"
+timeout = "10s"
+
+# Implicit TLS against a plain-text port: the handshake fails.
+[senders.notls]
+kind = "smtp"
+host = "127.0.0.1"
+port = {relay_ok}
+tls = "implicit"
+ca_file = "{ca}"
+from = "no-reply@sender.test"
+timeout = "5s"
+
+# Nothing listens on port 1.
+[senders.closed]
+kind = "smtp"
+host = "127.0.0.1"
+port = 1
+tls = "none"
+from = "no-reply@sender.test"
+timeout = "5s"
+
+[seeds.imapstls]
+provider = "imap-starttls"
+address = "seed3@seed.test"
+authserv_id = "{authserv}"
+kind = "imap"
+host = "127.0.0.1"
+port = {imap}
+tls = "starttls"
+ca_file = "{ca}"
+username = "seed3@seed.test"
+password_file = "{pw}"
 
 [seeds.imap1]
 provider = "imap-plain"
@@ -412,6 +487,11 @@ path = "{md4}"
 "#,
         relay_ok = port("RELAY_OK"),
         relay_bad = port("RELAY_BAD"),
+        submission = port("SUBMISSION"),
+        submissions = port("SUBMISSIONS"),
+        relay_user = stack.var("RELAY_USER"),
+        relay_pw = relay_pw.display(),
+        wrong_pw = wrong_pw.display(),
         imap = port("IMAP"),
         imaps = port("IMAPS"),
         selector = stack.var("DKIM_SELECTOR"),
