@@ -558,3 +558,39 @@ fn send_failures_carry_a_bounded_reason() {
         "the password never reaches the logs"
     );
 }
+
+#[test]
+fn a_temporary_refusal_is_retried_then_counted_as_smtp_4xx() {
+    let stack = Stack::get();
+    let config = stack_config(stack, &probe("busy", "ok", &["tempfail"], "30s", &template("verification-en")))
+        .replace("timeout = \"10s\"\n\n[senders.bad]", "timeout = \"10s\"\nretries_4xx = 2\nretry_backoff = \"1s\"\n\n[senders.bad]")
+        .replace(
+            "[seeds.void]",
+            &format!(
+                "[seeds.tempfail]\nprovider = \"busy\"\naddress = \"{}\"\nkind = \"maildir\"\npath = \"/nonexistent/tempfail\"\n\n[seeds.void]",
+                stack.var("TEMPFAIL_USER")
+            ),
+        );
+    let d = Daemon::start(&config);
+    let failed = series(
+        "mailcanary_probe_send_failures_total",
+        &[
+            ("probe", "busy"),
+            ("sender", "ok"),
+            ("seed", "tempfail"),
+            ("reason", "smtp_4xx"),
+        ],
+    );
+    assert!(
+        d.wait_metric(&failed, 1.0, WAIT),
+        "no smtp_4xx failure; logs:\n{}",
+        d.logs()
+    );
+    let logs = d.logs();
+    assert_eq!(
+        logs.matches("temporary SMTP refusal; retrying").count(),
+        2,
+        "two retries:\n{logs}"
+    );
+    assert!(logs.contains("\"attempts\":3"), "{logs}");
+}

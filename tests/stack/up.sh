@@ -25,7 +25,7 @@
 #   RELAY_OK RELAY_BAD SUBMISSION SUBMISSIONS RELAY_USER RELAY_PASS IMAP IMAPS LMTP RSPAMD_MILTER
 #   RSPAMD_NORMAL RSPAMD_CONTROLLER (no password from 127/8) PROMETHEUS (empty if WITH_PROM=0)
 #   PROM_TARGETS_DIR PROM_RULES_DIR SENDER_DOMAIN SENDER_IP BAD_SENDER_IP DKIM_KEY (PEM, RSA 2048,
-#   new each run) DKIM_SELECTOR SEED_DOMAIN SEED_USERS SEED_PASS VOID_USER AUTHSERV_ID SPAM_PATTERN
+#   new each run) DKIM_SELECTOR SEED_DOMAIN SEED_USERS SEED_PASS VOID_USER TEMPFAIL_USER AUTHSERV_ID SPAM_PATTERN
 #   (GTUBE "add header" string: mail lands in Junk) REJECT_PATTERN (GTUBE "reject" string: the MX
 #   answers 554 5.7.1 at end of DATA) TLS_SERVER_NAME CA_CERT MAILDIR_ROOT (seedN's INBOX is
 #   MAILDIR_ROOT/seedN/Maildir/{new,cur}, Junk is .../Maildir/.Junk/{new,cur}) MAILDIR_PATTERN
@@ -102,6 +102,7 @@ RELAY_PASS=${RELAY_PASS:-relaypass}
 AUTHSERV_ID=mx.seed.test
 SEED_USERS=seed1@seed.test,seed2@seed.test,seed3@seed.test,seed4@seed.test
 VOID_USER=void@seed.test
+TEMPFAIL_USER=tempfail@seed.test
 for v in "$SEED_PASS" "$RELAY_USER" "$RELAY_PASS"; do
   [[ $v =~ ^[A-Za-z0-9._@+-]+$ ]] || { echo "up.sh: '$v' must match [A-Za-z0-9._@+-]+" >&2; exit 1; }
 done
@@ -241,6 +242,7 @@ SEED_DOMAIN=seed.test
 SEED_USERS=$SEED_USERS
 SEED_PASS=$SEED_PASS
 VOID_USER=$VOID_USER
+TEMPFAIL_USER=$TEMPFAIL_USER
 AUTHSERV_ID=$AUTHSERV_ID
 SPAM_PATTERN=YJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X
 REJECT_PATTERN=XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X
@@ -518,6 +520,8 @@ EOF
 # ---------- postfix ----------
 P=$D/postfix/etc                           # must not contain the queue dir (postfix-script ownership checks)
 printf '%s OK\n' ${SEED_USERS//,/ } "$VOID_USER" > "$P/vmailbox"
+# TEMPFAIL_USER is answered 450 at RCPT on every listener: a temporary refusal for retry tests.
+printf '%s 450 4.2.1 Mailbox temporarily unavailable (mailcanary stack test)\n' "$TEMPFAIL_USER" > "$P/tempfail"
 cat > "$P/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $D/postfix/spool
@@ -548,6 +552,7 @@ virtual_transport = lmtp:unix:$D/dovecot/run/lmtp
 default_transport = error:outbound mail disabled in test stack
 relay_transport = error:outbound mail disabled in test stack
 smtpd_relay_restrictions = reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access texthash:$P/tempfail
 smtpd_milters =
 non_smtpd_milters =
 milter_default_action = tempfail
