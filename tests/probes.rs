@@ -594,3 +594,64 @@ fn a_temporary_refusal_is_retried_then_counted_as_smtp_4xx() {
     );
     assert!(logs.contains("\"attempts\":3"), "{logs}");
 }
+
+#[test]
+fn evaluated_probes_are_moved_to_the_cleanup_folder_when_one_is_set() {
+    let stack = Stack::get();
+    let config = stack_config(
+        stack,
+        &probe(
+            "tidy",
+            "ok",
+            &["imaps2", "md3"],
+            "30s",
+            &template("verification-en"),
+        ),
+    )
+    .replace(
+        "username = \"seed2@seed.test\"\n",
+        "username = \"seed2@seed.test\"\ncleanup_folder = \"Trash\"\n",
+    )
+    .replace(
+        "provider = \"maildir\"\naddress = \"seed3@seed.test\"\n",
+        "provider = \"maildir\"\naddress = \"seed3@seed.test\"\ncleanup_folder = \".Done\"\n",
+    );
+    let d = Daemon::start(&config);
+    for (seed, provider) in [("imaps2", "imap-tls"), ("md3", "maildir")] {
+        let inbox = series(
+            "mailcanary_probe_results_total",
+            &[
+                ("probe", "tidy"),
+                ("sender", "ok"),
+                ("seed", seed),
+                ("provider", provider),
+                ("placement", "inbox"),
+            ],
+        );
+        assert!(
+            d.wait_metric(&inbox, 1.0, WAIT),
+            "{seed}: no inbox result; logs:\n{}",
+            d.logs()
+        );
+    }
+    let maildir =
+        |user: &str| std::path::PathBuf::from(stack.var("MAILDIR_PATTERN").replace("{user}", user));
+    for token in tokens(&d.state_dir(), "tidy") {
+        let moved = common::wait_until(Duration::from_secs(10), || {
+            let dirs = [".Trash/new", ".Trash/cur"].map(|d| maildir("seed2").join(d));
+            dirs.iter()
+                .chain([maildir("seed3").join(".Done/cur")].iter())
+                .any(|dir| {
+                    std::fs::read_dir(dir)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .any(|f| {
+                            std::fs::read_to_string(f.path())
+                                .is_ok_and(|t| t.contains(&format!("mc-{token}")))
+                        })
+                })
+        });
+        assert!(moved, "probe {token} not in its cleanup folder");
+    }
+}

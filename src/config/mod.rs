@@ -134,6 +134,8 @@ pub struct Seed {
     /// Spam folder override: an IMAP folder name, or for a Maildir a
     /// sub-Maildir (default `.Junk`, Maildir++).
     pub spam_folder: Option<String>,
+    /// Where evaluated probe messages go; `None` deletes them.
+    pub cleanup_folder: Option<String>,
 }
 
 /// How a seed's mailbox is watched; one variant per inbox kind.
@@ -700,6 +702,7 @@ impl Check<'_> {
             authserv_id: s.authserv_id,
             inbox,
             spam_folder: s.spam_folder,
+            cleanup_folder: s.cleanup_folder,
         })
     }
 

@@ -99,6 +99,7 @@ pub struct RawSeed {
     pub ca_file: Option<Spanned<PathBuf>>,
     pub path: Option<Spanned<PathBuf>>,
     pub spam_folder: Option<String>,
+    pub cleanup_folder: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -89,6 +89,8 @@ pub struct ImapWatch {
     pub role: FolderRole,
     /// The configured spam folder name, instead of discovery.
     pub spam_folder: Option<String>,
+    /// Move evaluated probes here instead of deleting them.
+    pub cleanup_folder: Option<String>,
     pub events: mpsc::Sender<WatchEvent>,
     pub stop: CancellationToken,
 }
@@ -257,8 +259,12 @@ async fn session(w: &ImapWatch, ignored: &mut HashSet<u32>) -> Result<(), WatchE
     let folder = folder_for(&mut session, w.role, w.spam_folder.as_deref()).await?;
     timed(session.select(&folder)).await?;
     let caps = timed(session.capabilities()).await?;
-    let idle = caps.has_str("IDLE");
-    let uidplus = caps.has_str("UIDPLUS");
+    let caps = Caps {
+        idle: caps.has_str("IDLE"),
+        uidplus: caps.has_str("UIDPLUS"),
+        mv: caps.has_str("MOVE"),
+    };
+    let idle = caps.idle;
     w.events
         .send(WatchEvent::Up {
             seed: w.seed.clone(),
@@ -271,7 +277,7 @@ async fn session(w: &ImapWatch, ignored: &mut HashSet<u32>) -> Result<(), WatchE
 
     let mut last_uid = 0u32;
     loop {
-        last_uid = scan(w, &mut session, &folder, last_uid, ignored, uidplus).await?;
+        last_uid = scan(w, &mut session, &folder, last_uid, ignored, caps).await?;
         // Unsolicited responses queue up in a bounded channel; they are only
         // hints here (the scan reads the folder itself), so drop them.
         while session.unsolicited_responses.try_recv().is_ok() {}
@@ -307,7 +313,7 @@ async fn scan(
     folder: &str,
     last_uid: u32,
     ignored: &mut HashSet<u32>,
-    uidplus: bool,
+    caps: Caps,
 ) -> Result<u32, WatchError> {
     let query = if last_uid == 0 {
         format!("SINCE {}", imap_date(SystemTime::now() - SCAN_WINDOW))
@@ -349,7 +355,7 @@ async fn scan(
             })
             .collect();
         for uid in probes {
-            handle_probe(w, session, folder, uid, ignored, uidplus).await?;
+            handle_probe(w, session, folder, uid, ignored, caps).await?;
         }
     }
     Ok(high)
@@ -361,7 +367,7 @@ async fn handle_probe(
     folder: &str,
     uid: u32,
     ignored: &mut HashSet<u32>,
-    uidplus: bool,
+    caps: Caps,
 ) -> Result<(), WatchError> {
     let seen = SystemTime::now();
     let fetched: Vec<Fetch> = timed(async {
@@ -402,27 +408,8 @@ async fn handle_probe(
         .map_err(|_| WatchError::RecorderGone)?;
     match tokio::time::timeout(RECORD_TIMEOUT, answer).await {
         Ok(Ok(Disposition::Remove)) => {
-            // Delete, never mark as "not spam": that would train the filter.
-            timed(async {
-                session
-                    .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)")
-                    .await?
-                    .try_collect::<Vec<_>>()
-                    .await
-            })
-            .await?;
-            if uidplus {
-                timed(async {
-                    session
-                        .uid_expunge(uid.to_string())
-                        .await?
-                        .try_collect::<Vec<_>>()
-                        .await
-                })
-                .await?;
-            } else {
-                timed(async { session.expunge().await?.try_collect::<Vec<_>>().await }).await?;
-            }
+            // Delete or move, never mark as "not spam": that would train the filter.
+            remove(session, uid, w.cleanup_folder.as_deref(), caps).await?;
             ignored.insert(uid);
         }
         Ok(Ok(Disposition::Keep)) => {
@@ -435,6 +422,54 @@ async fn handle_probe(
         }
     }
     Ok(())
+}
+
+/// Take an evaluated probe out of the folder: UID MOVE (RFC 6851) where the
+/// server has it and a cleanup folder is set, else COPY (if a folder is
+/// set) and `\Deleted` + UID EXPUNGE (RFC 4315 UIDPLUS) or EXPUNGE.
+async fn remove(
+    session: &mut Session<Stream>,
+    uid: u32,
+    folder: Option<&str>,
+    caps: Caps,
+) -> Result<(), WatchError> {
+    let set = uid.to_string();
+    if let Some(folder) = folder {
+        if caps.mv {
+            timed(session.uid_mv(&set, folder)).await?;
+            return Ok(());
+        }
+        timed(session.uid_copy(&set, folder)).await?;
+    }
+    timed(async {
+        session
+            .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await?;
+    if caps.uidplus {
+        timed(async {
+            session
+                .uid_expunge(&set)
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+    } else {
+        timed(async { session.expunge().await?.try_collect::<Vec<_>>().await }).await?;
+    }
+    Ok(())
+}
+
+/// The server capabilities the watcher uses.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    idle: bool,
+    uidplus: bool,
+    mv: bool,
 }
 
 /// IMAP date for SEARCH SINCE (RFC 3501 §9: date = dd-Mon-yyyy).

@@ -31,6 +31,8 @@ pub struct MaildirWatch {
     pub seed: String,
     /// The folder's Maildir (holding `new/`, `cur/`, `tmp/`).
     pub dir: PathBuf,
+    /// Move evaluated probes into this Maildir's `cur/` instead of deleting them.
+    pub cleanup_dir: Option<PathBuf>,
     pub role: FolderRole,
     pub events: mpsc::Sender<WatchEvent>,
     pub stop: CancellationToken,
@@ -218,9 +220,20 @@ async fn read(path: &Path) -> std::io::Result<(Vec<u8>, SystemTime)> {
     Ok((raw, stored))
 }
 
-/// Delete the message, wherever `new/` → `cur/` renaming has put it.
+/// Delete (or move to the cleanup folder) the message, wherever `new/` →
+/// `cur/` renaming has put it.
 async fn remove(w: &MaildirWatch, path: &Path) {
-    if tokio::fs::remove_file(path).await.is_ok() {
+    let dispose = |p: PathBuf| async move {
+        match (&w.cleanup_dir, p.file_name()) {
+            (Some(dir), Some(name)) => {
+                let cur = dir.join("cur");
+                let _ = tokio::fs::create_dir_all(&cur).await;
+                tokio::fs::rename(&p, cur.join(name)).await
+            }
+            _ => tokio::fs::remove_file(&p).await,
+        }
+    };
+    if dispose(path.to_path_buf()).await.is_ok() {
         return;
     }
     let Some(key) = unique_name(path) else { return };
@@ -228,7 +241,7 @@ async fn remove(w: &MaildirWatch, path: &Path) {
     if let Ok(entries) = std::fs::read_dir(&cur) {
         for e in entries.flatten() {
             if unique_name(&e.path()).as_ref() == Some(&key) {
-                let _ = tokio::fs::remove_file(e.path()).await;
+                let _ = dispose(e.path()).await;
                 return;
             }
         }

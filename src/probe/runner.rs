@@ -642,6 +642,7 @@ pub fn spawn_watchers(
                         cfg: cfg.clone(),
                         role,
                         spam_folder: seed.spam_folder.clone(),
+                        cleanup_folder: seed.cleanup_folder.clone(),
                         events: ch.watch.clone(),
                         stop: stop.clone(),
                     }));
@@ -656,6 +657,7 @@ pub fn spawn_watchers(
                     tracker.spawn(inbox::maildir::watch(inbox::maildir::MaildirWatch {
                         seed: name.clone(),
                         dir,
+                        cleanup_dir: seed.cleanup_folder.as_ref().map(|f| m.path.join(f)),
                         role,
                         events: ch.watch.clone(),
                         stop: stop.clone(),
