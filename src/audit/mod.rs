@@ -43,6 +43,7 @@
 pub mod dkim;
 pub mod dmarc;
 pub mod domain;
+pub mod lookup;
 pub mod spf;
 pub mod tag_list;
 
