@@ -39,6 +39,8 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Audit the DNS of domains now: SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT, BIMI, DNSSEC, PTR, DNSBL.
+    Check(Box<mailcanary::audit::cli::CheckArgs>),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
     logging::init(cli.log_format, &cli.log_level);
     match cli.command {
         Command::Run { config } => run(config),
+        Command::Check(args) => ExitCode::from(mailcanary::audit::cli::run_blocking(*args)),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),

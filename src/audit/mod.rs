@@ -63,6 +63,7 @@
 //! yields a `*.dns_error` finding and status `unknown`, never "missing".
 
 pub mod bimi;
+pub mod cli;
 pub mod dkim;
 pub mod dmarc;
 pub mod dnsbl;
