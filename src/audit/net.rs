@@ -141,7 +141,7 @@ impl ServerCertVerifier for Recording {
             .inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             .map(|_| ())
-            .map_err(|e| e.to_string());
+            .map_err(|e| describe_cert_error(&e));
         if let Ok(mut slot) = self.verdict.lock() {
             *slot = Some(verdict);
         }
@@ -168,6 +168,38 @@ impl ServerCertVerifier for Recording {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// Says what a certificate verification error means for an operator.
+pub fn describe_cert_error(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => "issued by an untrusted CA (self-signed, private CA, or intermediate certificates missing from the chain)".into(),
+            C::Expired | C::ExpiredContext { .. } => "expired".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "not valid yet (check the server's clock)".into(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => "issued for other host names".into(),
+            C::Revoked => "revoked".into(),
+            C::BadSignature => "bad signature".into(),
+            C::BadEncoding => "not a parsable certificate".into(),
+            C::Other(o) if o.to_string().contains("CaUsedAsEndEntity") => {
+                "a CA certificate is used as the server certificate (self-signed?)".into()
+            }
+            other => format!("{other:?}"),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// A TLS handshake error from tokio-rustls, with certificate problems spelt out.
+fn tls_io_error(host: &str, e: &std::io::Error) -> String {
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(r @ rustls::Error::InvalidCertificate(_)) => {
+            format!("the certificate of {host} is {}", describe_cert_error(r))
+        }
+        Some(r) => format!("TLS: {r}"),
+        None => format!("TLS: {e}"),
     }
 }
 
@@ -405,7 +437,7 @@ async fn fetch_from(
         TlsConnector::from(Arc::new(config))
             .connect(name, stream)
             .await
-            .map_err(|e| format!("TLS: {e}"))
+            .map_err(|e| tls_io_error(host, &e))
     })
     .await?;
     get(stream, host).await
