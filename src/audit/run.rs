@@ -296,14 +296,20 @@ impl Auditor {
         }
         let auth = self.lookup.authenticator();
         let sender = format!("postmaster@{domain}");
+        let limit = self.opts.timeout.saturating_mul(20);
+        let results = join_all(self.opts.ips.iter().map(|ip| {
+            let (auth, sender) = (&auth, &sender);
+            async move {
+                let params = SpfParameters::verify_mail_from(*ip, domain, domain, sender);
+                match tokio::time::timeout(limit, auth.verify_spf(params)).await {
+                    Ok(output) => (*ip, output.result()),
+                    Err(_) => (*ip, SpfResult::TempError),
+                }
+            }
+        }))
+        .await;
         let mut out = Vec::new();
-        for ip in &self.opts.ips {
-            let params = SpfParameters::verify_mail_from(*ip, domain, domain, &sender);
-            let limit = self.opts.timeout.saturating_mul(20);
-            let result = match tokio::time::timeout(limit, auth.verify_spf(params)).await {
-                Ok(output) => output.result(),
-                Err(_) => SpfResult::TempError,
-            };
+        for (ip, result) in results {
             match result {
                 SpfResult::Pass => {}
                 SpfResult::TempError => out.push(Finding::new(
@@ -311,7 +317,7 @@ impl Auditor {
                     format!("SPF evaluation of {ip} for {domain} returned temperror: a DNS lookup failed"),
                     "check the resolver and the domain's name servers; the result is unknown, not missing",
                 )),
-                other => out.push(spf::ip_not_permitted(domain, *ip, spf_result_name(other))),
+                other => out.push(spf::ip_not_permitted(domain, ip, spf_result_name(other))),
             }
         }
         out
