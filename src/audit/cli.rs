@@ -76,7 +76,7 @@ pub struct CheckArgs {
     /// Host name given in EHLO (default: this host's name).
     #[arg(long, value_name = "NAME")]
     pub helo: Option<String>,
-    /// Port of the MTA-STS policy host (https://mta-sts.DOMAIN).
+    /// Port of the MTA-STS policy host (`https://mta-sts.DOMAIN`).
     #[arg(long, value_name = "PORT", default_value_t = 443)]
     pub https_port: u16,
     /// Trust only the CA certificates in this PEM file (STARTTLS and MTA-STS);

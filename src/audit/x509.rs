@@ -95,11 +95,15 @@ fn parse_time(tag: u8, t: &[u8]) -> Result<i64, X509Error> {
         // RFC 5280 §4.1.2.5.1: YY >= 50 is 19YY, else 20YY.
         UTC_TIME if t.len() == 13 => {
             let yy = digits(t.get(..2).ok_or(X509Error::BadTime)?)?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &t[2..])
+            (
+                if yy >= 50 { 1900 + yy } else { 2000 + yy },
+                t.get(2..).ok_or(X509Error::BadTime)?,
+            )
         }
-        GENERALIZED_TIME if t.len() == 15 => {
-            (digits(t.get(..4).ok_or(X509Error::BadTime)?)?, &t[4..])
-        }
+        GENERALIZED_TIME if t.len() == 15 => (
+            digits(t.get(..4).ok_or(X509Error::BadTime)?)?,
+            t.get(4..).ok_or(X509Error::BadTime)?,
+        ),
         UTC_TIME | GENERALIZED_TIME => return Err(X509Error::BadTime),
         other => return Err(X509Error::UnexpectedTag(other)),
     };
@@ -125,7 +129,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// `2026-01-31` for Unix seconds (the inverse of [`days_from_civil`]).
+/// `2026-01-31` for Unix seconds (the inverse of `days_from_civil`).
 pub fn format_time(unix: i64) -> String {
     let z = unix.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
