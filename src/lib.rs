@@ -27,9 +27,12 @@
 //! - [`probe`] — the probe stages: [`probe::compose`] builds a
 //!   verification-code message around a token, [`probe::send`] submits it
 //!   over SMTP and returns a typed `Sent` or `SendFailure`.
-//! - [`audit`] — the pure half of the DNS audit: SPF, DMARC and DKIM record
-//!   parsers and linters that take fetched answers ([`audit::DnsFacts`]) and
-//!   return findings with stable ids; they do no I/O.
+//! - [`audit`] — the DNS audit behind `mailcanary check`: pure parsers and
+//!   judges per record type (SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT, BIMI,
+//!   DNSSEC, PTR, DNSBL) that take fetched answers and return findings with
+//!   stable ids; [`audit::lookup`] (hickory, typed found / not found /
+//!   unknown) and [`audit::net`] (STARTTLS, MTA-STS policy over HTTPS) fetch;
+//!   [`audit::run`] audits domains; [`audit::cli`] is the command.
 //!
 //! The binary (`src/main.rs`) is the only place that touches signals and
 //! process exit codes.

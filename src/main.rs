@@ -41,6 +41,8 @@ enum Command {
     },
     /// Run probes now and print their results (`--once`: one round, then exit).
     Probe(mailcanary::probe::cli::ProbeArgs),
+    /// Audit the DNS of domains now: SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT, BIMI, DNSSEC, PTR, DNSBL.
+    Check(Box<mailcanary::audit::cli::CheckArgs>),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Check(args) => ExitCode::from(mailcanary::audit::cli::run_blocking(*args)),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),

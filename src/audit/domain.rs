@@ -1,20 +1,9 @@
 //! Domain names: normalisation, a syntax check, and the organizational domain
 //! of RFC 7489 §3.2.
 //!
-//! The organizational domain needs the Public Suffix List. The project takes no
-//! dependency for it here; callers pass a [`PublicSuffix`]. The `psl` crate
-//! (compiled-in list, republished whenever the list changes) fits behind it:
-//!
-//! ```text
-//! struct Psl;
-//! impl PublicSuffix for Psl {
-//!     fn suffix_labels(&self, name: &str) -> usize {
-//!         psl::suffix(name.as_bytes())
-//!             .map(|s| s.as_bytes().split(|b| *b == b'.').count())
-//!             .unwrap_or(1)
-//!     }
-//! }
-//! ```
+//! The organizational domain needs the Public Suffix List. Callers pass a
+//! [`PublicSuffix`]; [`Psl`] is the `psl` crate's compiled-in list
+//! (republished whenever the list changes), what `mailcanary check` uses.
 //!
 //! [`LastLabel`] is the dependency-free fallback: it treats only the last
 //! label as public, which is wrong for multi-label suffixes (`co.uk`,
@@ -69,6 +58,20 @@ pub trait PublicSuffix {
     /// suffix: 1 for `example.com`, 2 for `example.co.uk`. A result of 0 is
     /// read as 1.
     fn suffix_labels(&self, name: &str) -> usize;
+}
+
+/// The Public Suffix List compiled into the `psl` crate. A name under an
+/// unknown top-level domain (`.test`) gets the list's default rule `*`: its
+/// last label is public.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Psl;
+
+impl PublicSuffix for Psl {
+    fn suffix_labels(&self, name: &str) -> usize {
+        psl::suffix(name.as_bytes())
+            .map(|s| s.as_bytes().split(|b| *b == b'.').count())
+            .unwrap_or(1)
+    }
 }
 
 /// Treats the last label as the public suffix. Wrong for multi-label
@@ -160,6 +163,19 @@ mod tests {
             organizational_domain("mail.example.co.uk", &psl).as_deref(),
             Some("co.uk")
         );
+    }
+
+    #[test]
+    fn org_domain_with_psl() {
+        assert_eq!(
+            organizational_domain("mail.example.co.uk", &Psl).as_deref(),
+            Some("example.co.uk")
+        );
+        assert_eq!(
+            organizational_domain("a.b.sender.test", &Psl).as_deref(),
+            Some("sender.test")
+        );
+        assert_eq!(organizational_domain("co.uk", &Psl), None);
     }
 
     #[test]

@@ -1,0 +1,525 @@
+//! DNS lookups for the audit: the "look up" step of STYLE.md item 5.
+//!
+//! [`DnsLookup`] wraps a hickory-resolver pointed at any `HOST:PORT` (UDP,
+//! TCP when an answer is truncated) or at the system configuration, with no
+//! cache (`cache_size = 0`: every audit sees the DNS as it is now), a
+//! per-query timeout and a bound on queries in flight, so many domains can be
+//! audited at once without flooding the resolver.
+//!
+//! Every outcome is one of [`DnsAnswer::Found`], [`DnsAnswer::NotFound`]
+//! (NXDOMAIN, or NOERROR without records of the type: NODATA) or
+//! [`DnsAnswer::Unknown`] (timeout, SERVFAIL, REFUSED, network error). The
+//! mapping lives in one function, [`classify`]; only NXDOMAIN and NODATA are
+//! ever "not found".
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::TokioResolver;
+use tokio::sync::Semaphore;
+
+use super::domain::normalize;
+use super::{join_character_strings, Answer, DnsAnswer, DnsFacts, Query, QueryKind, TxtRecords};
+
+/// Default bound on DNS queries in flight across all audited domains.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// The fetch loop gives up after this many rounds of `pending_queries`; the
+/// checks' own caps (e.g. `spf::WALK_LOOKUP_CAP`) end it long before.
+const MAX_ROUNDS: usize = 64;
+
+/// Where and how to ask.
+#[derive(Debug, Clone)]
+pub struct ResolverSettings {
+    /// The server to ask; `None` reads the system configuration
+    /// (`/etc/resolv.conf`).
+    pub server: Option<SocketAddr>,
+    /// Time allowed for one attempt of one query.
+    pub timeout: Duration,
+    /// Attempts per query before the answer is unknown.
+    pub attempts: usize,
+    /// Queries in flight at most, across everything sharing this resolver.
+    pub max_in_flight: usize,
+}
+
+impl Default for ResolverSettings {
+    fn default() -> Self {
+        ResolverSettings {
+            server: None,
+            timeout: Duration::from_secs(5),
+            attempts: 2,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+}
+
+/// Why the resolver could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupSetupError {
+    /// `/etc/resolv.conf` is missing or unreadable; pass a resolver explicitly.
+    #[error("cannot read the system resolver configuration: {0}; pass --resolver HOST:PORT")]
+    SystemConfig(String),
+    /// hickory refused the configuration.
+    #[error("cannot build the DNS resolver: {0}")]
+    Build(String),
+}
+
+/// One MX record (RFC 1035 §3.3.9). `exchange` is normalised (lower case, no
+/// trailing dot); the null MX of RFC 7505 (`0 .`) has an empty exchange.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MxHost {
+    pub preference: u16,
+    pub exchange: String,
+}
+
+/// The addresses of a host, and the name its first record was an alias of.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostAddrs {
+    pub addrs: Vec<IpAddr>,
+    /// `Some(target)` when the queried name is a CNAME (RFC 2181 §10.3: an MX
+    /// target must not be one).
+    pub cname: Option<String>,
+}
+
+/// The resolver the audit uses. Cheap to clone; clones share the bound on
+/// queries in flight.
+#[derive(Clone)]
+pub struct DnsLookup {
+    inner: TokioResolver,
+    permits: Arc<Semaphore>,
+    deadline: Duration,
+}
+
+impl DnsLookup {
+    /// Builds the resolver. Must be called inside a tokio runtime.
+    pub fn new(settings: &ResolverSettings) -> Result<Self, LookupSetupError> {
+        let provider = TokioRuntimeProvider::default();
+        let mut builder = match settings.server {
+            Some(addr) => {
+                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                for conn in &mut ns.connections {
+                    conn.port = addr.port();
+                }
+                let config = ResolverConfig::from_parts(None, vec![], vec![ns]);
+                TokioResolver::builder_with_config(config, provider)
+                    .with_options(ResolverOpts::default())
+            }
+            None => TokioResolver::builder(provider)
+                .map_err(|e| LookupSetupError::SystemConfig(e.to_string()))?,
+        };
+        let opts = builder.options_mut();
+        opts.cache_size = 0;
+        opts.timeout = settings.timeout;
+        opts.attempts = settings.attempts.max(1);
+        opts.ndots = 0;
+        // A CNAME in an answer is kept, so MX targets that are aliases show.
+        opts.preserve_intermediates = true;
+        let inner = builder
+            .build()
+            .map_err(|e| LookupSetupError::Build(e.to_string()))?;
+        let attempts = u32::try_from(settings.attempts.max(1)).unwrap_or(u32::MAX);
+        Ok(DnsLookup {
+            inner,
+            permits: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
+            // A safety net above hickory's own timeouts (one per attempt and
+            // transport, plus CNAME chasing).
+            deadline: settings
+                .timeout
+                .saturating_mul(attempts.saturating_mul(2).saturating_add(2)),
+        })
+    }
+
+    /// A mail-auth authenticator that asks the same server (for SPF
+    /// evaluation of sending IPs).
+    pub fn authenticator(&self) -> mail_auth::MessageAuthenticator {
+        mail_auth::MessageAuthenticator(self.inner.clone())
+    }
+
+    /// Runs one query of `rtype` at `name`.
+    async fn raw(
+        &self,
+        name: &str,
+        rtype: RecordType,
+    ) -> Result<hickory_resolver::lookup::Lookup, Negative> {
+        let fqdn = match to_fqdn(name) {
+            Some(n) => n,
+            None => return Err(Negative::Unknown("not a valid DNS name".into())),
+        };
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Err(Negative::Unknown("resolver shut down".into()));
+        };
+        match tokio::time::timeout(self.deadline, self.inner.lookup(fqdn, rtype)).await {
+            Ok(Ok(lookup)) => Ok(lookup),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(Negative::Unknown("timed out".into())),
+        }
+    }
+
+    /// Runs a query and collects what `pick` extracts from each answer record.
+    async fn collect<T>(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        pick: impl Fn(&RData) -> Option<T>,
+    ) -> DnsAnswer<Vec<T>> {
+        match self.raw(name, rtype).await {
+            Ok(lookup) => {
+                let items: Vec<T> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| pick(&r.data))
+                    .collect();
+                if items.is_empty() {
+                    DnsAnswer::NotFound
+                } else {
+                    DnsAnswer::Found(items)
+                }
+            }
+            Err(n) => n.into_answer(),
+        }
+    }
+
+    /// TXT records at `name`, each joined from its character-strings.
+    pub async fn txt(&self, name: &str) -> DnsAnswer<TxtRecords> {
+        self.collect(name, RecordType::TXT, |d| match d {
+            RData::TXT(t) => Some(join_character_strings(&t.txt_data)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// MX records at `name`, sorted by preference.
+    pub async fn mx(&self, name: &str) -> DnsAnswer<Vec<MxHost>> {
+        self.collect(name, RecordType::MX, |d| match d {
+            RData::MX(mx) => Some(MxHost {
+                preference: mx.preference,
+                exchange: normalize(&mx.exchange.to_ascii()),
+            }),
+            _ => None,
+        })
+        .await
+        .map(|mut v| {
+            v.sort();
+            v
+        })
+    }
+
+    /// IPv4 addresses at `name` (A only; DNSBL answers).
+    pub async fn a(&self, name: &str) -> DnsAnswer<Vec<Ipv4Addr>> {
+        self.collect(name, RecordType::A, |d| match d {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .await
+    }
+
+    /// A and AAAA together: found when either has records, not found when
+    /// both are NXDOMAIN/NODATA, unknown when neither has records and either
+    /// failed. Also reports whether `name` is a CNAME.
+    pub async fn host(&self, name: &str) -> DnsAnswer<HostAddrs> {
+        let (v4, v6) = tokio::join!(
+            self.raw(name, RecordType::A),
+            self.raw(name, RecordType::AAAA)
+        );
+        let mut out = HostAddrs::default();
+        let mut unknown = None;
+        let want = normalize(name);
+        for result in [v4, v6] {
+            match result {
+                Ok(lookup) => {
+                    for r in lookup.answers() {
+                        match &r.data {
+                            RData::A(a) => out.addrs.push(IpAddr::V4(a.0)),
+                            RData::AAAA(a) => out.addrs.push(IpAddr::V6(a.0)),
+                            RData::CNAME(c) if normalize(&r.name.to_ascii()) == want => {
+                                out.cname.get_or_insert_with(|| normalize(&c.0.to_ascii()));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Err(Negative::NotFound) => {}
+                Err(Negative::Unknown(why)) => {
+                    unknown.get_or_insert(why);
+                }
+            }
+        }
+        out.addrs.sort();
+        out.addrs.dedup();
+        match (out.addrs.is_empty(), unknown) {
+            (false, _) => DnsAnswer::Found(out),
+            (true, Some(why)) => DnsAnswer::Unknown(why),
+            (true, None) => DnsAnswer::NotFound,
+        }
+    }
+
+    /// A and AAAA addresses of `name` (the [`QueryKind::Addr`] answer).
+    pub async fn addrs(&self, name: &str) -> DnsAnswer<Vec<IpAddr>> {
+        self.host(name).await.map(|h| h.addrs)
+    }
+
+    /// PTR names of `ip` (RFC 1035 §3.5, RFC 3596 §2.5), normalised.
+    pub async fn ptr(&self, ip: IpAddr) -> DnsAnswer<Vec<String>> {
+        self.collect(&reverse_name(ip), RecordType::PTR, |d| match d {
+            RData::PTR(p) => Some(normalize(&p.0.to_ascii())),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The apex of the zone `name` is in, from the SOA in the answer (or, for
+    /// a name below the apex, in the authority section of the negative
+    /// answer). Not found when no SOA comes back at all.
+    pub async fn zone_apex(&self, name: &str) -> DnsAnswer<String> {
+        let fqdn = match to_fqdn(name) {
+            Some(n) => n,
+            None => return DnsAnswer::Unknown("not a valid DNS name".into()),
+        };
+        let Ok(_permit) = self.permits.acquire().await else {
+            return DnsAnswer::Unknown("resolver shut down".into());
+        };
+        let result =
+            tokio::time::timeout(self.deadline, self.inner.lookup(fqdn, RecordType::SOA)).await;
+        match result {
+            Err(_) => DnsAnswer::Unknown("timed out".into()),
+            Ok(Ok(lookup)) => lookup
+                .answers()
+                .iter()
+                .find(|r| r.record_type() == RecordType::SOA)
+                .map(|r| DnsAnswer::Found(normalize(&r.name.to_ascii())))
+                .unwrap_or(DnsAnswer::NotFound),
+            Ok(Err(e)) => {
+                if let NetError::Dns(DnsError::NoRecordsFound(nr)) = &e {
+                    if let Some(soa) = &nr.soa {
+                        if matches!(
+                            nr.response_code,
+                            ResponseCode::NoError | ResponseCode::NXDomain
+                        ) {
+                            return DnsAnswer::Found(normalize(&soa.name.to_ascii()));
+                        }
+                    }
+                }
+                classify(&e).into_answer()
+            }
+        }
+    }
+
+    /// How many records of `rtype` are at `name` (DNSKEY, DS).
+    pub async fn count(&self, name: &str, rtype: RecordType) -> DnsAnswer<usize> {
+        match self.raw(name, rtype).await {
+            Ok(lookup) => {
+                let n = lookup
+                    .answers()
+                    .iter()
+                    .filter(|r| r.record_type() == rtype)
+                    .count();
+                if n == 0 {
+                    DnsAnswer::NotFound
+                } else {
+                    DnsAnswer::Found(n)
+                }
+            }
+            Err(n) => n.into_answer(),
+        }
+    }
+
+    /// Answers one [`Query`] of the pure checks.
+    pub async fn answer(&self, q: &Query) -> Answer {
+        match q.kind {
+            QueryKind::Txt => Answer::Txt(self.txt(&q.name).await),
+            QueryKind::Mx => Answer::Mx(
+                self.mx(&q.name)
+                    .await
+                    .map(|v| v.into_iter().map(|m| m.exchange).collect()),
+            ),
+            QueryKind::Addr => Answer::Addr(self.addrs(&q.name).await),
+        }
+    }
+
+    /// The fetch loop of the pure checks: ask `pending` what is missing,
+    /// resolve it concurrently, store it, until nothing is pending.
+    pub async fn fill(&self, pending: impl Fn(&DnsFacts) -> Vec<Query>) -> DnsFacts {
+        let mut facts = DnsFacts::default();
+        for _ in 0..MAX_ROUNDS {
+            let queries = pending(&facts);
+            if queries.is_empty() {
+                break;
+            }
+            let answers = join_all(queries.iter().map(|q| self.answer(q))).await;
+            for (q, a) in queries.iter().zip(answers) {
+                facts.insert(q, a);
+            }
+        }
+        facts
+    }
+
+    /// Resolves several names of one kind concurrently, keyed by name.
+    pub async fn hosts(&self, names: &[String]) -> BTreeMap<String, DnsAnswer<HostAddrs>> {
+        let answers = join_all(names.iter().map(|n| self.host(n))).await;
+        names.iter().cloned().zip(answers).collect()
+    }
+}
+
+/// A query's result without records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Negative {
+    /// NXDOMAIN or NODATA.
+    NotFound,
+    /// Anything else: the answer could not be obtained.
+    Unknown(String),
+}
+
+impl Negative {
+    fn into_answer<T>(self) -> DnsAnswer<T> {
+        match self {
+            Negative::NotFound => DnsAnswer::NotFound,
+            Negative::Unknown(why) => DnsAnswer::Unknown(why),
+        }
+    }
+}
+
+/// Maps a resolver error to "not found" or "unknown". Only NXDOMAIN and
+/// NOERROR-without-records are "not found"; hickory reports a SERVFAIL with
+/// an empty answer as `NoRecordsFound` too, so the response code decides.
+pub fn classify(err: &NetError) -> Negative {
+    match err {
+        NetError::Dns(DnsError::NoRecordsFound(nr)) => match nr.response_code {
+            ResponseCode::NXDomain | ResponseCode::NoError => Negative::NotFound,
+            code => Negative::Unknown(rcode_name(code)),
+        },
+        NetError::Dns(DnsError::ResponseCode(code)) => Negative::Unknown(rcode_name(*code)),
+        NetError::Timeout => Negative::Unknown("timed out".into()),
+        NetError::Io(e) => Negative::Unknown(format!("network error: {}", e.kind())),
+        NetError::NoConnections => Negative::Unknown("no connection to the resolver".into()),
+        NetError::Truncated => Negative::Unknown("truncated answer and no TCP".into()),
+        other => Negative::Unknown(super::excerpt(&other.to_string(), 100)),
+    }
+}
+
+/// `SERVFAIL`, `REFUSED`, … as in dig's output.
+fn rcode_name(code: ResponseCode) -> String {
+    match code {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => format!("response code {}", u16::from(other)),
+    }
+}
+
+/// The absolute name to ask for: a valid name with a trailing dot, so no
+/// search list applies.
+fn to_fqdn(name: &str) -> Option<Name> {
+    let name = normalize(name);
+    if !super::domain::is_valid_name(&name) {
+        return None;
+    }
+    Name::from_ascii(format!("{name}.")).ok()
+}
+
+/// The reverse-lookup name of `ip`: `4.3.2.1.in-addr.arpa` (RFC 1035 §3.5) or
+/// the nibble form under `ip6.arpa` (RFC 3596 §2.5).
+pub fn reverse_name(ip: IpAddr) -> String {
+    format!(
+        "{}.{}",
+        reversed_labels(ip),
+        match ip {
+            IpAddr::V4(_) => "in-addr.arpa",
+            IpAddr::V6(_) => "ip6.arpa",
+        }
+    )
+}
+
+/// The address labels in reverse order, without a suffix: `4.3.2.1` for
+/// 1.2.3.4, 32 nibbles for IPv6 (DNSBL names, RFC 5782 §2.1 and §2.4).
+pub fn reversed_labels(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let mut labels = Vec::with_capacity(32);
+            for byte in v6.octets().iter().rev() {
+                labels.push(format!("{:x}", byte & 0x0f));
+                labels.push(format!("{:x}", byte >> 4));
+            }
+            labels.join(".")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::net::NoRecords;
+    use hickory_resolver::proto::op::Query as HQuery;
+
+    fn no_records(code: ResponseCode) -> NetError {
+        NetError::from(NoRecords::new(HQuery::default(), code))
+    }
+
+    #[test]
+    fn only_nxdomain_and_nodata_are_not_found() {
+        assert_eq!(
+            classify(&no_records(ResponseCode::NXDomain)),
+            Negative::NotFound
+        );
+        assert_eq!(
+            classify(&no_records(ResponseCode::NoError)),
+            Negative::NotFound
+        );
+        assert_eq!(
+            classify(&no_records(ResponseCode::ServFail)),
+            Negative::Unknown("SERVFAIL".into())
+        );
+        assert_eq!(
+            classify(&NetError::Dns(DnsError::ResponseCode(
+                ResponseCode::Refused
+            ))),
+            Negative::Unknown("REFUSED".into())
+        );
+        assert_eq!(
+            classify(&NetError::Timeout),
+            Negative::Unknown("timed out".into())
+        );
+        let io = NetError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(classify(&io), Negative::Unknown(w) if w.contains("refused")));
+        assert!(matches!(
+            classify(&NetError::from("weird")),
+            Negative::Unknown(_)
+        ));
+    }
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(
+            reverse_name("192.0.2.5".parse().unwrap()),
+            "5.2.0.192.in-addr.arpa"
+        );
+        assert_eq!(
+            reverse_name("2001:db8::567:89ab".parse().unwrap()),
+            "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
+        assert_eq!(reversed_labels("127.0.0.2".parse().unwrap()), "2.0.0.127");
+    }
+
+    #[test]
+    fn invalid_names_are_not_queried() {
+        assert!(to_fqdn("a..b").is_none());
+        assert!(to_fqdn("").is_none());
+        assert_eq!(
+            to_fqdn("Example.COM.").map(|n| n.to_ascii()),
+            Some("example.com.".into())
+        );
+    }
+}
