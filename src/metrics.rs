@@ -177,6 +177,14 @@ series!(
     ["domain", "record"]
 );
 series!(
+    "The delivered copy's DKIM as mailcanary re-verifies it, as a state set (pass, fail, none, temperror, permerror); fail where the receiver said pass means the message was changed after the border.",
+    DELIVERED_DKIM_RESULT,
+    "mailcanary_delivered_dkim_result",
+    Gauge,
+    "",
+    ["probe", "seed", "result"]
+);
+series!(
     "1 if the seed's inbox watcher is connected and watching.",
     INBOX_UP,
     "mailcanary_inbox_up",
@@ -198,6 +206,7 @@ pub const ALL: &[Series] = &[
     PROBE_LAST_RESULT_TIMESTAMP,
     PROBE_PLACEMENT,
     AUTH_RESULT,
+    DELIVERED_DKIM_RESULT,
     DNS_CHECK_STATUS,
     DNS_FINDINGS,
     SPF_DNS_LOOKUPS,
@@ -228,6 +237,7 @@ pub struct Metrics {
     pub probe_last_result_timestamp: GaugeVec,
     pub probe_placement: IntGaugeVec,
     pub auth_result: IntGaugeVec,
+    pub delivered_dkim_result: IntGaugeVec,
     pub dns_check_status: IntGaugeVec,
     pub dns_findings: IntGaugeVec,
     pub spf_dns_lookups: IntGaugeVec,
@@ -298,6 +308,7 @@ impl Metrics {
             probe_last_result_timestamp: fgauge_vec(&PROBE_LAST_RESULT_TIMESTAMP),
             probe_placement: gauge_vec(&PROBE_PLACEMENT),
             auth_result: gauge_vec(&AUTH_RESULT),
+            delivered_dkim_result: gauge_vec(&DELIVERED_DKIM_RESULT),
             dns_check_status: gauge_vec(&DNS_CHECK_STATUS),
             dns_findings: gauge_vec(&DNS_FINDINGS),
             spf_dns_lookups: gauge_vec(&SPF_DNS_LOOKUPS),

@@ -655,3 +655,100 @@ fn evaluated_probes_are_moved_to_the_cleanup_folder_when_one_is_set() {
         assert!(moved, "probe {token} not in its cleanup folder");
     }
 }
+
+#[test]
+fn a_body_rewritten_after_signing_fails_local_dkim_re_verification() {
+    use lettre::message::Mailbox;
+    let stack = Stack::get();
+    // The probe itself is discarded (void@); the test delivers a copy signed
+    // with the stack's key whose body was changed after signing, as a
+    // rewriting gateway would.
+    let d = Daemon::start(&stack_config(
+        stack,
+        &probe(
+            "rewritten",
+            "ok",
+            &["void"],
+            "30s",
+            &template("verification-en"),
+        ),
+    ));
+    assert!(common::wait_until(WAIT, || !tokens(
+        &d.state_dir(),
+        "rewritten"
+    )
+    .is_empty()));
+    let token =
+        mailcanary::probe::compose::Token::parse(&tokens(&d.state_dir(), "rewritten")[0]).unwrap();
+    let t = mailcanary::probe::compose::Template::load(std::path::Path::new(&template(
+        "verification-en",
+    )))
+    .unwrap();
+    let from: Mailbox = "no-reply@sender.test".parse().unwrap();
+    let to: Mailbox = "seed4@seed.test".parse().unwrap();
+    let mut rng = rand::rng();
+    let composed = mailcanary::probe::compose::compose(
+        &mailcanary::probe::compose::Parts {
+            template: &t,
+            from: &from,
+            reply_to: None,
+            to: &to,
+            product: "Example",
+            validity_minutes: 10,
+            probe_header: false,
+            date: std::time::SystemTime::now(),
+        },
+        token,
+        mailcanary::probe::compose::Code::random(&mut rng, 6),
+    )
+    .unwrap();
+    let key = mailcanary::config::DkimSigning {
+        selector: stack.var("DKIM_SELECTOR").to_string(),
+        domain: "sender.test".into(),
+        key_pem: secret(std::fs::read_to_string(stack.var("DKIM_KEY")).unwrap()),
+    };
+    let signed =
+        String::from_utf8(mailcanary::probe::sign::sign(&composed.bytes, &key).unwrap()).unwrap();
+    let tampered = signed.replacen("Hi,", "Hi there, (added by a gateway)", 1);
+    assert_ne!(signed, tampered);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), tampered).unwrap();
+    let relay = stack.addr("RELAY_OK");
+    let out = std::process::Command::new("swaks")
+        .args([
+            "--server",
+            &relay.ip().to_string(),
+            "--port",
+            &relay.port().to_string(),
+        ])
+        .args([
+            "--from",
+            "no-reply@sender.test",
+            "--to",
+            "seed4@seed.test",
+            "--hide-all",
+            "--data",
+        ])
+        .arg(format!("@{}", file.path().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let local = series(
+        "mailcanary_delivered_dkim_result",
+        &[("probe", "rewritten"), ("seed", "void"), ("result", "fail")],
+    );
+    assert!(
+        d.wait_metric(&local, 1.0, WAIT),
+        "local re-verification does not fail; logs:\n{}",
+        d.logs()
+    );
+}
+
+/// A config secret from a string (the test builds signing settings directly).
+fn secret(s: String) -> mailcanary::config::Secret {
+    mailcanary::config::Secret::from_test_value(s)
+}

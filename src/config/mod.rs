@@ -38,6 +38,7 @@ pub struct Config {
     pub path: PathBuf,
     pub daemon: Daemon,
     pub http: Http,
+    pub dns: Dns,
     pub senders: BTreeMap<String, Sender>,
     pub seeds: BTreeMap<String, Seed>,
     pub probes: BTreeMap<String, Probe>,
@@ -56,6 +57,15 @@ pub struct Daemon {
 #[derive(Debug, Clone)]
 pub struct Http {
     pub listen: SocketAddr,
+}
+
+/// The resolver mailcanary asks (DKIM re-verification, DNS audit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dns {
+    /// `None`: the system's resolvers (`/etc/resolv.conf`).
+    pub resolver: Option<SocketAddr>,
+    /// Time allowed for one attempt of one query.
+    pub timeout: Duration,
 }
 
 /// How a connection is protected. There is no opportunistic mode: TLS that
@@ -78,6 +88,11 @@ pub struct Secret(String);
 impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// A secret built in code rather than read from the config (tests, tools).
+    pub fn from_test_value(value: String) -> Secret {
+        Secret(value)
     }
 }
 
@@ -230,6 +245,26 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let shutdown_grace = daemon
         .shutdown_grace
         .map_or(Duration::from_secs(10), |d| d.0);
+    let raw_dns = raw.dns.unwrap_or_default();
+    let dns = Dns {
+        resolver: raw_dns
+            .resolver
+            .and_then(|r| match r.get_ref().parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    ctx.problems.push(main.at_value(
+                        &r,
+                        "dns.resolver",
+                        format!(
+                            "{:?} is not an address:port, e.g. \"127.0.0.1:53\"",
+                            r.get_ref()
+                        ),
+                    ));
+                    None
+                }
+            }),
+        timeout: raw_dns.timeout.map_or(Duration::from_secs(5), |d| d.0),
+    };
     let listen = match raw.http.unwrap_or_default().listen {
         None => SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT)),
         Some(s) => match s.get_ref().parse::<SocketAddr>() {
@@ -321,6 +356,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             shutdown_grace,
         },
         http: Http { listen },
+        dns,
         senders,
         seeds,
         probes: probes.into_iter().map(|(k, (p, _))| (k, p)).collect(),

@@ -14,6 +14,7 @@ use super::{HumanDuration, TlsMode};
 pub struct RawConfig {
     pub daemon: Option<RawDaemon>,
     pub http: Option<RawHttp>,
+    pub dns: Option<RawDns>,
     #[serde(default)]
     pub senders: BTreeMap<String, Spanned<RawSender>>,
     #[serde(default)]
@@ -36,6 +37,13 @@ pub struct RawDaemon {
     pub state_dir: Option<Spanned<PathBuf>>,
     pub probes_dir: Option<Spanned<PathBuf>>,
     pub shutdown_grace: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    pub resolver: Option<Spanned<String>>,
+    pub timeout: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -48,6 +48,8 @@ pub enum ProbeEvent<'a> {
         /// Submit → mailcanary first saw it.
         seen_latency: Duration,
         auth: &'a AuthVerdict,
+        /// The delivered copy's DKIM as mailcanary re-verified it.
+        dkim_local: &'a str,
         spam_score: Option<f64>,
     },
     /// The timeout passed without an arrival.
@@ -100,6 +102,7 @@ impl ProbeEvent<'_> {
                 latency,
                 seen_latency,
                 auth,
+                dkim_local,
                 spam_score,
             } => {
                 tracing::info!(
@@ -112,6 +115,7 @@ impl ProbeEvent<'_> {
                     spf = auth.label(&EXPORTED_METHODS[0]),
                     dkim = auth.label(&EXPORTED_METHODS[1]),
                     dmarc = auth.label(&EXPORTED_METHODS[2]),
+                    dkim_local,
                     spam_score = spam_score.unwrap_or(f64::NAN),
                     "probe delivered"
                 );
@@ -123,6 +127,11 @@ impl ProbeEvent<'_> {
                     .with_label_values(&[run.probe, run.seed])
                     .set(latency.as_secs_f64());
                 set_placement(m, run, placement.as_str());
+                for result in crate::probe::reverify::RESULTS {
+                    m.delivered_dkim_result
+                        .with_label_values(&[run.probe, run.seed, result])
+                        .set(i64::from(result == *dkim_local));
+                }
                 for method in &EXPORTED_METHODS {
                     let got = auth.label(method);
                     for result in RESULT_LABELS {

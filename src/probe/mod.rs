@@ -13,6 +13,7 @@ pub mod cli;
 pub mod compose;
 pub mod events;
 pub mod record;
+pub mod reverify;
 pub mod runner;
 pub mod send;
 pub mod sign;

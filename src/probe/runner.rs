@@ -86,6 +86,8 @@ pub struct RunResult {
     pub seen_latency_seconds: Option<f64>,
     /// The receiver's verdict per method (`spf`, `dkim`, `dmarc`, `arc`).
     pub auth: std::collections::BTreeMap<String, String>,
+    /// The delivered copy's DKIM as mailcanary re-verified it.
+    pub dkim_local: Option<String>,
     pub spam_score: Option<f64>,
     /// Per-hop delays from the Received chain, oldest hop first.
     pub hops: Vec<HopDelay>,
@@ -141,6 +143,7 @@ pub async fn start_recorder(
     let rec = Recorder {
         results: results.clone(),
         codes: HashMap::new(),
+        dkim: None,
         config,
         store,
         metrics,
@@ -165,6 +168,8 @@ struct Recorder {
     results: broadcast::Sender<RunResult>,
     /// Masked codes of runs sent by this process (not stored).
     codes: HashMap<String, String>,
+    /// DKIM re-verification of delivered copies, with the resolver settings it was built for.
+    dkim: Option<(crate::config::Dns, Arc<mail_auth::MessageAuthenticator>)>,
 }
 
 impl Recorder {
@@ -190,6 +195,31 @@ impl Recorder {
         }
     }
 
+    /// Re-verify the delivered copy's DKIM with the configured resolver.
+    async fn reverify(&mut self, config: &Config, raw: &[u8]) -> &'static str {
+        if self.dkim.as_ref().is_none_or(|(dns, _)| *dns != config.dns) {
+            let settings = crate::audit::lookup::ResolverSettings {
+                server: config.dns.resolver,
+                timeout: config.dns.timeout,
+                ..Default::default()
+            };
+            match crate::audit::lookup::DnsLookup::new(&settings) {
+                Ok(l) => self.dkim = Some((config.dns.clone(), Arc::new(l.authenticator()))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no resolver for DKIM re-verification");
+                    return "temperror";
+                }
+            }
+        }
+        let Some((_, auth)) = &self.dkim else {
+            return "temperror";
+        };
+        let limit = config.dns.timeout.saturating_mul(4);
+        tokio::time::timeout(limit, super::reverify::dkim(auth, raw))
+            .await
+            .unwrap_or("temperror")
+    }
+
     /// Tell `mailcanary probe` (if it listens) how a run ended.
     #[allow(clippy::too_many_arguments)]
     fn publish(
@@ -200,9 +230,13 @@ impl Recorder {
         reason: Option<&str>,
         folder: Option<&str>,
         latency: Option<(Duration, Duration)>,
-        verdict: Option<&crate::verdict::Verdict>,
+        verdict: Option<(&crate::verdict::Verdict, &'static str)>,
         times: [Option<i64>; 3],
     ) {
+        let (verdict, dkim_local) = match verdict {
+            Some((v, d)) => (Some(v), Some(d.to_string())),
+            None => (None, None),
+        };
         let code = self.codes.remove(token);
         let auth = verdict.map_or_else(Default::default, |v| {
             crate::verdict::authres::EXPORTED_METHODS
@@ -233,6 +267,7 @@ impl Recorder {
             seen_latency_seconds: latency.map(|l| l.1.as_secs_f64()),
             auth,
             spam_score: verdict.and_then(|v| v.spam.as_ref()).and_then(|s| s.score),
+            dkim_local,
             hops,
             code,
             token: token.to_string(),
@@ -395,7 +430,11 @@ impl Recorder {
                 .await
                 // The parsers do not panic; if one did, record the arrival without verdicts.
                 .unwrap_or_else(|_| crate::verdict::judge(b"", None));
-        let verdict_json = serde_json::to_string(&verdict).ok();
+        let dkim_local = self.reverify(&config, &a.raw).await;
+        let verdict_json = serde_json::to_string(
+            &serde_json::json!({ "receiver": &verdict, "dkim_local": dkim_local }),
+        )
+        .ok();
         let placement = match (a.tab.is_some(), a.role) {
             (true, _) => Placement::Tab,
             (false, FolderRole::Inbox) => Placement::Inbox,
@@ -446,6 +485,7 @@ impl Recorder {
                                 latency,
                                 seen_latency,
                                 auth: &verdict.auth,
+                                dkim_local,
                                 spam_score: verdict.spam.as_ref().and_then(|s| s.score),
                             }
                             .emit(&self.metrics);
@@ -456,7 +496,7 @@ impl Recorder {
                                 None,
                                 Some(&a.folder),
                                 Some((latency, seen_latency)),
-                                Some(&verdict),
+                                Some((&verdict, dkim_local)),
                                 [Some(open.submitted_ms), stored_ms, Some(seen_ms)],
                             );
                         }
@@ -525,7 +565,7 @@ impl Recorder {
                     None,
                     Some(&a.folder),
                     Some((latency, seen_latency)),
-                    Some(&verdict),
+                    Some((&verdict, dkim_local)),
                     [Some(row.submitted_ms), stored_ms, Some(seen_ms)],
                 );
             }

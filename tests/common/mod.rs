@@ -354,6 +354,9 @@ state_dir = "{{dir}}/state"
 shutdown_grace = "5s"
 [http]
 listen = "127.0.0.1:0"
+[dns]
+resolver = "{dns}"
+timeout = "2s"
 
 [senders.ok]
 kind = "smtp"
@@ -487,6 +490,7 @@ path = "{md4}"
 
 {probes}
 "#,
+        dns = stack.var("DNS"),
         relay_ok = port("RELAY_OK"),
         relay_bad = port("RELAY_BAD"),
         submission = port("SUBMISSION"),
