@@ -99,7 +99,8 @@ pub async fn run(
         recorder_stop.clone(),
     )
     .await?;
-    let mut generation = start_generation(&config_tx.borrow(), &channels, &tracker);
+    let mut generation =
+        start_generation(&config_tx.borrow(), &channels, &store, &metrics, &tracker);
 
     http_state.ready.store(true, Ordering::Release);
     tracing::info!(
@@ -122,7 +123,7 @@ pub async fn run(
                         tracing::info!(path = %new.path.display(), probes = new.probes.len(), "configuration reloaded");
                         config_tx.send_replace(Arc::new(new));
                         generation.cancel();
-                        generation = start_generation(&config_tx.borrow(), &channels, &tracker);
+                        generation = start_generation(&config_tx.borrow(), &channels, &store, &metrics, &tracker);
                     }
                     Err(reason) => {
                         metrics.config_last_reload_successful.set(0);
@@ -180,15 +181,18 @@ async fn reload_config(current: &Config) -> Result<Config, config::ConfigError> 
     Ok(new)
 }
 
-/// Start the schedulers and watchers of one config generation.
+/// Start the schedulers, watchers and domain audits of one config generation.
 fn start_generation(
     config: &Arc<Config>,
     channels: &runner::Channels,
+    store: &Store,
+    metrics: &Arc<Metrics>,
     tracker: &TaskTracker,
 ) -> CancellationToken {
     let stop = CancellationToken::new();
     runner::spawn_watchers(config, channels, tracker, &stop);
     runner::spawn_schedulers(config, channels, tracker, &stop);
+    crate::audit::schedule::spawn(config, store, metrics, tracker, &stop);
     stop
 }
 

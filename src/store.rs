@@ -40,6 +40,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX probe_run_open ON probe_run (state) WHERE state != 'final';
     CREATE INDEX probe_run_created ON probe_run (created_ms);",
+    // 2: the last seen content of each audited DNS record, so a change is
+    // noticed across restarts. `record` is `spf`, `dmarc`, `dkim:<selector>`, ...
+    "CREATE TABLE dns_record (
+        domain  TEXT NOT NULL,
+        record  TEXT NOT NULL,
+        content TEXT NOT NULL,
+        seen_ms INTEGER NOT NULL,
+        PRIMARY KEY (domain, record)
+    );",
 ];
 
 /// The schema version this build writes.

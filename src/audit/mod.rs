@@ -75,6 +75,7 @@ pub mod mx;
 pub mod net;
 pub mod ptr;
 pub mod run;
+pub mod schedule;
 pub mod spf;
 pub mod tag_list;
 pub mod tls_rpt;

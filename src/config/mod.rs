@@ -42,6 +42,8 @@ pub struct Config {
     pub senders: BTreeMap<String, Sender>,
     pub seeds: BTreeMap<String, Seed>,
     pub probes: BTreeMap<String, Probe>,
+    /// Domains audited on schedule, by domain name.
+    pub domains: BTreeMap<String, Domain>,
     /// Problems that do not stop the load (e.g. a timeout longer than the interval).
     pub warnings: Vec<Diagnostic>,
 }
@@ -195,6 +197,22 @@ pub struct Probe {
     pub probe_header: bool,
 }
 
+/// A domain the daemon audits (SPF, DKIM, DMARC, MX, ...) on schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// Receives mail (support@, replies): a missing MX is an error.
+    pub receiving: bool,
+    pub selectors: Vec<String>,
+    pub sending_ips: Vec<std::net::IpAddr>,
+    pub dnsbl_ip_zones: Vec<String>,
+    pub dnsbl_domain_zones: Vec<String>,
+    pub every: Duration,
+    /// STARTTLS probe of the MX targets on this port; `None` skips it.
+    pub smtp_port: Option<u16>,
+    pub https_port: u16,
+    pub cert_warn_days: u32,
+}
+
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -345,6 +363,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         }
     }
 
+    let mut domains = BTreeMap::new();
+    for (name, d) in &raw.domains {
+        if let Some(domain) = ctx.domain(&sources[0].0, name, d) {
+            domains.insert(name.clone(), domain);
+        }
+    }
+
     let warnings = std::mem::take(&mut ctx.warnings);
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
@@ -360,6 +385,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         senders,
         seeds,
         probes: probes.into_iter().map(|(k, (p, _))| (k, p)).collect(),
+        domains,
         warnings,
     })
 }
@@ -571,6 +597,74 @@ impl Check<'_> {
             retries_4xx: s.retries_4xx.unwrap_or(2),
             retry_backoff: s.retry_backoff.map_or(Duration::from_secs(30), |d| d.0),
         }))
+    }
+
+    fn domain(&mut self, src: &Source, name: &str, d: &Spanned<raw::RawDomain>) -> Option<Domain> {
+        let k = |f: &str| format!("domains.{name}.{f}");
+        let raw = d.get_ref();
+        let valid_domain = name.len() <= 253
+            && name.contains('.')
+            && name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            });
+        let mut ok = true;
+        if !valid_domain {
+            ok = false;
+            self.problems.push(src.at_value(d, &format!("domains.{name}"), format!(
+                "{name:?} is not a lower-case DNS name (it becomes a metric label); quote it: [domains.\"example.com\"]"
+            )));
+        }
+        for sel in &raw.selectors {
+            if !valid_name(sel) {
+                ok = false;
+                self.problems.push(src.at_value(
+                    d,
+                    &k("selectors"),
+                    format!("selector {sel:?} must be 1-64 characters of a-z, 0-9, '-', '_', '.'"),
+                ));
+            }
+        }
+        let mut ips = Vec::new();
+        for ip in &raw.sending_ips {
+            match ip.get_ref().parse::<std::net::IpAddr>() {
+                Ok(a) => ips.push(a),
+                Err(_) => {
+                    ok = false;
+                    self.problems.push(src.at_value(
+                        ip,
+                        &k("sending_ips"),
+                        format!("{:?} is not an IP address", ip.get_ref()),
+                    ));
+                }
+            }
+        }
+        let every = raw
+            .every
+            .as_ref()
+            .map_or(Duration::from_secs(900), |e| e.get_ref().0);
+        if every < Duration::from_secs(1) {
+            ok = false;
+            let at = raw.every.as_ref().map_or(d.span(), |e| e.span());
+            self.problems
+                .push(src.at(at, &k("every"), "audit interval must be at least 1s"));
+        }
+        ok.then(|| Domain {
+            receiving: raw.roles.contains(&raw::DomainRole::Receiving),
+            selectors: raw.selectors.clone(),
+            sending_ips: ips,
+            dnsbl_ip_zones: raw.dnsbl_ip_zones.clone(),
+            dnsbl_domain_zones: raw.dnsbl_domain_zones.clone(),
+            every,
+            smtp_port: match raw.starttls {
+                Some(false) => None,
+                _ => Some(raw.smtp_port.unwrap_or(25)),
+            },
+            https_port: raw.https_port.unwrap_or(443),
+            cert_warn_days: raw.cert_warn_days.unwrap_or(14),
+        })
     }
 
     /// DKIM signing settings: all of selector and key file, or none.

@@ -21,6 +21,37 @@ pub struct RawConfig {
     pub seeds: BTreeMap<String, Spanned<RawSeed>>,
     #[serde(default)]
     pub probes: BTreeMap<String, Spanned<RawProbe>>,
+    #[serde(default)]
+    pub domains: BTreeMap<String, Spanned<RawDomain>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainRole {
+    Sending,
+    Receiving,
+}
+
+/// A domain whose DNS the daemon audits on schedule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDomain {
+    #[serde(default)]
+    pub roles: Vec<DomainRole>,
+    #[serde(default)]
+    pub selectors: Vec<String>,
+    #[serde(default)]
+    pub sending_ips: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub dnsbl_ip_zones: Vec<String>,
+    #[serde(default)]
+    pub dnsbl_domain_zones: Vec<String>,
+    pub every: Option<Spanned<HumanDuration>>,
+    /// Probe STARTTLS on the MX targets (port 25 unless `smtp_port`).
+    pub starttls: Option<bool>,
+    pub smtp_port: Option<u16>,
+    pub https_port: Option<u16>,
+    pub cert_warn_days: Option<u32>,
 }
 
 /// A drop-in file holds probes only.
