@@ -10,4 +10,4 @@ cleanup() { tests/stack/down.sh "$STACK" >/dev/null 2>&1 || true; rm -rf "$STACK
 trap cleanup EXIT
 tests/stack/up.sh "$STACK"
 export MAILCANARY_STACK=$STACK
-cargo test --locked --all-targets "$@"
+cargo test --locked "$@"
