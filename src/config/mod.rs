@@ -54,6 +54,8 @@ pub struct Daemon {
     pub state_dir: PathBuf,
     /// How long shutdown waits for in-flight work before giving up on it.
     pub shutdown_grace: Duration,
+    /// How long final probe runs stay in the store.
+    pub history: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -263,6 +265,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let shutdown_grace = daemon
         .shutdown_grace
         .map_or(Duration::from_secs(10), |d| d.0);
+    let daemon_history = daemon
+        .history
+        .map_or(Duration::from_secs(30 * 86_400), |d| d.0);
     let raw_dns = raw.dns.unwrap_or_default();
     let dns = Dns {
         resolver: raw_dns
@@ -379,6 +384,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         daemon: Daemon {
             state_dir,
             shutdown_grace,
+            history: daemon_history,
         },
         http: Http { listen },
         dns,

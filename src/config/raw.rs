@@ -68,6 +68,7 @@ pub struct RawDaemon {
     pub state_dir: Option<Spanned<PathBuf>>,
     pub probes_dir: Option<Spanned<PathBuf>>,
     pub shutdown_grace: Option<HumanDuration>,
+    pub history: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

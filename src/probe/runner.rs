@@ -36,6 +36,8 @@ use crate::store::{Store, StoreError};
 /// A watcher that sees a message this long after its INTERNALDATE was not
 /// watching live; the mailbox's time is then the better arrival time.
 const BACKLOG_GAP: Duration = Duration::from_secs(2);
+/// How often old final runs are pruned from the store.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often the recorder looks for runs past their timeout.
 const SWEEP: Duration = Duration::from_millis(500);
 
@@ -181,11 +183,14 @@ impl Recorder {
     ) {
         let mut sweep = tokio::time::interval(SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(cmd) = cmds.recv() => self.command(cmd).await,
                 Some(ev) = watch.recv() => self.watch_event(ev).await,
                 _ = sweep.tick() => self.sweep().await,
+                _ = prune.tick() => self.prune().await,
                 _ = stop.cancelled() => break,
             }
         }
@@ -614,6 +619,17 @@ impl Recorder {
                 tracing::error!(error = %e, "cannot record a missing probe; retrying");
                 self.open.insert(token.to_string(), open);
             }
+        }
+    }
+
+    /// Forget final runs older than `daemon.history`.
+    async fn prune(&mut self) {
+        let keep = self.config.borrow().daemon.history;
+        let before = now_ms() - keep.as_millis() as i64;
+        match self.store.call(move |c| record::prune(c, before)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "pruned old probe runs from the store"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the store"),
         }
     }
 
