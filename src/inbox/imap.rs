@@ -18,7 +18,9 @@ use tokio_rustls::TlsConnector;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
-use super::{find_token, find_token_in_value, Arrival, Disposition, FolderRole, WatchEvent};
+use super::{
+    find_token, find_token_in_value, report_up, Arrival, Disposition, FolderRole, WatchEvent,
+};
 use crate::config::{ImapInbox, TlsMode};
 
 type Stream = Either<TcpStream, TlsStream<TcpStream>>;
@@ -106,14 +108,7 @@ pub async fn watch(w: ImapWatch) {
             r = session(&w, &mut ignored) => r,
             _ = w.stop.cancelled() => Ok(()),
         };
-        let _ = w
-            .events
-            .send(WatchEvent::Up {
-                seed: w.seed.clone(),
-                role: w.role,
-                up: false,
-            })
-            .await;
+        report_up(&w.events, &w.seed, w.role, false).await;
         match result {
             Ok(()) => return,
             Err(WatchError::RecorderGone) => return,
@@ -265,14 +260,9 @@ async fn session(w: &ImapWatch, ignored: &mut HashSet<u32>) -> Result<(), WatchE
         mv: caps.has_str("MOVE"),
     };
     let idle = caps.idle;
-    w.events
-        .send(WatchEvent::Up {
-            seed: w.seed.clone(),
-            role: w.role,
-            up: true,
-        })
-        .await
-        .map_err(|_| WatchError::RecorderGone)?;
+    if !report_up(&w.events, &w.seed, w.role, true).await {
+        return Err(WatchError::RecorderGone);
+    }
     tracing::info!(seed = %w.seed, %folder, idle, "inbox watcher connected");
 
     let mut last_uid = 0u32;

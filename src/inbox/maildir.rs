@@ -17,7 +17,7 @@ use inotify::{Inotify, WatchDescriptor, WatchMask};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{find_token, Arrival, Disposition, FolderRole, WatchEvent};
+use super::{find_token, report_up, Arrival, Disposition, FolderRole, WatchEvent};
 
 /// How long the watcher waits for the recorder to persist an arrival.
 const RECORD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -43,14 +43,7 @@ pub async fn watch(w: MaildirWatch) {
     let mut ignored: HashSet<OsString> = HashSet::new();
     loop {
         let r = session(&w, &mut ignored).await;
-        let _ = w
-            .events
-            .send(WatchEvent::Up {
-                seed: w.seed.clone(),
-                role: w.role,
-                up: false,
-            })
-            .await;
+        report_up(&w.events, &w.seed, w.role, false).await;
         match r {
             Ok(()) => return,
             Err(e) => {
@@ -88,12 +81,7 @@ async fn wait_for_folder(w: &MaildirWatch) -> bool {
         if announced != Some(healthy) {
             announced = Some(healthy);
             tracing::info!(seed = %w.seed, dir = %w.dir.display(), "waiting for the maildir folder to appear");
-            let up = WatchEvent::Up {
-                seed: w.seed.clone(),
-                role: w.role,
-                up: healthy,
-            };
-            if w.events.send(up).await.is_err() {
+            if !report_up(&w.events, &w.seed, w.role, healthy).await {
                 return false;
             }
         }
@@ -118,14 +106,9 @@ async fn session(w: &MaildirWatch, ignored: &mut HashSet<OsString>) -> Result<()
         dirs.push((wd, dir));
     }
     let mut stream = inotify.into_event_stream([0u8; 4096])?;
-    w.events
-        .send(WatchEvent::Up {
-            seed: w.seed.clone(),
-            role: w.role,
-            up: true,
-        })
-        .await
-        .map_err(|_| MaildirError::RecorderGone)?;
+    if !report_up(&w.events, &w.seed, w.role, true).await {
+        return Err(MaildirError::RecorderGone);
+    }
     tracing::info!(seed = %w.seed, dir = %w.dir.display(), "maildir watcher started");
 
     // Messages that arrived while nobody watched.

@@ -78,6 +78,23 @@ pub enum WatchEvent {
     },
 }
 
+/// Tell the recorder a folder watcher's state; false when the recorder is gone.
+pub async fn report_up(
+    events: &tokio::sync::mpsc::Sender<WatchEvent>,
+    seed: &str,
+    role: FolderRole,
+    up: bool,
+) -> bool {
+    events
+        .send(WatchEvent::Up {
+            seed: seed.to_string(),
+            role,
+            up,
+        })
+        .await
+        .is_ok()
+}
+
 /// Find a probe token in a message (Message-ID first, then the probe
 /// header, then the body); see [`crate::verdict::find_token`].
 pub fn find_token(raw: &[u8]) -> Option<Token> {

@@ -45,13 +45,13 @@ pub struct RunRow {
 
 /// The final facts of a run.
 #[derive(Debug, Clone, Default)]
-pub struct Finish<'a> {
-    pub outcome: &'a str,
-    pub reason: Option<&'a str>,
-    pub folder: Option<&'a str>,
+pub struct Finish {
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub folder: Option<String>,
     pub seen_ms: Option<i64>,
     pub internal_ms: Option<i64>,
-    pub verdict_json: Option<&'a str>,
+    pub verdict_json: Option<String>,
     pub final_ms: i64,
 }
 
@@ -86,7 +86,7 @@ pub fn mark_sent(
 }
 
 /// Make an open run final. True only for the call that did it.
-pub fn finish(c: &Connection, token: &str, f: &Finish<'_>) -> rusqlite::Result<bool> {
+pub fn finish(c: &Connection, token: &str, f: &Finish) -> rusqlite::Result<bool> {
     Ok(c.execute(
         "UPDATE probe_run SET state = 'final', outcome = ?2, reason = ?3, folder = ?4, seen_ms = ?5,
                 internal_ms = ?6, verdict_json = ?7, final_ms = ?8, counted = 1
@@ -96,7 +96,7 @@ pub fn finish(c: &Connection, token: &str, f: &Finish<'_>) -> rusqlite::Result<b
 }
 
 /// A run that went missing has arrived after all. True only once.
-pub fn mark_late(c: &Connection, token: &str, f: &Finish<'_>) -> rusqlite::Result<bool> {
+pub fn mark_late(c: &Connection, token: &str, f: &Finish) -> rusqlite::Result<bool> {
     Ok(c.execute(
         "UPDATE probe_run SET outcome = 'late', folder = ?2, seen_ms = ?3, internal_ms = ?4, verdict_json = ?5
          WHERE token = ?1 AND state = 'final' AND outcome = 'missing'",
@@ -180,7 +180,7 @@ mod tests {
         assert!(mark_sent(&c, "t", 1_100, Some("Q1"), 61_100).unwrap());
         assert_eq!(open_runs(&c).unwrap()[0].submitted_ms, 1_100);
         let missing = Finish {
-            outcome: "missing",
+            outcome: "missing".into(),
             final_ms: 61_200,
             ..Default::default()
         };
@@ -190,7 +190,7 @@ mod tests {
                 &c,
                 "t",
                 &Finish {
-                    outcome: "inbox",
+                    outcome: "inbox".into(),
                     ..missing.clone()
                 }
             )
@@ -202,8 +202,8 @@ mod tests {
             Some("missing")
         );
         let late = Finish {
-            outcome: "late",
-            folder: Some("INBOX"),
+            outcome: "late".into(),
+            folder: Some("INBOX".into()),
             ..missing.clone()
         };
         assert!(mark_late(&c, "t", &late).unwrap());

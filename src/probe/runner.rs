@@ -200,6 +200,21 @@ impl Recorder {
         }
     }
 
+    /// Make a run final (or, with `late`, turn a missing run late) in the
+    /// store. True only for the call that changed it: only that one counts.
+    async fn store_final(&self, token: &str, f: Finish, late: bool) -> Result<bool, StoreError> {
+        let t = token.to_string();
+        self.store
+            .call(move |c| {
+                if late {
+                    record::mark_late(c, &t, &f)
+                } else {
+                    record::finish(c, &t, &f)
+                }
+            })
+            .await
+    }
+
     /// Re-verify the delivered copy's DKIM with the configured resolver.
     async fn reverify(&mut self, config: &Config, raw: &[u8]) -> &'static str {
         if self.dkim.as_ref().is_none_or(|(dns, _)| *dns != config.dns) {
@@ -361,22 +376,13 @@ impl Recorder {
                     return;
                 };
                 let reason = failure.reason.as_str();
-                let t = token.clone();
-                let done = self
-                    .store
-                    .call(move |c| {
-                        record::finish(
-                            c,
-                            &t,
-                            &Finish {
-                                outcome: "send_failed",
-                                reason: Some(reason),
-                                final_ms: now_ms(),
-                                ..Default::default()
-                            },
-                        )
-                    })
-                    .await;
+                let finish = Finish {
+                    outcome: "send_failed".into(),
+                    reason: Some(reason.into()),
+                    final_ms: now_ms(),
+                    ..Default::default()
+                };
+                let done = self.store_final(&token, finish, false).await;
                 if matches!(done, Ok(true)) {
                     let run = self.labels(&config, &open.probe, &open.sender, &open.seed);
                     ProbeEvent::SendFailed {
@@ -455,26 +461,16 @@ impl Recorder {
             }
             let arrived_ms = arrival_ms(a, seen_ms, stored_ms);
             if seen_ms <= open.deadline_ms || arrived_ms <= open.deadline_ms {
-                let t = token.clone();
-                let (folder, vj) = (a.folder.clone(), verdict_json.clone());
-                let done = self
-                    .store
-                    .call(move |c| {
-                        record::finish(
-                            c,
-                            &t,
-                            &Finish {
-                                outcome: placement.as_str(),
-                                reason: None,
-                                folder: Some(&folder),
-                                seen_ms: Some(seen_ms),
-                                internal_ms: stored_ms,
-                                verdict_json: vj.as_deref(),
-                                final_ms: now_ms(),
-                            },
-                        )
-                    })
-                    .await;
+                let finish = Finish {
+                    outcome: placement.as_str().into(),
+                    reason: None,
+                    folder: Some(a.folder.clone()),
+                    seen_ms: Some(seen_ms),
+                    internal_ms: stored_ms,
+                    verdict_json: verdict_json.clone(),
+                    final_ms: now_ms(),
+                };
+                let done = self.store_final(&token, finish, false).await;
                 return match done {
                     Ok(counted) => {
                         self.open.remove(&token);
@@ -533,26 +529,16 @@ impl Recorder {
             return Disposition::Keep;
         }
         if row.outcome.as_deref() == Some("missing") {
-            let t = token.clone();
-            let (folder, vj) = (a.folder.clone(), verdict_json.clone());
-            let late = self
-                .store
-                .call(move |c| {
-                    record::mark_late(
-                        c,
-                        &t,
-                        &Finish {
-                            outcome: "late",
-                            folder: Some(&folder),
-                            seen_ms: Some(seen_ms),
-                            internal_ms: stored_ms,
-                            verdict_json: vj.as_deref(),
-                            final_ms: now_ms(),
-                            reason: None,
-                        },
-                    )
-                })
-                .await;
+            let finish = Finish {
+                outcome: "late".into(),
+                reason: None,
+                folder: Some(a.folder.clone()),
+                seen_ms: Some(seen_ms),
+                internal_ms: stored_ms,
+                verdict_json: verdict_json.clone(),
+                final_ms: now_ms(),
+            };
+            let late = self.store_final(&token, finish, true).await;
             if matches!(late, Ok(true)) {
                 let run = self.labels(&config, &row.probe, &row.sender, &row.seed);
                 let latency = since(arrival_ms(a, seen_ms, stored_ms), row.submitted_ms);
@@ -584,21 +570,12 @@ impl Recorder {
             return;
         };
         let config = self.config.borrow().clone();
-        let t = token.to_string();
-        let done = self
-            .store
-            .call(move |c| {
-                record::finish(
-                    c,
-                    &t,
-                    &Finish {
-                        outcome: "missing",
-                        final_ms: now_ms(),
-                        ..Default::default()
-                    },
-                )
-            })
-            .await;
+        let finish = Finish {
+            outcome: "missing".into(),
+            final_ms: now_ms(),
+            ..Default::default()
+        };
+        let done = self.store_final(token, finish, false).await;
         match done {
             Ok(true) => {
                 let run = self.labels(&config, &open.probe, &open.sender, &open.seed);
