@@ -111,6 +111,45 @@ impl fmt::Debug for Secret {
 pub enum Sender {
     /// Submission to an SMTP relay.
     Smtp(SmtpSender),
+    /// The operator's own "send verification code" endpoint.
+    Http(HttpSender),
+}
+
+impl Sender {
+    /// The header From address the probe mail carries.
+    pub fn from(&self) -> &str {
+        match self {
+            Sender::Smtp(s) => &s.from,
+            Sender::Http(h) => &h.from,
+        }
+    }
+}
+
+/// An app endpoint that sends a verification code to `{address}`.
+#[derive(Debug, Clone)]
+pub struct HttpSender {
+    pub url: String,
+    pub method: reqwest::Method,
+    /// Non-secret headers.
+    pub headers: BTreeMap<String, String>,
+    /// Request body; `{address}` is replaced by the seed's address.
+    pub body: Option<String>,
+    /// The secret header (`Authorization: Bearer …` by default).
+    pub token: Option<(String, Secret)>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    /// Statuses that mean "sent" (default: any 2xx).
+    pub success_status: Vec<u16>,
+    /// A JSON pointer that must be true in a successful response.
+    pub success_json: Option<String>,
+    /// Found in a refused response's body: the ESP's quota is exhausted.
+    pub quota_pattern: regex::Regex,
+    /// The From address of the mail the app sends (how it is matched).
+    pub from: String,
+    /// The subject of the app's mail must match, when set.
+    pub subject_pattern: Option<regex::Regex>,
+    /// Extracts the code from the message text (first capture group).
+    pub code_pattern: regex::Regex,
 }
 
 #[derive(Debug, Clone)]
@@ -552,8 +591,106 @@ impl Check<'_> {
         Some(path)
     }
 
-    fn sender(&mut self, src: &Source, name: &str, s: RawSender) -> Option<Sender> {
+    fn regex(&mut self, src: &Source, key: &str, v: &Option<Spanned<String>>, default: &str) -> Option<regex::Regex> {
+        let pattern = v.as_ref().map_or(default, |p| p.get_ref().as_str());
+        match regex::Regex::new(pattern) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let at = v.as_ref().map_or(0..0, |p| p.span());
+                self.problems.push(src.at(at, key, format!("invalid regular expression: {e}")));
+                None
+            }
+        }
+    }
+
+    fn http_sender(&mut self, src: &Source, name: &str, s: RawSender) -> Option<Sender> {
         let k = |f: &str| format!("senders.{name}.{f}");
+        let from = self.address(src, &s.from, &k("from"));
+        for (set, field) in [
+            (s.host.is_some(), "host"),
+            (s.port.is_some(), "port"),
+            (s.tls.is_some(), "tls"),
+            (s.username.is_some(), "username"),
+            (s.password.is_some() || s.password_file.is_some() || s.password_env.is_some(), "password_file"),
+            (s.dkim_selector.is_some() || s.dkim_key_file.is_some(), "dkim_selector"),
+        ] {
+            if set {
+                self.problems.push(src.at_value(&s.kind, &k(field), format!("`{field}` is for kind = \"smtp\", not \"http\"")));
+            }
+        }
+        let Some(url) = &s.url else {
+            self.problems.push(src.at_value(&s.kind, &k("url"), "kind = \"http\" needs `url`"));
+            return None;
+        };
+        if !(url.get_ref().starts_with("https://") || url.get_ref().starts_with("http://")) {
+            self.problems.push(src.at_value(url, &k("url"), "url must start with https:// (or http:// on loopback)"));
+        }
+        let method = match &s.method {
+            None => reqwest::Method::POST,
+            Some(m) => match reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()) {
+                Ok(m) => m,
+                Err(_) => {
+                    self.problems.push(src.at_value(m, &k("method"), format!("{:?} is not an HTTP method", m.get_ref())));
+                    reqwest::Method::POST
+                }
+            },
+        };
+        let token = self
+            .secret(src, &k("token"), &s.token, &s.token_file, &s.token_env)
+            .map(|t| {
+                let header = s.token_header.clone().unwrap_or_else(|| "Authorization".into());
+                let prefix = s.token_prefix.clone().unwrap_or_else(|| "Bearer ".into());
+                (header, Secret(format!("{prefix}{}", t.expose())))
+            });
+        let quota_pattern = self.regex(src, &k("quota_pattern"), &s.quota_pattern, r"(?i)quota")?;
+        let subject_pattern = match &s.subject_pattern {
+            Some(_) => Some(self.regex(src, &k("subject_pattern"), &s.subject_pattern, "")?),
+            None => None,
+        };
+        let code_pattern = self.regex(src, &k("code_pattern"), &s.code_pattern, r"\b(\d{4,8})\b")?;
+        if code_pattern.captures_len() < 2 {
+            let at = s.code_pattern.as_ref().map_or(0..0, |p| p.span());
+            self.problems.push(src.at(at, &k("code_pattern"), "code_pattern needs a capture group around the code, e.g. \"code: (\\d{6})\""));
+        }
+        Some(Sender::Http(HttpSender {
+            url: url.get_ref().clone(),
+            method,
+            headers: s.headers.clone(),
+            body: s.body.clone(),
+            token,
+            ca_file: self.ca_file(src, &k("ca_file"), &s.ca_file),
+            timeout: s.timeout.map_or(Duration::from_secs(30), |t| t.into_inner().0),
+            success_status: s.success_status.clone().unwrap_or_default(),
+            success_json: s.success_json.clone(),
+            quota_pattern,
+            from: from?,
+            subject_pattern,
+            code_pattern,
+        }))
+    }
+
+    fn sender(&mut self, src: &Source, name: &str, s: RawSender) -> Option<Sender> {
+        if *s.kind.get_ref() == raw::SenderKind::Http {
+            return self.http_sender(src, name, s);
+        }
+        let k = |f: &str| format!("senders.{name}.{f}");
+        for (set, field) in [
+            (s.url.is_some(), "url"),
+            (s.method.is_some(), "method"),
+            (!s.headers.is_empty(), "headers"),
+            (s.body.is_some(), "body"),
+            (s.token.is_some() || s.token_file.is_some() || s.token_env.is_some(), "token_file"),
+            (s.success_status.is_some() || s.success_json.is_some(), "success_status"),
+            (s.quota_pattern.is_some() || s.subject_pattern.is_some() || s.code_pattern.is_some(), "code_pattern"),
+        ] {
+            if set {
+                self.problems.push(src.at_value(&s.kind, &k(field), format!("`{field}` is for kind = \"http\", not \"smtp\"")));
+            }
+        }
+        let Some(host) = s.host.clone() else {
+            self.problems.push(src.at_value(&s.kind, &k("host"), "kind = \"smtp\" needs `host`"));
+            return None;
+        };
         let from = self.address(src, &s.from, &k("from"));
         let dkim = self.dkim(src, name, &s, from.as_deref());
         let reply_to = s
@@ -588,7 +725,7 @@ impl Check<'_> {
             TlsMode::None => 25,
         });
         Some(Sender::Smtp(SmtpSender {
-            host: s.host.into_inner(),
+            host: host.into_inner(),
             port,
             tls,
             username: s.username,

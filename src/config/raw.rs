@@ -88,14 +88,14 @@ pub struct RawHttp {
 #[serde(rename_all = "lowercase")]
 pub enum SenderKind {
     Smtp,
+    Http,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSender {
-    #[allow(dead_code)] // one kind so far; the field is required so files stay explicit
-    pub kind: SenderKind,
-    pub host: Spanned<String>,
+    pub kind: Spanned<SenderKind>,
+    pub host: Option<Spanned<String>>,
     pub port: Option<u16>,
     pub tls: Option<TlsMode>,
     pub username: Option<String>,
@@ -112,6 +112,23 @@ pub struct RawSender {
     pub dkim_selector: Option<String>,
     pub dkim_domain: Option<String>,
     pub dkim_key_file: Option<Spanned<PathBuf>>,
+    // kind = "http": the operator's own "send code" endpoint.
+    pub url: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub token_file: Option<Spanned<PathBuf>>,
+    pub token_env: Option<Spanned<String>>,
+    /// Present only to refuse it with a helpful message.
+    pub token: Option<Spanned<toml::Value>>,
+    pub token_header: Option<String>,
+    pub token_prefix: Option<String>,
+    pub success_status: Option<Vec<u16>>,
+    pub success_json: Option<String>,
+    pub quota_pattern: Option<Spanned<String>>,
+    pub subject_pattern: Option<Spanned<String>>,
+    pub code_pattern: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

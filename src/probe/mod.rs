@@ -17,6 +17,7 @@ pub mod reverify;
 pub mod runner;
 pub mod send;
 pub mod sign;
+pub mod trigger;
 
 /// Where a probe ended up; the `placement` label of the result series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -47,8 +47,9 @@ pub enum Cmd {
     /// A run is about to be sent; answered once it is in the store.
     Register {
         run: NewRun,
-        /// The code, masked, for `mailcanary probe` output.
-        code_masked: String,
+        /// The code, masked, for `mailcanary probe` output (an app's code is
+        /// learnt from its mail).
+        code_masked: Option<String>,
         ack: oneshot::Sender<Result<(), StoreError>>,
     },
     Sent {
@@ -324,7 +325,9 @@ impl Recorder {
                 code_masked,
                 ack,
             } => {
-                self.codes.insert(run.token.clone(), code_masked);
+                if let Some(c) = code_masked {
+                    self.codes.insert(run.token.clone(), c);
+                }
                 let r = run.clone();
                 let result = self.store.call(move |c| record::insert(c, &r)).await;
                 if result.is_ok() {
@@ -636,19 +639,50 @@ fn arrival_ms(a: &Arrival, seen_ms: i64, stored_ms: Option<i64>) -> i64 {
     }
 }
 
-/// SMTP clients per sender, built once per config generation.
-pub fn clients(config: &Config) -> HashMap<String, SmtpClient> {
-    let mut out = HashMap::new();
-    for (name, sender) in &config.senders {
-        let Sender::Smtp(s) = sender;
-        match SmtpClient::new(s) {
-            Ok(c) => {
-                out.insert(name.clone(), c);
+/// A ready client for one sender.
+pub enum Client {
+    Smtp(SmtpClient),
+    Http(super::trigger::HttpTrigger),
+}
+
+/// The clients of every sender, built once per config generation, and the
+/// senders an app asked to wait (429 Retry-After) until a given time.
+pub struct Senders {
+    clients: HashMap<String, Client>,
+    hold: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+}
+
+impl Senders {
+    pub fn new(config: &Config) -> Senders {
+        let mut clients = HashMap::new();
+        for (name, sender) in &config.senders {
+            let client = match sender {
+                Sender::Smtp(s) => SmtpClient::new(s).map(Client::Smtp),
+                Sender::Http(h) => super::trigger::HttpTrigger::new(h).map(Client::Http),
+            };
+            match client {
+                Ok(c) => {
+                    clients.insert(name.clone(), c);
+                }
+                Err(e) => tracing::error!(sender = %name, error = %e, "sender cannot be used"),
             }
-            Err(e) => tracing::error!(sender = %name, error = %e, "sender cannot be used"),
+        }
+        Senders {
+            clients,
+            hold: Default::default(),
         }
     }
-    out
+
+    /// When the sender must not be used before (a 429's Retry-After).
+    fn held_until(&self, sender: &str) -> Option<std::time::Instant> {
+        let hold = self.hold.lock().unwrap_or_else(|e| e.into_inner());
+        hold.get(sender).copied().filter(|t| *t > std::time::Instant::now())
+    }
+
+    fn hold(&self, sender: &str, wait: Duration) {
+        let until = std::time::Instant::now() + wait;
+        self.hold.lock().unwrap_or_else(|e| e.into_inner()).insert(sender.to_string(), until);
+    }
 }
 
 /// Start the watchers of every seed some probe uses.
@@ -708,7 +742,7 @@ pub fn spawn_schedulers(
     tracker: &TaskTracker,
     stop: &CancellationToken,
 ) {
-    let clients = Arc::new(clients(config));
+    let clients = Arc::new(Senders::new(config));
     for name in config.probes.keys() {
         let (config, ch, clients, stop, t) = (
             config.clone(),
@@ -740,13 +774,22 @@ pub fn spawn_schedulers(
 pub fn fire(
     config: &Arc<Config>,
     probe_name: &str,
-    clients: &Arc<HashMap<String, SmtpClient>>,
+    clients: &Arc<Senders>,
     ch: &Channels,
     tracker: &TaskTracker,
 ) {
     let Some(probe) = config.probes.get(probe_name) else {
         return;
     };
+    if let Some(until) = clients.held_until(&probe.sender) {
+        tracing::info!(
+            probe = probe_name,
+            sender = %probe.sender,
+            wait_s = until.saturating_duration_since(std::time::Instant::now()).as_secs(),
+            "sender asked to wait (Retry-After); skipping this round"
+        );
+        return;
+    }
     for seed in &probe.seeds {
         let (config, clients, ch) = (config.clone(), clients.clone(), ch.clone());
         let (probe_name, seed) = (probe_name.to_string(), seed.clone());
@@ -758,23 +801,21 @@ pub fn fire(
     }
 }
 
-/// Compose, register, sign and send one probe message to one seed.
+/// Register one run, then send its message (SMTP) or trigger the app (HTTP)
+/// for one seed. Returns the run's token.
 pub async fn send_one(
     config: &Config,
     probe_name: &str,
     probe: &Probe,
     seed_name: &str,
-    clients: &HashMap<String, SmtpClient>,
+    clients: &Senders,
     ch: &Channels,
 ) -> Option<String> {
     let seed = config.seeds.get(seed_name)?;
-    let Sender::Smtp(sender) = config.senders.get(&probe.sender)?;
+    let sender = config.senders.get(&probe.sender)?;
     let (token, code) = {
         let mut rng = rand::rng();
-        (
-            Token::random(&mut rng),
-            Code::random(&mut rng, probe.code_length),
-        )
+        (Token::random(&mut rng), Code::random(&mut rng, probe.code_length))
     };
     let created = now_ms();
     let run = NewRun {
@@ -786,58 +827,73 @@ pub async fn send_one(
         deadline_ms: created + probe.timeout.as_millis() as i64,
     };
     let (ack, acked) = oneshot::channel();
-    let code_masked = code.masked();
-    ch.cmd
-        .send(Cmd::Register {
-            run,
-            code_masked,
-            ack,
-        })
-        .await
-        .ok()?;
+    // The app makes its own code; it is learnt (masked) when the mail arrives.
+    let code_masked = matches!(sender, Sender::Smtp(_)).then(|| code.masked());
+    ch.cmd.send(Cmd::Register { run, code_masked, ack }).await.ok()?;
     if let Err(e) = acked.await.ok()? {
         tracing::error!(probe = probe_name, seed = seed_name, error = %e, "cannot store the probe; not sending it");
         return None;
     }
     let key = token.as_str().to_string();
-    let fail = |reason: SendReason, detail: String| Cmd::SendFailed {
-        token: key.clone(),
-        failure: SendFailure {
-            reason,
-            detail,
-            attempts: 0,
+    let result = match (sender, clients.clients.get(&probe.sender)) {
+        (Sender::Smtp(s), Some(Client::Smtp(client))) => match smtp_message(s, seed, probe, token, code) {
+            Ok((from, to, bytes)) => client.send(&from, &to, &bytes).await,
+            Err(f) => Err(f),
         },
+        (Sender::Http(_), Some(Client::Http(app))) => app.trigger(&seed.address).await,
+        _ => Err(local_failure("sender could not be set up".into())),
     };
-
-    // Addresses were validated at config load; a failure here is local.
-    let parsed: Result<(Mailbox, Option<Mailbox>, Mailbox, Address, Address), String> = (|| {
-        let from: Address = sender.from.parse().map_err(|e| format!("{e}"))?;
-        let to: Address = seed.address.parse().map_err(|e| format!("{e}"))?;
-        let reply = match &sender.reply_to {
-            Some(r) => Some(Mailbox::new(None, r.parse().map_err(|e| format!("{e}"))?)),
-            None => None,
-        };
-        Ok((
-            Mailbox::new(Some(probe.product.clone()), from.clone()),
-            reply,
-            Mailbox::new(None, to.clone()),
-            from,
-            to,
-        ))
-    })();
-    let (from_box, reply_box, to_box, from, to) = match parsed {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = ch.cmd.send(fail(SendReason::Local, e)).await;
-            return None;
+    let cmd = match result {
+        Ok(sent) => Cmd::Sent {
+            token: key.clone(),
+            sent,
+            timeout: probe.timeout,
+        },
+        Err(failure) => {
+            if let Some(wait) = failure.retry_after {
+                clients.hold(&probe.sender, wait);
+            }
+            Cmd::SendFailed {
+                token: key.clone(),
+                failure,
+            }
         }
+    };
+    let _ = ch.cmd.send(cmd).await;
+    Some(key)
+}
+
+fn local_failure(detail: String) -> SendFailure {
+    SendFailure {
+        reason: SendReason::Local,
+        detail,
+        attempts: 0,
+        retry_after: None,
+    }
+}
+
+/// Compose (and sign) the probe message for one seed: envelope from, envelope to, bytes.
+fn smtp_message(
+    sender: &crate::config::SmtpSender,
+    seed: &crate::config::Seed,
+    probe: &Probe,
+    token: Token,
+    code: Code,
+) -> Result<(Address, Address, Vec<u8>), SendFailure> {
+    // Addresses were validated at config load; a failure here is local.
+    let addr = |s: &str| s.parse::<Address>().map_err(|e| local_failure(e.to_string()));
+    let from = addr(&sender.from)?;
+    let to = addr(&seed.address)?;
+    let reply = match &sender.reply_to {
+        Some(r) => Some(Mailbox::new(None, addr(r)?)),
+        None => None,
     };
     let composed = compose::compose(
         &Parts {
             template: &probe.template,
-            from: &from_box,
-            reply_to: reply_box.as_ref(),
-            to: &to_box,
+            from: &Mailbox::new(Some(probe.product.clone()), from.clone()),
+            reply_to: reply.as_ref(),
+            to: &Mailbox::new(None, to.clone()),
             product: &probe.product,
             validity_minutes: probe.code_validity.as_secs().div_ceil(60),
             probe_header: probe.probe_header,
@@ -845,41 +901,11 @@ pub async fn send_one(
         },
         token,
         code,
-    );
-    let mut bytes = match composed {
-        Ok(c) => c.bytes,
-        Err(e) => {
-            let _ = ch.cmd.send(fail(SendReason::Local, e.to_string())).await;
-            return None;
-        }
+    )
+    .map_err(|e| local_failure(e.to_string()))?;
+    let bytes = match &sender.dkim {
+        Some(dkim) => super::sign::sign(&composed.bytes, dkim).map_err(local_failure)?,
+        None => composed.bytes,
     };
-    if let Some(dkim) = &sender.dkim {
-        match super::sign::sign(&bytes, dkim) {
-            Ok(signed) => bytes = signed,
-            Err(e) => {
-                let _ = ch.cmd.send(fail(SendReason::Local, e)).await;
-                return None;
-            }
-        }
-    }
-    let Some(client) = clients.get(&probe.sender) else {
-        let _ = ch
-            .cmd
-            .send(fail(SendReason::Local, "sender could not be set up".into()))
-            .await;
-        return None;
-    };
-    let cmd = match client.send(&from, &to, &bytes).await {
-        Ok(sent) => Cmd::Sent {
-            token: key.clone(),
-            sent,
-            timeout: probe.timeout,
-        },
-        Err(failure) => Cmd::SendFailed {
-            token: key.clone(),
-            failure,
-        },
-    };
-    let _ = ch.cmd.send(cmd).await;
-    Some(key)
+    Ok((from, to, bytes))
 }

@@ -33,10 +33,18 @@ pub enum SendReason {
     Timeout,
     /// mailcanary could not build or sign the message (never the relay's fault).
     Local,
+    /// The app answered 429 Too Many Requests.
+    RateLimited,
+    /// The app (or its ESP) reported an exhausted sending quota.
+    Quota,
+    /// The app refused the request (4xx, or a success status whose JSON says no).
+    Http4xx,
+    /// The app failed (5xx).
+    Http5xx,
 }
 
 impl SendReason {
-    pub const ALL: [SendReason; 7] = [
+    pub const ALL: [SendReason; 11] = [
         SendReason::Connect,
         SendReason::Tls,
         SendReason::Auth,
@@ -44,6 +52,10 @@ impl SendReason {
         SendReason::Smtp5xx,
         SendReason::Timeout,
         SendReason::Local,
+        SendReason::RateLimited,
+        SendReason::Quota,
+        SendReason::Http4xx,
+        SendReason::Http5xx,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +67,10 @@ impl SendReason {
             SendReason::Smtp5xx => "smtp_5xx",
             SendReason::Timeout => "timeout",
             SendReason::Local => "local",
+            SendReason::RateLimited => "rate_limited",
+            SendReason::Quota => "quota",
+            SendReason::Http4xx => "http_4xx",
+            SendReason::Http5xx => "http_5xx",
         }
     }
 
@@ -81,6 +97,8 @@ pub struct SendFailure {
     pub detail: String,
     /// Attempts made, retries included.
     pub attempts: u32,
+    /// How long the other side asked us to wait (HTTP 429 Retry-After).
+    pub retry_after: Option<Duration>,
 }
 
 /// Why a sender could not be set up (bad CA file and the like).
@@ -155,6 +173,7 @@ impl SmtpClient {
                 reason: SendReason::Smtp5xx,
                 detail: e.to_string(),
                 attempts: 0,
+                retry_after: None,
             })?;
         let mut attempt = 0;
         loop {
@@ -183,6 +202,7 @@ impl SmtpClient {
                         reason,
                         detail: one_line(&error_chain(&e)),
                         attempts: attempt,
+                        retry_after: None,
                     });
                 }
             }
@@ -225,7 +245,7 @@ fn classify(e: &SmtpError) -> SendReason {
 
 /// A rustls error anywhere in the chain (lettre reports a failed implicit-TLS
 /// handshake as a connection error wrapping it).
-fn tls_in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn tls_in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if err.is::<rustls::Error>() {
@@ -244,7 +264,7 @@ fn tls_in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
@@ -256,7 +276,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// One line, at most 300 characters: server text is kept for the log, bounded.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     let flat: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
