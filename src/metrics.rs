@@ -177,6 +177,14 @@ series!(
     ["domain", "record"]
 );
 series!(
+    "Probe mail that arrived after its code's validity (probes.NAME.code_validity), whether in time for the probe (placement expired) or late.",
+    ARRIVED_AFTER_EXPIRY,
+    "mailcanary_probe_arrived_after_expiry_total",
+    Counter,
+    "",
+    ["probe", "sender", "seed"]
+);
+series!(
     "The delivered copy's DKIM as mailcanary re-verifies it, as a state set (pass, fail, none, temperror, permerror); fail where the receiver said pass means the message was changed after the border.",
     DELIVERED_DKIM_RESULT,
     "mailcanary_delivered_dkim_result",
@@ -207,6 +215,7 @@ pub const ALL: &[Series] = &[
     PROBE_PLACEMENT,
     AUTH_RESULT,
     DELIVERED_DKIM_RESULT,
+    ARRIVED_AFTER_EXPIRY,
     DNS_CHECK_STATUS,
     DNS_FINDINGS,
     SPF_DNS_LOOKUPS,
@@ -238,6 +247,7 @@ pub struct Metrics {
     pub probe_placement: IntGaugeVec,
     pub auth_result: IntGaugeVec,
     pub delivered_dkim_result: IntGaugeVec,
+    pub arrived_after_expiry: IntCounterVec,
     pub dns_check_status: IntGaugeVec,
     pub dns_findings: IntGaugeVec,
     pub spf_dns_lookups: IntGaugeVec,
@@ -309,6 +319,7 @@ impl Metrics {
             probe_placement: gauge_vec(&PROBE_PLACEMENT),
             auth_result: gauge_vec(&AUTH_RESULT),
             delivered_dkim_result: gauge_vec(&DELIVERED_DKIM_RESULT),
+            arrived_after_expiry: counter_vec(&ARRIVED_AFTER_EXPIRY),
             dns_check_status: gauge_vec(&DNS_CHECK_STATUS),
             dns_findings: gauge_vec(&DNS_FINDINGS),
             spf_dns_lookups: gauge_vec(&SPF_DNS_LOOKUPS),

@@ -591,13 +591,20 @@ impl Check<'_> {
         Some(path)
     }
 
-    fn regex(&mut self, src: &Source, key: &str, v: &Option<Spanned<String>>, default: &str) -> Option<regex::Regex> {
+    fn regex(
+        &mut self,
+        src: &Source,
+        key: &str,
+        v: &Option<Spanned<String>>,
+        default: &str,
+    ) -> Option<regex::Regex> {
         let pattern = v.as_ref().map_or(default, |p| p.get_ref().as_str());
         match regex::Regex::new(pattern) {
             Ok(r) => Some(r),
             Err(e) => {
                 let at = v.as_ref().map_or(0..0, |p| p.span());
-                self.problems.push(src.at(at, key, format!("invalid regular expression: {e}")));
+                self.problems
+                    .push(src.at(at, key, format!("invalid regular expression: {e}")));
                 None
             }
         }
@@ -611,34 +618,58 @@ impl Check<'_> {
             (s.port.is_some(), "port"),
             (s.tls.is_some(), "tls"),
             (s.username.is_some(), "username"),
-            (s.password.is_some() || s.password_file.is_some() || s.password_env.is_some(), "password_file"),
-            (s.dkim_selector.is_some() || s.dkim_key_file.is_some(), "dkim_selector"),
+            (
+                s.password.is_some() || s.password_file.is_some() || s.password_env.is_some(),
+                "password_file",
+            ),
+            (
+                s.dkim_selector.is_some() || s.dkim_key_file.is_some(),
+                "dkim_selector",
+            ),
         ] {
             if set {
-                self.problems.push(src.at_value(&s.kind, &k(field), format!("`{field}` is for kind = \"smtp\", not \"http\"")));
+                self.problems.push(src.at_value(
+                    &s.kind,
+                    &k(field),
+                    format!("`{field}` is for kind = \"smtp\", not \"http\""),
+                ));
             }
         }
         let Some(url) = &s.url else {
-            self.problems.push(src.at_value(&s.kind, &k("url"), "kind = \"http\" needs `url`"));
+            self.problems
+                .push(src.at_value(&s.kind, &k("url"), "kind = \"http\" needs `url`"));
             return None;
         };
         if !(url.get_ref().starts_with("https://") || url.get_ref().starts_with("http://")) {
-            self.problems.push(src.at_value(url, &k("url"), "url must start with https:// (or http:// on loopback)"));
+            self.problems.push(src.at_value(
+                url,
+                &k("url"),
+                "url must start with https:// (or http:// on loopback)",
+            ));
         }
         let method = match &s.method {
             None => reqwest::Method::POST,
-            Some(m) => match reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()) {
-                Ok(m) => m,
-                Err(_) => {
-                    self.problems.push(src.at_value(m, &k("method"), format!("{:?} is not an HTTP method", m.get_ref())));
-                    reqwest::Method::POST
+            Some(m) => {
+                match reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()) {
+                    Ok(m) => m,
+                    Err(_) => {
+                        self.problems.push(src.at_value(
+                            m,
+                            &k("method"),
+                            format!("{:?} is not an HTTP method", m.get_ref()),
+                        ));
+                        reqwest::Method::POST
+                    }
                 }
-            },
+            }
         };
         let token = self
             .secret(src, &k("token"), &s.token, &s.token_file, &s.token_env)
             .map(|t| {
-                let header = s.token_header.clone().unwrap_or_else(|| "Authorization".into());
+                let header = s
+                    .token_header
+                    .clone()
+                    .unwrap_or_else(|| "Authorization".into());
                 let prefix = s.token_prefix.clone().unwrap_or_else(|| "Bearer ".into());
                 (header, Secret(format!("{prefix}{}", t.expose())))
             });
@@ -647,10 +678,15 @@ impl Check<'_> {
             Some(_) => Some(self.regex(src, &k("subject_pattern"), &s.subject_pattern, "")?),
             None => None,
         };
-        let code_pattern = self.regex(src, &k("code_pattern"), &s.code_pattern, r"\b(\d{4,8})\b")?;
+        let code_pattern =
+            self.regex(src, &k("code_pattern"), &s.code_pattern, r"\b(\d{4,8})\b")?;
         if code_pattern.captures_len() < 2 {
             let at = s.code_pattern.as_ref().map_or(0..0, |p| p.span());
-            self.problems.push(src.at(at, &k("code_pattern"), "code_pattern needs a capture group around the code, e.g. \"code: (\\d{6})\""));
+            self.problems.push(src.at(
+                at,
+                &k("code_pattern"),
+                "code_pattern needs a capture group around the code, e.g. \"code: (\\d{6})\"",
+            ));
         }
         Some(Sender::Http(HttpSender {
             url: url.get_ref().clone(),
@@ -659,7 +695,9 @@ impl Check<'_> {
             body: s.body.clone(),
             token,
             ca_file: self.ca_file(src, &k("ca_file"), &s.ca_file),
-            timeout: s.timeout.map_or(Duration::from_secs(30), |t| t.into_inner().0),
+            timeout: s
+                .timeout
+                .map_or(Duration::from_secs(30), |t| t.into_inner().0),
             success_status: s.success_status.clone().unwrap_or_default(),
             success_json: s.success_json.clone(),
             quota_pattern,
@@ -679,16 +717,32 @@ impl Check<'_> {
             (s.method.is_some(), "method"),
             (!s.headers.is_empty(), "headers"),
             (s.body.is_some(), "body"),
-            (s.token.is_some() || s.token_file.is_some() || s.token_env.is_some(), "token_file"),
-            (s.success_status.is_some() || s.success_json.is_some(), "success_status"),
-            (s.quota_pattern.is_some() || s.subject_pattern.is_some() || s.code_pattern.is_some(), "code_pattern"),
+            (
+                s.token.is_some() || s.token_file.is_some() || s.token_env.is_some(),
+                "token_file",
+            ),
+            (
+                s.success_status.is_some() || s.success_json.is_some(),
+                "success_status",
+            ),
+            (
+                s.quota_pattern.is_some()
+                    || s.subject_pattern.is_some()
+                    || s.code_pattern.is_some(),
+                "code_pattern",
+            ),
         ] {
             if set {
-                self.problems.push(src.at_value(&s.kind, &k(field), format!("`{field}` is for kind = \"http\", not \"smtp\"")));
+                self.problems.push(src.at_value(
+                    &s.kind,
+                    &k(field),
+                    format!("`{field}` is for kind = \"http\", not \"smtp\""),
+                ));
             }
         }
         let Some(host) = s.host.clone() else {
-            self.problems.push(src.at_value(&s.kind, &k("host"), "kind = \"smtp\" needs `host`"));
+            self.problems
+                .push(src.at_value(&s.kind, &k("host"), "kind = \"smtp\" needs `host`"));
             return None;
         };
         let from = self.address(src, &s.from, &k("from"));

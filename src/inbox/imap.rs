@@ -19,7 +19,8 @@ use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    find_token, find_token_in_value, report_up, Arrival, Disposition, FolderRole, WatchEvent,
+    find_token, find_token_in_value, from_address, report_up, wanted, Arrival, Disposition,
+    FolderRole, WatchEvent,
 };
 use crate::config::{ImapInbox, TlsMode};
 
@@ -93,6 +94,8 @@ pub struct ImapWatch {
     pub spam_folder: Option<String>,
     /// Move evaluated probes here instead of deleting them.
     pub cleanup_folder: Option<String>,
+    /// From addresses (lower-case) of apps whose verification mail is matched without a token.
+    pub match_from: Vec<String>,
     pub events: mpsc::Sender<WatchEvent>,
     pub stop: CancellationToken,
 }
@@ -336,7 +339,10 @@ async fn scan(
             .filter_map(|f| {
                 let uid = f.uid?;
                 let mid = f.envelope().and_then(|e| e.message_id.as_deref());
-                if mid.and_then(find_token_in_value).is_some() {
+                let from = f.envelope().and_then(envelope_from);
+                if mid.and_then(find_token_in_value).is_some()
+                    || from.is_some_and(|f| w.match_from.contains(&f))
+                {
                     Some(uid)
                 } else {
                     ignored.insert(uid);
@@ -372,10 +378,12 @@ async fn handle_probe(
         return Ok(()); // expunged meanwhile
     };
     let Some(raw) = f.body() else { return Ok(()) };
-    let Some(token) = find_token(raw) else {
+    let token = find_token(raw);
+    let from = from_address(raw);
+    if !wanted(&token, &from, &w.match_from) {
         ignored.insert(uid);
         return Ok(());
-    };
+    }
     let stored = f
         .internal_date()
         .and_then(|d| u64::try_from(d.timestamp_millis()).ok())
@@ -385,6 +393,7 @@ async fn handle_probe(
         .send(WatchEvent::Arrival(Arrival {
             seed: w.seed.clone(),
             token,
+            from,
             role: w.role,
             folder: folder.to_string(),
             tab: None,
@@ -412,6 +421,20 @@ async fn handle_probe(
         }
     }
     Ok(())
+}
+
+/// `mailbox@host` of an ENVELOPE's first From address, lower-case.
+fn envelope_from(e: &async_imap::imap_proto::Envelope<'_>) -> Option<String> {
+    let a = e.from.as_ref()?.first()?;
+    let (mailbox, host) = (a.mailbox.as_deref()?, a.host.as_deref()?);
+    Some(
+        format!(
+            "{}@{}",
+            String::from_utf8_lossy(mailbox),
+            String::from_utf8_lossy(host)
+        )
+        .to_ascii_lowercase(),
+    )
 }
 
 /// Take an evaluated probe out of the folder: UID MOVE (RFC 6851) where the

@@ -17,7 +17,9 @@ use inotify::{Inotify, WatchDescriptor, WatchMask};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{find_token, report_up, Arrival, Disposition, FolderRole, WatchEvent};
+use super::{
+    find_token, from_address, report_up, wanted, Arrival, Disposition, FolderRole, WatchEvent,
+};
 
 /// How long the watcher waits for the recorder to persist an arrival.
 const RECORD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,6 +35,8 @@ pub struct MaildirWatch {
     pub dir: PathBuf,
     /// Move evaluated probes into this Maildir's `cur/` instead of deleting them.
     pub cleanup_dir: Option<PathBuf>,
+    /// From addresses (lower-case) of apps whose verification mail is matched without a token.
+    pub match_from: Vec<String>,
     pub role: FolderRole,
     pub events: mpsc::Sender<WatchEvent>,
     pub stop: CancellationToken,
@@ -158,15 +162,18 @@ async fn handle(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let Some(token) = find_token(&raw) else {
+    let token = find_token(&raw);
+    let from = from_address(&raw);
+    if !wanted(&token, &from, &w.match_from) {
         ignored.insert(key);
         return Ok(());
-    };
+    }
     let (reply, answer) = oneshot::channel();
     w.events
         .send(WatchEvent::Arrival(Arrival {
             seed: w.seed.clone(),
             token,
+            from,
             role: w.role,
             folder: w
                 .dir

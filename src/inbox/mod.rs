@@ -37,7 +37,10 @@ impl FolderRole {
 #[derive(Debug)]
 pub struct Arrival {
     pub seed: String,
-    pub token: Token,
+    /// The probe token; `None` for mail an app sent (matched by its From).
+    pub token: Option<Token>,
+    /// The From address, lower-case.
+    pub from: Option<String>,
     pub role: FolderRole,
     /// The server's folder name, for logs.
     pub folder: String,
@@ -101,6 +104,21 @@ pub fn find_token(raw: &[u8]) -> Option<Token> {
     crate::verdict::find_token(raw)
         .as_deref()
         .and_then(Token::parse)
+}
+
+/// The From address of a message, lower-case (parses the header only).
+pub fn from_address(raw: &[u8]) -> Option<String> {
+    let msg = mail_parser::MessageParser::new().parse_headers(raw)?;
+    msg.from()?.first()?.address().map(str::to_ascii_lowercase)
+}
+
+/// Whether a watcher reports a message: it carries a token, or it comes from
+/// one of the addresses an app sends verification mail from.
+pub fn wanted(token: &Option<Token>, from: &Option<String>, match_from: &[String]) -> bool {
+    token.is_some()
+        || from
+            .as_ref()
+            .is_some_and(|f| match_from.iter().any(|m| m == f))
 }
 
 /// Find a probe token in one header value, e.g. an IMAP ENVELOPE's Message-ID.

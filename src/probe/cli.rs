@@ -116,7 +116,7 @@ async fn once(
 ) -> u8 {
     // Give the watchers a moment to connect so the first arrival is seen live.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let clients = Arc::new(runner::Senders::new(config));
+    let clients = Arc::new(runner::Senders::new(config, &ch.holds));
     let mut expected: BTreeSet<(String, String)> = BTreeSet::new();
     for (name, p) in &config.probes {
         runner::fire(config, name, &clients, ch, tracker);

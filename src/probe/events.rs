@@ -15,7 +15,8 @@ use crate::verdict::authres::{AuthVerdict, EXPORTED_METHODS, RESULT_LABELS};
 
 /// Values of the `mailcanary_probe_placement` state set: the placements a
 /// probe can end in, plus `send_failed` for a probe that never left.
-pub const PLACEMENT_STATES: [&str; 5] = ["inbox", "spam", "tab", "missing", "send_failed"];
+pub const PLACEMENT_STATES: [&str; 6] =
+    ["inbox", "spam", "tab", "missing", "expired", "send_failed"];
 
 /// Who a probe run belongs to; the label values of its series.
 #[derive(Debug, Clone)]
@@ -59,6 +60,8 @@ pub enum ProbeEvent<'a> {
         run: RunLabels<'a>,
         folder: &'a str,
         latency: Duration,
+        /// After the code's validity too.
+        expired: bool,
     },
     /// A seed's watchers all connected (true) or one of them lost its connection.
     InboxUp { seed: &'a str, up: bool },
@@ -120,6 +123,11 @@ impl ProbeEvent<'_> {
                     "probe delivered"
                 );
                 count_result(m, run, placement.as_str());
+                if *placement == Placement::Expired {
+                    m.arrived_after_expiry
+                        .with_label_values(&[run.probe, run.sender, run.seed])
+                        .inc();
+                }
                 m.delivery_latency
                     .with_label_values(&[run.probe, run.sender, run.provider, placement.as_str()])
                     .observe(latency.as_secs_f64());
@@ -156,15 +164,22 @@ impl ProbeEvent<'_> {
                 run,
                 folder,
                 latency,
+                expired,
             } => {
                 tracing::warn!(
                     probe = run.probe,
                     seed = run.seed,
                     folder,
                     latency_ms = latency.as_millis() as u64,
+                    expired,
                     "probe arrived late"
                 );
                 count_result(m, run, Placement::Late.as_str());
+                if *expired {
+                    m.arrived_after_expiry
+                        .with_label_values(&[run.probe, run.sender, run.seed])
+                        .inc();
+                }
                 m.delivery_latency
                     .with_label_values(&[
                         run.probe,

@@ -30,6 +30,9 @@ pub enum Placement {
     Missing,
     /// Arrived after the timeout (the run was counted missing first).
     Late,
+    /// Arrived in time for the probe, but after the code's validity: the
+    /// user could not have used it.
+    Expired,
 }
 
 impl Placement {
@@ -48,6 +51,7 @@ impl Placement {
             Placement::Tab => "tab",
             Placement::Missing => "missing",
             Placement::Late => "late",
+            Placement::Expired => "expired",
         }
     }
 }

@@ -123,6 +123,26 @@ pub fn lookup(c: &Connection, token: &str) -> rusqlite::Result<Option<RunRow>> {
     .optional()
 }
 
+/// The oldest run of `sender` to `seed` that went missing in the last day
+/// (an app's mail that arrives after its timeout).
+pub fn oldest_missing(
+    c: &Connection,
+    seed: &str,
+    sender: &str,
+) -> rusqlite::Result<Option<String>> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+        - 86_400_000;
+    c.query_row(
+        "SELECT token FROM probe_run WHERE seed = ?1 AND sender = ?2 AND state = 'final' AND outcome = 'missing'
+         AND created_ms > ?3 ORDER BY created_ms LIMIT 1",
+        rusqlite::params![seed, sender, since],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 pub fn open_runs(c: &Connection) -> rusqlite::Result<Vec<OpenRun>> {
     let mut stmt = c.prepare(
         "SELECT token, probe, sender, seed, COALESCE(submitted_ms, created_ms), deadline_ms, state = 'sent'

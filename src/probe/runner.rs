@@ -70,7 +70,12 @@ pub struct Channels {
     pub watch: mpsc::Sender<WatchEvent>,
     /// Every final result (and late arrival), for `mailcanary probe`.
     pub results: broadcast::Sender<RunResult>,
+    /// Senders an app asked to wait (429 Retry-After) until a time; outlives reloads.
+    pub holds: Holds,
 }
+
+/// Sender name → the moment it may be used again.
+pub type Holds = Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>;
 
 /// A run's final result, as `mailcanary probe` prints it. Support-safe: the
 /// code is masked and no address or server text is in it.
@@ -158,6 +163,7 @@ pub async fn start_recorder(
         cmd: cmd_tx,
         watch: watch_tx,
         results,
+        holds: Holds::default(),
     })
 }
 
@@ -430,9 +436,68 @@ impl Recorder {
         }
     }
 
+    /// Match mail an app sent (no token) to a run of an `http` sender with
+    /// that From address: the oldest open run of that seed, else the oldest
+    /// run that went missing (it arrives late). Returns the run's token; the
+    /// code found in the text is kept, masked, for the result.
+    async fn match_app_mail(&mut self, config: &Config, a: &Arrival) -> Option<String> {
+        let from = a.from.as_deref()?;
+        let msg = mail_parser::MessageParser::new().parse(&a.raw)?;
+        let subject = msg.subject().unwrap_or("");
+        let text = msg
+            .body_text(0)
+            .map(|t| t.into_owned())
+            .or_else(|| msg.body_html(0).map(|t| t.into_owned()))
+            .unwrap_or_default();
+        for (name, sender) in &config.senders {
+            let Sender::Http(h) = sender else { continue };
+            if !h.from.eq_ignore_ascii_case(from)
+                || h.subject_pattern
+                    .as_ref()
+                    .is_some_and(|p| !p.is_match(subject))
+            {
+                continue;
+            }
+            let open = self
+                .open
+                .values()
+                .filter(|r| r.seed == a.seed && r.sender == *name && r.sent)
+                .min_by_key(|r| r.submitted_ms)
+                .map(|r| r.token.clone());
+            let token = match open {
+                Some(t) => t,
+                None => {
+                    let (seed, sender) = (a.seed.clone(), name.clone());
+                    self.store
+                        .call(move |c| record::oldest_missing(c, &seed, &sender))
+                        .await
+                        .ok()
+                        .flatten()?
+                }
+            };
+            match h.code_pattern.captures(&text).and_then(|c| c.get(1)) {
+                Some(code) => {
+                    self.codes
+                        .insert(token.clone(), super::compose::mask(code.as_str()));
+                }
+                None => {
+                    tracing::warn!(seed = %a.seed, sender = %name, "verification mail arrived without a code matching code_pattern")
+                }
+            }
+            return Some(token);
+        }
+        None
+    }
+
     async fn arrival(&mut self, a: &Arrival) -> Disposition {
         let config = self.config.borrow().clone();
-        let token = a.token.as_str().to_string();
+        let token = match &a.token {
+            Some(t) => t.as_str().to_string(),
+            None => match self.match_app_mail(&config, a).await {
+                Some(t) => t,
+                None => return Disposition::Keep,
+            },
+        };
         let authserv = config
             .seeds
             .get(&a.seed)
@@ -464,6 +529,14 @@ impl Recorder {
             }
             let arrived_ms = arrival_ms(a, seen_ms, stored_ms);
             if seen_ms <= open.deadline_ms || arrived_ms <= open.deadline_ms {
+                let latency = since(arrived_ms.max(open.submitted_ms), open.submitted_ms);
+                // In time for the probe, but too late for the user to use the code.
+                let validity = config.probes.get(&open.probe).map(|p| p.code_validity);
+                let placement = if validity.is_some_and(|v| latency > v) {
+                    Placement::Expired
+                } else {
+                    placement
+                };
                 let finish = Finish {
                     outcome: placement.as_str().into(),
                     reason: None,
@@ -479,8 +552,6 @@ impl Recorder {
                         self.open.remove(&token);
                         if counted {
                             let run = self.labels(&config, &open.probe, &open.sender, &open.seed);
-                            let latency =
-                                since(arrived_ms.max(open.submitted_ms), open.submitted_ms);
                             let seen_latency = since(seen_ms, open.submitted_ms);
                             ProbeEvent::Delivered {
                                 run: run.clone(),
@@ -545,10 +616,15 @@ impl Recorder {
             if matches!(late, Ok(true)) {
                 let run = self.labels(&config, &row.probe, &row.sender, &row.seed);
                 let latency = since(arrival_ms(a, seen_ms, stored_ms), row.submitted_ms);
+                let expired = config
+                    .probes
+                    .get(&row.probe)
+                    .is_some_and(|p| latency > p.code_validity);
                 ProbeEvent::Late {
                     run: run.clone(),
                     folder: &a.folder,
                     latency,
+                    expired,
                 }
                 .emit(&self.metrics);
                 let seen_latency = since(seen_ms, row.submitted_ms);
@@ -649,11 +725,11 @@ pub enum Client {
 /// senders an app asked to wait (429 Retry-After) until a given time.
 pub struct Senders {
     clients: HashMap<String, Client>,
-    hold: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    hold: Holds,
 }
 
 impl Senders {
-    pub fn new(config: &Config) -> Senders {
+    pub fn new(config: &Config, holds: &Holds) -> Senders {
         let mut clients = HashMap::new();
         for (name, sender) in &config.senders {
             let client = match sender {
@@ -669,19 +745,24 @@ impl Senders {
         }
         Senders {
             clients,
-            hold: Default::default(),
+            hold: holds.clone(),
         }
     }
 
     /// When the sender must not be used before (a 429's Retry-After).
     fn held_until(&self, sender: &str) -> Option<std::time::Instant> {
         let hold = self.hold.lock().unwrap_or_else(|e| e.into_inner());
-        hold.get(sender).copied().filter(|t| *t > std::time::Instant::now())
+        hold.get(sender)
+            .copied()
+            .filter(|t| *t > std::time::Instant::now())
     }
 
     fn hold(&self, sender: &str, wait: Duration) {
         let until = std::time::Instant::now() + wait;
-        self.hold.lock().unwrap_or_else(|e| e.into_inner()).insert(sender.to_string(), until);
+        self.hold
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sender.to_string(), until);
     }
 }
 
@@ -701,6 +782,16 @@ pub fn spawn_watchers(
         let Some(seed) = config.seeds.get(name) else {
             continue;
         };
+        // The From addresses of apps (http senders) that send to this seed.
+        let match_from: Vec<String> = config
+            .probes
+            .values()
+            .filter(|p| p.seeds.contains(name))
+            .filter_map(|p| match config.senders.get(&p.sender) {
+                Some(Sender::Http(h)) => Some(h.from.to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect();
         for role in [FolderRole::Inbox, FolderRole::Spam] {
             match &seed.inbox {
                 Inbox::Imap(cfg) => {
@@ -710,6 +801,7 @@ pub fn spawn_watchers(
                         role,
                         spam_folder: seed.spam_folder.clone(),
                         cleanup_folder: seed.cleanup_folder.clone(),
+                        match_from: match_from.clone(),
                         events: ch.watch.clone(),
                         stop: stop.clone(),
                     }));
@@ -725,6 +817,7 @@ pub fn spawn_watchers(
                         seed: name.clone(),
                         dir,
                         cleanup_dir: seed.cleanup_folder.as_ref().map(|f| m.path.join(f)),
+                        match_from: match_from.clone(),
                         role,
                         events: ch.watch.clone(),
                         stop: stop.clone(),
@@ -742,7 +835,7 @@ pub fn spawn_schedulers(
     tracker: &TaskTracker,
     stop: &CancellationToken,
 ) {
-    let clients = Arc::new(Senders::new(config));
+    let clients = Arc::new(Senders::new(config, &ch.holds));
     for name in config.probes.keys() {
         let (config, ch, clients, stop, t) = (
             config.clone(),
@@ -815,7 +908,10 @@ pub async fn send_one(
     let sender = config.senders.get(&probe.sender)?;
     let (token, code) = {
         let mut rng = rand::rng();
-        (Token::random(&mut rng), Code::random(&mut rng, probe.code_length))
+        (
+            Token::random(&mut rng),
+            Code::random(&mut rng, probe.code_length),
+        )
     };
     let created = now_ms();
     let run = NewRun {
@@ -829,17 +925,26 @@ pub async fn send_one(
     let (ack, acked) = oneshot::channel();
     // The app makes its own code; it is learnt (masked) when the mail arrives.
     let code_masked = matches!(sender, Sender::Smtp(_)).then(|| code.masked());
-    ch.cmd.send(Cmd::Register { run, code_masked, ack }).await.ok()?;
+    ch.cmd
+        .send(Cmd::Register {
+            run,
+            code_masked,
+            ack,
+        })
+        .await
+        .ok()?;
     if let Err(e) = acked.await.ok()? {
         tracing::error!(probe = probe_name, seed = seed_name, error = %e, "cannot store the probe; not sending it");
         return None;
     }
     let key = token.as_str().to_string();
     let result = match (sender, clients.clients.get(&probe.sender)) {
-        (Sender::Smtp(s), Some(Client::Smtp(client))) => match smtp_message(s, seed, probe, token, code) {
-            Ok((from, to, bytes)) => client.send(&from, &to, &bytes).await,
-            Err(f) => Err(f),
-        },
+        (Sender::Smtp(s), Some(Client::Smtp(client))) => {
+            match smtp_message(s, seed, probe, token, code) {
+                Ok((from, to, bytes)) => client.send(&from, &to, &bytes).await,
+                Err(f) => Err(f),
+            }
+        }
         (Sender::Http(_), Some(Client::Http(app))) => app.trigger(&seed.address).await,
         _ => Err(local_failure("sender could not be set up".into())),
     };
@@ -881,7 +986,10 @@ fn smtp_message(
     code: Code,
 ) -> Result<(Address, Address, Vec<u8>), SendFailure> {
     // Addresses were validated at config load; a failure here is local.
-    let addr = |s: &str| s.parse::<Address>().map_err(|e| local_failure(e.to_string()));
+    let addr = |s: &str| {
+        s.parse::<Address>()
+            .map_err(|e| local_failure(e.to_string()))
+    };
     let from = addr(&sender.from)?;
     let to = addr(&seed.address)?;
     let reply = match &sender.reply_to {

@@ -36,10 +36,11 @@ impl HttpTrigger {
                 path: ca.display().to_string(),
                 source,
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SetupError::Tls {
-                host: cfg.url.clone(),
-                message: e.to_string(),
-            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SetupError::Tls {
+                    host: cfg.url.clone(),
+                    message: e.to_string(),
+                })?;
             b = b.tls_certs_only(certs);
         }
         let client = b.build().map_err(|e| SetupError::Tls {
@@ -65,8 +66,15 @@ impl HttpTrigger {
             req = req.header(k.as_str(), v.as_str());
         }
         if let Some((name, value)) = &self.cfg.token {
-            let (Ok(name), Ok(mut value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.expose())) else {
-                return Err(fail(SendReason::Local, "the token header is not a valid HTTP header".into(), None));
+            let (Ok(name), Ok(mut value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.expose()),
+            ) else {
+                return Err(fail(
+                    SendReason::Local,
+                    "the token header is not a valid HTTP header".into(),
+                    None,
+                ));
             };
             value.set_sensitive(true);
             req = req.header(name, value);
@@ -90,10 +98,16 @@ impl HttpTrigger {
             }
         };
         let status = resp.status();
-        let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let body = match read_body(resp).await {
             Ok(b) => b,
-            Err(e) if e.is_timeout() => return Err(fail(SendReason::Timeout, error_chain(&e), None)),
+            Err(e) if e.is_timeout() => {
+                return Err(fail(SendReason::Timeout, error_chain(&e), None))
+            }
             Err(e) => return Err(fail(SendReason::Connect, error_chain(&e), None)),
         };
         let status_ok = if self.cfg.success_status.is_empty() {
@@ -105,7 +119,9 @@ impl HttpTrigger {
             serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.pointer(ptr).cloned())
-                .is_some_and(|v| !matches!(v, serde_json::Value::Null | serde_json::Value::Bool(false)))
+                .is_some_and(|v| {
+                    !matches!(v, serde_json::Value::Null | serde_json::Value::Bool(false))
+                })
         });
         if status_ok && json_ok {
             return Ok(Sent {
@@ -124,7 +140,15 @@ impl HttpTrigger {
         } else {
             SendReason::Http4xx
         };
-        Err(fail(reason, detail, if reason == SendReason::RateLimited { retry_after } else { None }))
+        Err(fail(
+            reason,
+            detail,
+            if reason == SendReason::RateLimited {
+                retry_after
+            } else {
+                None
+            },
+        ))
     }
 }
 
@@ -157,10 +181,17 @@ mod tests {
     #[test]
     fn retry_after_in_seconds_and_as_a_date() {
         assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None, "in the past");
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            None,
+            "in the past"
+        );
         let later = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
         let d = parse_retry_after(&later).unwrap();
-        assert!(d > Duration::from_secs(80) && d <= Duration::from_secs(90), "{d:?}");
+        assert!(
+            d > Duration::from_secs(80) && d <= Duration::from_secs(90),
+            "{d:?}"
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

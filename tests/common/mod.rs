@@ -592,3 +592,99 @@ pub fn swaks(server: SocketAddr, to: &str, headers: &[&str], body: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The stand-in app (`tests/app/send_code_app.py`) on a free port.
+pub struct App {
+    child: Child,
+    pub port: u16,
+    pub codes: PathBuf,
+    pub token_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The bearer token the test app expects.
+pub const APP_TOKEN: &str = "app-secret-token-4711";
+
+impl App {
+    /// Start the app in `mode` (see the script's doc), sending through RELAY_OK.
+    pub fn start(stack: &Stack, mode: &str, delay_s: f64) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let codes = dir.path().join("codes");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, format!("{APP_TOKEN}\n")).unwrap();
+        let child = Command::new("python3")
+            .arg(repo().join("tests/app/send_code_app.py"))
+            .arg(&port_file)
+            .arg(stack.var("RELAY_OK"))
+            .arg(&codes)
+            .arg(mode)
+            .arg(delay_s.to_string())
+            .env("APP_TOKEN", APP_TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 tests/app/send_code_app.py");
+        assert!(
+            wait_until(Duration::from_secs(10), || port_file.exists()),
+            "the test app did not start"
+        );
+        let port = std::fs::read_to_string(&port_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        App {
+            child,
+            port,
+            codes,
+            token_file,
+            _dir: dir,
+        }
+    }
+
+    /// Stop the app (its port then refuses connections); files stay.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The codes the app sent, in order.
+    pub fn codes(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.codes)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A `[senders.NAME]` table of kind http for this app.
+    pub fn sender(&self, name: &str, timeout: &str) -> String {
+        format!(
+            r#"[senders.{name}]
+kind = "http"
+url = "http://127.0.0.1:{port}/send-code"
+headers = {{ "Content-Type" = "application/json" }}
+body = '{{"email": "{{address}}"}}'
+token_file = "{token}"
+success_json = "/ok"
+quota_pattern = "SendTokenQuotaExceeded"
+from = "no-reply@sender.test"
+subject_pattern = "verification code"
+code_pattern = 'code is (\d{{6}})'
+timeout = "{timeout}"
+
+"#,
+            port = self.port,
+            token = self.token_file.display()
+        )
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
