@@ -185,6 +185,22 @@ series!(
     ["probe", "sender", "seed"]
 );
 series!(
+    "Resend bursts in which an older code arrived after a newer one (by the Date the app gave each message); counted once per burst.",
+    RESEND_OUT_OF_ORDER,
+    "mailcanary_resend_out_of_order_total",
+    Counter,
+    "",
+    ["probe", "sender", "seed"]
+);
+series!(
+    "Messages of a resend burst that repeated a code already received.",
+    RESEND_DUPLICATES,
+    "mailcanary_resend_duplicates_total",
+    Counter,
+    "",
+    ["probe", "sender", "seed"]
+);
+series!(
     "The delivered copy's DKIM as mailcanary re-verifies it, as a state set (pass, fail, none, temperror, permerror); fail where the receiver said pass means the message was changed after the border.",
     DELIVERED_DKIM_RESULT,
     "mailcanary_delivered_dkim_result",
@@ -216,6 +232,8 @@ pub const ALL: &[Series] = &[
     AUTH_RESULT,
     DELIVERED_DKIM_RESULT,
     ARRIVED_AFTER_EXPIRY,
+    RESEND_OUT_OF_ORDER,
+    RESEND_DUPLICATES,
     DNS_CHECK_STATUS,
     DNS_FINDINGS,
     SPF_DNS_LOOKUPS,
@@ -248,6 +266,8 @@ pub struct Metrics {
     pub auth_result: IntGaugeVec,
     pub delivered_dkim_result: IntGaugeVec,
     pub arrived_after_expiry: IntCounterVec,
+    pub resend_out_of_order: IntCounterVec,
+    pub resend_duplicates: IntCounterVec,
     pub dns_check_status: IntGaugeVec,
     pub dns_findings: IntGaugeVec,
     pub spf_dns_lookups: IntGaugeVec,
@@ -320,6 +340,8 @@ impl Metrics {
             auth_result: gauge_vec(&AUTH_RESULT),
             delivered_dkim_result: gauge_vec(&DELIVERED_DKIM_RESULT),
             arrived_after_expiry: counter_vec(&ARRIVED_AFTER_EXPIRY),
+            resend_out_of_order: counter_vec(&RESEND_OUT_OF_ORDER),
+            resend_duplicates: counter_vec(&RESEND_DUPLICATES),
             dns_check_status: gauge_vec(&DNS_CHECK_STATUS),
             dns_findings: gauge_vec(&DNS_FINDINGS),
             spf_dns_lookups: gauge_vec(&SPF_DNS_LOOKUPS),

@@ -49,6 +49,8 @@ const MIGRATIONS: &[&str] = &[
         seen_ms INTEGER NOT NULL,
         PRIMARY KEY (domain, record)
     );",
+    // 3: resend bursts: runs triggered together share a burst id.
+    "ALTER TABLE probe_run ADD COLUMN burst TEXT;",
 ];
 
 /// The schema version this build writes.

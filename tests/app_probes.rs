@@ -191,3 +191,70 @@ fn a_code_arriving_after_its_validity_counts_as_expired() {
     );
     assert_eq!(d.metric(&state), Some(1.0));
 }
+
+#[test]
+fn a_resend_burst_counts_an_older_code_arriving_after_a_newer_one_once() {
+    let stack = Stack::get();
+    // The app holds back the first request's mail, as a slow queue would.
+    let app = App::start(stack, "reorder", 4.0);
+    let cfg = config(stack, &app, "app-burst", "md3", "").replace(
+        "template = ",
+        "burst = 3\nburst_spacing = \"1500ms\"\ntemplate = ",
+    );
+    let d = Daemon::start(&cfg);
+    let inbox = series(
+        "mailcanary_probe_results_total",
+        &[
+            ("probe", "app-burst"),
+            ("sender", "app"),
+            ("seed", "md3"),
+            ("provider", "maildir"),
+            ("placement", "inbox"),
+        ],
+    );
+    assert!(
+        d.wait_metric(&inbox, 3.0, WAIT),
+        "not all three arrived; logs:\n{}",
+        d.logs()
+    );
+    let ooo = series(
+        "mailcanary_resend_out_of_order_total",
+        &[("probe", "app-burst"), ("sender", "app"), ("seed", "md3")],
+    );
+    assert_eq!(
+        d.metric(&ooo),
+        Some(1.0),
+        "out of order, counted once; logs:\n{}",
+        d.logs()
+    );
+
+    // The same code delivered again is a duplicate, not a new arrival.
+    let code = app.codes()[1].clone();
+    common::swaks(
+        stack.addr("RELAY_OK"),
+        "seed3@seed.test",
+        &[
+            "From: Example <no-reply@sender.test>",
+            "Subject: Your Example verification code",
+        ],
+        &format!("Your verification code is {code}. It expires in 10 minutes."),
+    );
+    let dup = series(
+        "mailcanary_resend_duplicates_total",
+        &[("probe", "app-burst"), ("sender", "app"), ("seed", "md3")],
+    );
+    assert!(
+        d.wait_metric(&dup, 1.0, WAIT),
+        "duplicate not counted; logs:\n{}",
+        d.logs()
+    );
+    assert_eq!(
+        d.metric(&inbox),
+        Some(3.0),
+        "a duplicate is not another result"
+    );
+    assert!(
+        !d.logs().contains(&code),
+        "the full code never reaches the logs"
+    );
+}

@@ -236,6 +236,9 @@ pub struct Probe {
     pub code_validity: Duration,
     /// Add an explicit `X-Mailcanary-Probe` header (production mail has none).
     pub probe_header: bool,
+    /// Resend burst: sends per seed and round (1 = no burst), `burst_spacing` apart.
+    pub burst: u32,
+    pub burst_spacing: Duration,
 }
 
 /// A domain the daemon audits (SPF, DKIM, DMARC, MX, ...) on schedule.
@@ -1129,6 +1132,13 @@ impl Check<'_> {
                 6
             }
         };
+        if let Some(b) = &p.burst {
+            if !(1..=20).contains(b.get_ref()) {
+                ok = false;
+                self.problems
+                    .push(src.at_value(b, &k("burst"), "burst must be 1 to 20 sends"));
+            }
+        }
         let template = template?;
         ok.then(|| Probe {
             template,
@@ -1136,6 +1146,8 @@ impl Check<'_> {
             code_length,
             code_validity: p.code_validity.map_or(Duration::from_secs(600), |d| d.0),
             probe_header: p.probe_header.unwrap_or(false),
+            burst: p.burst.as_ref().map_or(1, |b| *b.get_ref()),
+            burst_spacing: p.burst_spacing.map_or(Duration::from_secs(10), |d| d.0),
             sender: p.sender.get_ref().clone(),
             seeds: p
                 .seeds

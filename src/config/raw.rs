@@ -171,4 +171,6 @@ pub struct RawProbe {
     pub code_length: Option<Spanned<u8>>,
     pub code_validity: Option<HumanDuration>,
     pub probe_header: Option<bool>,
+    pub burst: Option<Spanned<u32>>,
+    pub burst_spacing: Option<HumanDuration>,
 }

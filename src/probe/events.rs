@@ -63,6 +63,10 @@ pub enum ProbeEvent<'a> {
         /// After the code's validity too.
         expired: bool,
     },
+    /// In a resend burst, an older code arrived after a newer one.
+    OutOfOrder { run: RunLabels<'a> },
+    /// In a resend burst, the same code arrived twice.
+    Duplicate { run: RunLabels<'a> },
     /// A seed's watchers all connected (true) or one of them lost its connection.
     InboxUp { seed: &'a str, up: bool },
 }
@@ -188,6 +192,28 @@ impl ProbeEvent<'_> {
                         Placement::Late.as_str(),
                     ])
                     .observe(latency.as_secs_f64());
+            }
+            ProbeEvent::OutOfOrder { run } => {
+                tracing::warn!(
+                    probe = run.probe,
+                    seed = run.seed,
+                    sender = run.sender,
+                    "resend burst: an older code arrived after a newer one"
+                );
+                m.resend_out_of_order
+                    .with_label_values(&[run.probe, run.sender, run.seed])
+                    .inc();
+            }
+            ProbeEvent::Duplicate { run } => {
+                tracing::warn!(
+                    probe = run.probe,
+                    seed = run.seed,
+                    sender = run.sender,
+                    "resend burst: the same code arrived twice"
+                );
+                m.resend_duplicates
+                    .with_label_values(&[run.probe, run.sender, run.seed])
+                    .inc();
             }
             ProbeEvent::InboxUp { seed, up } => {
                 if *up {

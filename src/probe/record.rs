@@ -17,6 +17,8 @@ pub struct NewRun {
     pub seed: String,
     pub created_ms: i64,
     pub deadline_ms: i64,
+    /// Runs triggered together as a resend burst share this id.
+    pub burst: Option<String>,
 }
 
 /// A run not yet final, as loaded after a restart.
@@ -30,6 +32,7 @@ pub struct OpenRun {
     pub submitted_ms: i64,
     pub deadline_ms: i64,
     pub sent: bool,
+    pub burst: Option<String>,
 }
 
 /// A run as the store has it.
@@ -57,15 +60,16 @@ pub struct Finish {
 
 pub fn insert(c: &Connection, r: &NewRun) -> rusqlite::Result<()> {
     c.execute(
-        "INSERT INTO probe_run (token, probe, sender, seed, state, created_ms, deadline_ms)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
+        "INSERT INTO probe_run (token, probe, sender, seed, state, created_ms, deadline_ms, burst)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7)",
         params![
             r.token,
             r.probe,
             r.sender,
             r.seed,
             r.created_ms,
-            r.deadline_ms
+            r.deadline_ms,
+            r.burst
         ],
     )?;
     Ok(())
@@ -145,7 +149,7 @@ pub fn oldest_missing(
 
 pub fn open_runs(c: &Connection) -> rusqlite::Result<Vec<OpenRun>> {
     let mut stmt = c.prepare(
-        "SELECT token, probe, sender, seed, COALESCE(submitted_ms, created_ms), deadline_ms, state = 'sent'
+        "SELECT token, probe, sender, seed, COALESCE(submitted_ms, created_ms), deadline_ms, state = 'sent', burst
          FROM probe_run WHERE state != 'final' ORDER BY created_ms",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -157,6 +161,7 @@ pub fn open_runs(c: &Connection) -> rusqlite::Result<Vec<OpenRun>> {
             submitted_ms: r.get(4)?,
             deadline_ms: r.get(5)?,
             sent: r.get(6)?,
+            burst: r.get(7)?,
         })
     })?;
     rows.collect()
@@ -189,6 +194,7 @@ mod tests {
             seed: "seed".into(),
             created_ms: 1_000,
             deadline_ms: 61_000,
+            burst: None,
         }
     }
 

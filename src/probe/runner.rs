@@ -74,6 +74,27 @@ pub struct Channels {
     pub holds: Holds,
 }
 
+/// What the recorder remembers of one resend burst.
+struct BurstState {
+    probe: String,
+    sender: String,
+    seed: String,
+    /// The newest Date (the app made the code) of the burst's mail so far.
+    newest_date: Option<i64>,
+    out_of_order: bool,
+    /// Codes seen (in memory only, never logged), to tell duplicates.
+    codes: std::collections::HashSet<String>,
+    started: std::time::Instant,
+}
+
+/// How an app's mail without a token was matched.
+enum AppMatch {
+    /// To this run.
+    Run(String),
+    /// A code already seen in one of this seed's recent bursts.
+    Duplicate { probe: String, sender: String },
+}
+
 /// Sender name → the moment it may be used again.
 pub type Holds = Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>;
 
@@ -151,6 +172,7 @@ pub async fn start_recorder(
     let rec = Recorder {
         results: results.clone(),
         codes: HashMap::new(),
+        bursts: HashMap::new(),
         dkim: None,
         config,
         store,
@@ -177,6 +199,8 @@ struct Recorder {
     results: broadcast::Sender<RunResult>,
     /// Masked codes of runs sent by this process (not stored).
     codes: HashMap<String, String>,
+    /// Resend bursts seen recently, by burst id.
+    bursts: HashMap<String, BurstState>,
     /// DKIM re-verification of delivered copies, with the resolver settings it was built for.
     dkim: Option<(crate::config::Dns, Arc<mail_auth::MessageAuthenticator>)>,
 }
@@ -347,6 +371,7 @@ impl Recorder {
                             submitted_ms: run.created_ms,
                             deadline_ms: run.deadline_ms,
                             sent: false,
+                            burst: run.burst,
                         },
                     );
                 }
@@ -438,9 +463,10 @@ impl Recorder {
 
     /// Match mail an app sent (no token) to a run of an `http` sender with
     /// that From address: the oldest open run of that seed, else the oldest
-    /// run that went missing (it arrives late). Returns the run's token; the
-    /// code found in the text is kept, masked, for the result.
-    async fn match_app_mail(&mut self, config: &Config, a: &Arrival) -> Option<String> {
+    /// run that went missing (it arrives late). A code already seen in a
+    /// recent burst to this seed is a duplicate. The code is kept, masked,
+    /// for the result.
+    async fn match_app_mail(&mut self, config: &Config, a: &Arrival) -> Option<AppMatch> {
         let from = a.from.as_deref()?;
         let msg = mail_parser::MessageParser::new().parse(&a.raw)?;
         let subject = msg.subject().unwrap_or("");
@@ -458,14 +484,31 @@ impl Recorder {
             {
                 continue;
             }
+            let code = h
+                .code_pattern
+                .captures(&text)
+                .and_then(|c| c.get(1))
+                .map(|c| c.as_str().to_string());
+            if let Some(code) = &code {
+                let seen_before = self
+                    .bursts
+                    .values()
+                    .find(|b| b.seed == a.seed && b.sender == *name && b.codes.contains(code));
+                if let Some(b) = seen_before {
+                    return Some(AppMatch::Duplicate {
+                        probe: b.probe.clone(),
+                        sender: name.clone(),
+                    });
+                }
+            }
             let open = self
                 .open
                 .values()
                 .filter(|r| r.seed == a.seed && r.sender == *name && r.sent)
                 .min_by_key(|r| r.submitted_ms)
-                .map(|r| r.token.clone());
-            let token = match open {
-                Some(t) => t,
+                .cloned();
+            let token = match &open {
+                Some(r) => r.token.clone(),
                 None => {
                     let (seed, sender) = (a.seed.clone(), name.clone());
                     self.store
@@ -475,18 +518,58 @@ impl Recorder {
                         .flatten()?
                 }
             };
-            match h.code_pattern.captures(&text).and_then(|c| c.get(1)) {
+            match &code {
                 Some(code) => {
-                    self.codes
-                        .insert(token.clone(), super::compose::mask(code.as_str()));
+                    self.codes.insert(token.clone(), super::compose::mask(code));
+                    if let Some(r) = open.as_ref().filter(|r| r.burst.is_some()) {
+                        let b = self
+                            .bursts
+                            .entry(r.burst.clone().unwrap_or_default())
+                            .or_insert_with(|| BurstState {
+                                probe: r.probe.clone(),
+                                sender: r.sender.clone(),
+                                seed: r.seed.clone(),
+                                newest_date: None,
+                                out_of_order: false,
+                                codes: Default::default(),
+                                started: std::time::Instant::now(),
+                            });
+                        b.codes.insert(code.clone());
+                    }
                 }
                 None => {
                     tracing::warn!(seed = %a.seed, sender = %name, "verification mail arrived without a code matching code_pattern")
                 }
             }
-            return Some(token);
+            return Some(AppMatch::Run(token));
         }
         None
+    }
+
+    /// An older code arriving after a newer one of the same burst (by the
+    /// Date the app gave each message) is counted, once per burst.
+    fn check_burst_order(&mut self, config: &Config, run: &record::OpenRun, raw: &[u8]) {
+        let Some(id) = &run.burst else { return };
+        let date = mail_parser::MessageParser::new()
+            .parse_headers(raw)
+            .and_then(|m| m.date().map(|d| d.to_timestamp()));
+        let b = self.bursts.entry(id.clone()).or_insert_with(|| BurstState {
+            probe: run.probe.clone(),
+            sender: run.sender.clone(),
+            seed: run.seed.clone(),
+            newest_date: None,
+            out_of_order: false,
+            codes: Default::default(),
+            started: std::time::Instant::now(),
+        });
+        let Some(date) = date else { return };
+        let older = b.newest_date.is_some_and(|n| date < n);
+        b.newest_date = Some(b.newest_date.map_or(date, |n| n.max(date)));
+        if older && !b.out_of_order {
+            b.out_of_order = true;
+            let labels = self.labels(config, &run.probe, &run.sender, &run.seed);
+            ProbeEvent::OutOfOrder { run: labels }.emit(&self.metrics);
+        }
     }
 
     async fn arrival(&mut self, a: &Arrival) -> Disposition {
@@ -494,7 +577,12 @@ impl Recorder {
         let token = match &a.token {
             Some(t) => t.as_str().to_string(),
             None => match self.match_app_mail(&config, a).await {
-                Some(t) => t,
+                Some(AppMatch::Run(t)) => t,
+                Some(AppMatch::Duplicate { probe, sender }) => {
+                    let run = self.labels(&config, &probe, &sender, &a.seed);
+                    ProbeEvent::Duplicate { run }.emit(&self.metrics);
+                    return Disposition::Remove;
+                }
                 None => return Disposition::Keep,
             },
         };
@@ -527,6 +615,7 @@ impl Recorder {
                 // The same token in another seed's mailbox: not this run's copy.
                 return Disposition::Keep;
             }
+            self.check_burst_order(&config, &open, &a.raw);
             let arrived_ms = arrival_ms(a, seen_ms, stored_ms);
             if seen_ms <= open.deadline_ms || arrived_ms <= open.deadline_ms {
                 let latency = since(arrived_ms.max(open.submitted_ms), open.submitted_ms);
@@ -678,8 +767,10 @@ impl Recorder {
         }
     }
 
-    /// Forget final runs older than `daemon.history`.
+    /// Forget final runs older than `daemon.history`, and bursts after a day.
     async fn prune(&mut self) {
+        self.bursts
+            .retain(|_, b| b.started.elapsed() < Duration::from_secs(86_400));
         let keep = self.config.borrow().daemon.history;
         let before = now_ms() - keep.as_millis() as i64;
         match self.store.call(move |c| record::prune(c, before)).await {
@@ -887,8 +978,20 @@ pub fn fire(
         let (config, clients, ch) = (config.clone(), clients.clone(), ch.clone());
         let (probe_name, seed) = (probe_name.to_string(), seed.clone());
         tracker.spawn(async move {
-            if let Some(p) = config.probes.get(&probe_name) {
-                send_one(&config, &probe_name, p, &seed, &clients, &ch).await;
+            let Some(p) = config.probes.get(&probe_name) else {
+                return;
+            };
+            if p.burst <= 1 {
+                send_one(&config, &probe_name, p, &seed, &clients, &ch, None).await;
+                return;
+            }
+            // An impatient user: N requests, `burst_spacing` apart.
+            let burst = Token::random(&mut rand::rng()).as_str().to_string();
+            for i in 0..p.burst {
+                if i > 0 {
+                    tokio::time::sleep(p.burst_spacing).await;
+                }
+                send_one(&config, &probe_name, p, &seed, &clients, &ch, Some(&burst)).await;
             }
         });
     }
@@ -903,6 +1006,7 @@ pub async fn send_one(
     seed_name: &str,
     clients: &Senders,
     ch: &Channels,
+    burst: Option<&str>,
 ) -> Option<String> {
     let seed = config.seeds.get(seed_name)?;
     let sender = config.senders.get(&probe.sender)?;
@@ -921,6 +1025,7 @@ pub async fn send_one(
         seed: seed_name.to_string(),
         created_ms: created,
         deadline_ms: created + probe.timeout.as_millis() as i64,
+        burst: burst.map(str::to_string),
     };
     let (ack, acked) = oneshot::channel();
     // The app makes its own code; it is learnt (masked) when the mail arrives.
