@@ -606,8 +606,18 @@ impl Check<'_> {
             Ok(r) => Some(r),
             Err(e) => {
                 let at = v.as_ref().map_or(0..0, |p| p.span());
-                self.problems
-                    .push(src.at(at, key, format!("invalid regular expression: {e}")));
+                // regex errors span lines (pattern, caret, reason): keep the reason.
+                let text = e.to_string();
+                let reason = text
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                self.problems.push(src.at(
+                    at,
+                    key,
+                    format!("invalid regular expression {pattern:?}: {reason}"),
+                ));
                 None
             }
         }
