@@ -5,7 +5,7 @@
 //! run is final; without it, probes run on their schedule and each result is
 //! printed as it comes, until Ctrl-C.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -117,15 +117,18 @@ async fn once(
     // Give the watchers a moment to connect so the first arrival is seen live.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let clients = Arc::new(runner::Senders::new(config, &ch.holds));
-    let mut expected: BTreeSet<(String, String)> = BTreeSet::new();
+    // Results still to come per (probe, seed): one per send, `burst` sends a round.
+    let mut expected: BTreeMap<(String, String), u32> = BTreeMap::new();
     for (name, p) in &config.probes {
         runner::fire(config, name, &clients, ch, tracker);
-        expected.extend(p.seeds.iter().map(|s| (name.clone(), s.clone())));
+        for s in &p.seeds {
+            expected.insert((name.clone(), s.clone()), p.burst.max(1));
+        }
     }
     let longest = config
         .probes
         .values()
-        .map(|p| p.timeout)
+        .map(|p| p.timeout + p.burst_spacing * p.burst.saturating_sub(1))
         .max()
         .unwrap_or_default();
     let deadline = tokio::time::Instant::now() + longest + Duration::from_secs(30);
@@ -133,12 +136,18 @@ async fn once(
     while !expected.is_empty() {
         match tokio::time::timeout_at(deadline, results.recv()).await {
             Ok(Ok(r)) => {
-                if expected.remove(&(r.probe.clone(), r.seed.clone())) {
-                    if format == Format::Text {
-                        println!("{}", line(&r));
-                    }
-                    got.push(r);
+                let key = (r.probe.clone(), r.seed.clone());
+                let Some(left) = expected.get_mut(&key) else {
+                    continue;
+                };
+                *left -= 1;
+                if *left == 0 {
+                    expected.remove(&key);
                 }
+                if format == Format::Text {
+                    println!("{}", line(&r));
+                }
+                got.push(r);
             }
             Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
             Ok(Err(_)) | Err(_) => break,
@@ -150,8 +159,8 @@ async fn once(
             serde_json::to_string_pretty(&got).unwrap_or_else(|_| "[]".into())
         );
     }
-    for (probe, seed) in &expected {
-        eprintln!("warning: no result for probe {probe} → {seed} before the deadline");
+    for ((probe, seed), left) in &expected {
+        eprintln!("warning: {left} result(s) of probe {probe} → {seed} missing at the deadline");
     }
     let all_inbox = expected.is_empty() && got.iter().all(|r| r.outcome == "inbox");
     if all_inbox {
