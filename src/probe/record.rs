@@ -128,11 +128,13 @@ pub fn lookup(c: &Connection, token: &str) -> rusqlite::Result<Option<RunRow>> {
 }
 
 /// The oldest run of `sender` to `seed` that went missing in the last day
-/// (an app's mail that arrives after its timeout).
+/// and was created before `arrived_ms` (an app's mail that arrives after its
+/// timeout).
 pub fn oldest_missing(
     c: &Connection,
     seed: &str,
     sender: &str,
+    arrived_ms: i64,
 ) -> rusqlite::Result<Option<String>> {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -140,8 +142,8 @@ pub fn oldest_missing(
         - 86_400_000;
     c.query_row(
         "SELECT token FROM probe_run WHERE seed = ?1 AND sender = ?2 AND state = 'final' AND outcome = 'missing'
-         AND created_ms > ?3 ORDER BY created_ms LIMIT 1",
-        rusqlite::params![seed, sender, since],
+         AND created_ms > ?3 AND created_ms <= ?4 ORDER BY created_ms LIMIT 1",
+        rusqlite::params![seed, sender, since, arrived_ms],
         |r| r.get(0),
     )
     .optional()

@@ -36,6 +36,8 @@ use crate::store::{Store, StoreError};
 /// A watcher that sees a message this long after its INTERNALDATE was not
 /// watching live; the mailbox's time is then the better arrival time.
 const BACKLOG_GAP: Duration = Duration::from_secs(2);
+/// Clock slack when matching app mail to the trigger that caused it.
+const APP_CLOCK_SLACK_MS: i64 = 2_000;
 /// How often old final runs are pruned from the store.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often the recorder looks for runs past their timeout.
@@ -501,10 +503,19 @@ impl Recorder {
                     });
                 }
             }
+            // Only mail that reached the mailbox after the trigger (with a
+            // little slack for clocks) can answer it: older app mail found
+            // by a rescan is not this run's.
+            let arrived = arrival_ms(a, ms(a.seen), a.stored.map(ms));
             let open = self
                 .open
                 .values()
-                .filter(|r| r.seed == a.seed && r.sender == *name && r.sent)
+                .filter(|r| {
+                    r.seed == a.seed
+                        && r.sender == *name
+                        && r.sent
+                        && arrived + APP_CLOCK_SLACK_MS >= r.submitted_ms
+                })
                 .min_by_key(|r| r.submitted_ms)
                 .cloned();
             let token = match &open {
@@ -512,7 +523,9 @@ impl Recorder {
                 None => {
                     let (seed, sender) = (a.seed.clone(), name.clone());
                     self.store
-                        .call(move |c| record::oldest_missing(c, &seed, &sender))
+                        .call(move |c| {
+                            record::oldest_missing(c, &seed, &sender, arrived + APP_CLOCK_SLACK_MS)
+                        })
                         .await
                         .ok()
                         .flatten()?
