@@ -1,4 +1,4 @@
-//! The shipped alert rules pass `promtool check rules`.
+//! The shipped alert rules pass `promtool check rules` and their unit tests.
 
 use std::process::Command;
 
@@ -15,5 +15,20 @@ fn alert_rules_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("SUCCESS: 2 rules found"), "{text}");
+    assert!(text.contains("SUCCESS: 23 rules found"), "{text}");
+}
+
+#[test]
+fn alert_rules_pass_their_unit_tests() {
+    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/alerts_test.yml");
+    let out = Command::new("promtool")
+        .args(["test", "rules", tests])
+        .output()
+        .expect("promtool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
 }
