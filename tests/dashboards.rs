@@ -282,7 +282,7 @@ fn dashboard_queries_read_only_exported_series() {
     let queries = dash::queries(&d);
     let mut used = BTreeSet::new();
     for q in &queries {
-        let names = dash::metric_names(&q.promql);
+        let names = dash::metric_names(&dash::substitute(&q.promql, ".*", "5m"));
         assert!(
             !names.is_empty(),
             "{}: reads no series: {}",

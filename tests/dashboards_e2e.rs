@@ -3,7 +3,8 @@
 //! (a copy whose `for:` durations are cut to 2 s; thresholds unchanged).
 //! Every dashboard query runs against that Prometheus; breaking sender.test's
 //! SPF live with knot sends the probes to Junk and fires
-//! MailcanarySpamPlacement, restoring it resolves the alert.
+//! MailcanarySpamPlacement (and the DMARC, DNS-check and record-change
+//! alerts), restoring it resolves the spam alert.
 //!
 //! It changes the shared stack's DNS, so it has a test binary of its own, and
 //! a guard restores the zone, the rules and the targets however it ends.
@@ -377,6 +378,19 @@ starttls = false
         .iter()
         .any(|a| a["domain"] == "sender.test" && a["check"] == "spf")),
         "MailcanaryDnsCheckError did not fire for sender.test's SPF"
+    );
+
+    // The record's first change since the daemon started creates its
+    // counter at 1: the rule still sees it.
+    assert!(
+        wait_until(WAIT, || firing(
+            stack,
+            "MailcanaryDnsRecordChanged",
+            ("test", &probe)
+        )
+        .iter()
+        .any(|a| a["domain"] == "sender.test" && a["record"] == "spf")),
+        "MailcanaryDnsRecordChanged did not fire for the first change"
     );
 
     // Restore the record: the next probes land in the inbox, the alert resolves.
