@@ -253,11 +253,80 @@ fn forget_last_delivery(m: &Metrics, run: &RunLabels<'_>) {
     let _ = m
         .probe_last_latency
         .remove_label_values(&[run.probe, run.seed]);
+    for result in crate::probe::reverify::RESULTS {
+        let _ = m
+            .delivered_dkim_result
+            .remove_label_values(&[run.probe, run.seed, result]);
+    }
     for method in &EXPORTED_METHODS {
         for result in RESULT_LABELS {
             let _ =
                 m.auth_result
                     .remove_label_values(&[run.probe, run.seed, method.as_str(), result]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_probe_leaves_no_good_value_of_the_previous_one_standing() {
+        let m = Metrics::new();
+        let run = RunLabels {
+            probe: "p",
+            sender: "s",
+            seed: "seed",
+            provider: "prov",
+        };
+        let raw = b"Authentication-Results: mx.test; spf=pass smtp.mailfrom=a.test; dkim=pass header.d=a.test; dmarc=pass header.from=a.test\r\nFrom: a@a.test\r\n\r\nbody\r\n";
+        let verdict = crate::verdict::judge(raw, Some("mx.test"));
+        ProbeEvent::Delivered {
+            run: run.clone(),
+            placement: Placement::Inbox,
+            folder: "INBOX",
+            latency: Duration::from_secs(1),
+            seen_latency: Duration::from_secs(1),
+            auth: &verdict.auth,
+            dkim_local: "pass",
+            spam_score: None,
+        }
+        .emit(&m);
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"mailcanary_auth_result{method="dmarc",probe="p",result="pass",seed="seed"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"mailcanary_delivered_dkim_result{probe="p",result="pass",seed="seed"} 1"#
+            ),
+            "{text}"
+        );
+
+        ProbeEvent::Missing { run }.emit(&m);
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"mailcanary_probe_placement{placement="missing",probe="p",seed="seed"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"mailcanary_probe_placement{placement="inbox",probe="p",seed="seed"} 0"#
+            ),
+            "{text}"
+        );
+        for gone in [
+            "mailcanary_auth_result{",
+            "mailcanary_delivered_dkim_result{",
+            "mailcanary_probe_last_latency_seconds{",
+        ] {
+            assert!(!text.contains(gone), "{gone} still standing:\n{text}");
         }
     }
 }
