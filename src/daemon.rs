@@ -190,6 +190,7 @@ fn start_generation(
     tracker: &TaskTracker,
 ) -> CancellationToken {
     let stop = CancellationToken::new();
+    crate::probe::events::init_series(metrics, config);
     runner::spawn_watchers(config, channels, tracker, &stop);
     runner::spawn_schedulers(config, channels, tracker, &stop);
     crate::audit::schedule::spawn(config, store, metrics, tracker, &stop);

@@ -267,6 +267,60 @@ fn forget_last_delivery(m: &Metrics, run: &RunLabels<'_>) {
     }
 }
 
+/// Create every configured probe's counters at 0, so the first event of a
+/// series is an increase that `increase()`/`rate()` can see (a counter
+/// series born at 1 hides its first event).
+pub fn init_series(m: &Metrics, config: &crate::config::Config) {
+    use crate::config::Sender;
+    use crate::probe::send::SendReason;
+    for (name, probe) in &config.probes {
+        let reasons: &[SendReason] = match config.senders.get(&probe.sender) {
+            Some(Sender::Http(_)) => &[
+                SendReason::Connect,
+                SendReason::Tls,
+                SendReason::Timeout,
+                SendReason::RateLimited,
+                SendReason::Quota,
+                SendReason::Http4xx,
+                SendReason::Http5xx,
+            ],
+            _ => &[
+                SendReason::Connect,
+                SendReason::Tls,
+                SendReason::Auth,
+                SendReason::Smtp4xx,
+                SendReason::Smtp5xx,
+                SendReason::Timeout,
+            ],
+        };
+        for seed in &probe.seeds {
+            let provider = config
+                .seeds
+                .get(seed)
+                .map_or("unknown", |s| s.provider.as_str());
+            m.probe_sent
+                .with_label_values(&[name.as_str(), &probe.sender, seed]);
+            for r in reasons {
+                m.probe_send_failures.with_label_values(&[
+                    name.as_str(),
+                    &probe.sender,
+                    seed,
+                    r.as_str(),
+                ]);
+            }
+            for p in Placement::ALL {
+                m.probe_results.with_label_values(&[
+                    name.as_str(),
+                    &probe.sender,
+                    seed,
+                    provider,
+                    p.as_str(),
+                ]);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
