@@ -23,6 +23,8 @@
 //! - [`metrics`] — every exported series as a documented constant (type,
 //!   unit, labels), and the registry that renders `/metrics`.
 //! - [`http`] — hyper 1 endpoint: `/metrics`, `/-/healthy`, `/-/ready`.
+//! - [`notify`] — systemd `sd_notify`: READY, RELOADING, STOPPING, STATUS and
+//!   watchdog pings; a no-op outside systemd.
 //! - [`logging`] — tracing subscriber, text or JSON.
 //! - [`probe`] — the probe stages: [`probe::compose`] builds a
 //!   verification-code message around a token, [`probe::send`] submits it
@@ -44,6 +46,7 @@ pub mod http;
 pub mod inbox;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod store;
 pub mod tls;
