@@ -78,10 +78,8 @@ pub async fn run(
             source,
         })?;
 
-    let http_state = Arc::new(HttpState {
-        metrics: metrics.clone(),
-        ready: false.into(),
-    });
+    let http_state = Arc::new(HttpState::new(metrics.clone(), config.http.web.clone()));
+    let scheme = scheme(&config);
     let grace = config.daemon.shutdown_grace;
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve(
@@ -114,7 +112,8 @@ pub async fn run(
 
     http_state.ready.store(true, Ordering::Release);
     tracing::info!(
-        metrics = %format!("http://{http_addr}/metrics"),
+        metrics = %format!("{scheme}://{http_addr}/metrics"),
+        basic_auth = config_tx.borrow().http.web.as_ref().is_some_and(|w| !w.users.is_empty()),
         probes = config_tx.borrow().probes.len(),
         seeds = config_tx.borrow().seeds.len(),
         "mailcanary started"
@@ -133,6 +132,10 @@ pub async fn run(
                         reload_succeeded(&metrics);
                         log_warnings(&new);
                         tracing::info!(path = %new.path.display(), probes = new.probes.len(), "configuration reloaded");
+                        if scheme != self::scheme(&new) {
+                            tracing::info!(scheme = self::scheme(&new), "the HTTP endpoint changes scheme from the next connection on");
+                        }
+                        http_state.set_web(new.http.web.clone());
                         config_tx.send_replace(Arc::new(new));
                         generation.cancel();
                         generation = start_generation(&config_tx.borrow(), &channels, &store, &metrics, &tracker);
@@ -221,10 +224,19 @@ fn start_generation(
     stop
 }
 
+/// `https` when the web config has a certificate.
+fn scheme(config: &Config) -> &'static str {
+    match &config.http.web {
+        Some(w) if w.tls.is_some() => "https",
+        _ => "http",
+    }
+}
+
 /// The `STATUS=` line while running.
 fn serving_status(config: &Config, addr: SocketAddr) -> String {
     format!(
-        "serving http://{addr}/metrics; {} probes, {} seeds, {} domains",
+        "serving {}://{addr}/metrics; {} probes, {} seeds, {} domains",
+        scheme(config),
         config.probes.len(),
         config.seeds.len(),
         config.domains.len()

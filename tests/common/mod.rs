@@ -152,10 +152,12 @@ impl Daemon {
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = json_field(&line, "metrics") {
+                // Logged first, so the start line is in `logs()` once `start` returns.
+                let url = json_field(&line, "metrics");
+                sink.lock().unwrap().push(line);
+                if let Some(url) = url {
                     let _ = tx.send(url);
                 }
-                sink.lock().unwrap().push(line);
             }
         });
         let url = match rx.recv_timeout(Duration::from_secs(30)) {
