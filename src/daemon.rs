@@ -3,6 +3,11 @@
 //! [`run`] takes its shutdown and reload triggers as parameters, so `main`
 //! wires them to signals and tests can drive them directly. Stopping cancels
 //! the workers and waits for in-flight work up to `daemon.shutdown_grace`.
+//!
+//! Each step is reported to the service manager through [`crate::notify`]
+//! (a no-op outside systemd): READY=1 once serving, RELOADING=1 … READY=1
+//! around a reload, STOPPING=1 on the way out, and watchdog pings while the
+//! store answers.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{self, Config};
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
+use crate::notify;
 use crate::probe::runner;
 use crate::store::{Store, StoreError};
 
@@ -72,10 +78,8 @@ pub async fn run(
             source,
         })?;
 
-    let http_state = Arc::new(HttpState {
-        metrics: metrics.clone(),
-        ready: false.into(),
-    });
+    let http_state = Arc::new(HttpState::new(metrics.clone(), config.http.web.clone()));
+    let scheme = scheme(&config);
     let grace = config.daemon.shutdown_grace;
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve(
@@ -102,32 +106,48 @@ pub async fn run(
     let mut generation =
         start_generation(&config_tx.borrow(), &channels, &store, &metrics, &tracker);
 
+    let watchdog_stop = CancellationToken::new();
+    let watchdog = notify::watchdog_interval()
+        .map(|every| tokio::spawn(watchdog(every, store.clone(), watchdog_stop.clone())));
+
     http_state.ready.store(true, Ordering::Release);
     tracing::info!(
-        metrics = %format!("http://{http_addr}/metrics"),
+        metrics = %format!("{scheme}://{http_addr}/metrics"),
+        basic_auth = config_tx.borrow().http.web.as_ref().is_some_and(|w| !w.users.is_empty()),
         probes = config_tx.borrow().probes.len(),
         seeds = config_tx.borrow().seeds.len(),
         "mailcanary started"
     );
+    notify::ready(&serving_status(&config_tx.borrow(), http_addr));
     started(Started { http: http_addr });
 
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(()) = reload.recv() => {
+                notify::reloading("reloading the configuration");
                 let current = config_tx.borrow().clone();
                 match reload_config(&current).await {
                     Ok(new) => {
                         reload_succeeded(&metrics);
                         log_warnings(&new);
                         tracing::info!(path = %new.path.display(), probes = new.probes.len(), "configuration reloaded");
+                        if scheme != self::scheme(&new) {
+                            tracing::info!(scheme = self::scheme(&new), "the HTTP endpoint changes scheme from the next connection on");
+                        }
+                        http_state.set_web(new.http.web.clone());
                         config_tx.send_replace(Arc::new(new));
                         generation.cancel();
                         generation = start_generation(&config_tx.borrow(), &channels, &store, &metrics, &tracker);
+                        notify::ready(&serving_status(&config_tx.borrow(), http_addr));
                     }
                     Err(reason) => {
                         metrics.config_last_reload_successful.set(0);
                         tracing::error!(path = %current.path.display(), %reason, "configuration reload failed; keeping the running configuration");
+                        notify::ready(&format!(
+                            "reload failed, running the previous configuration (see the log); {}",
+                            serving_status(&current, http_addr)
+                        ));
                     }
                 }
             }
@@ -135,6 +155,10 @@ pub async fn run(
     }
 
     tracing::info!(grace = %humantime::format_duration(grace), "shutting down");
+    notify::stopping(&format!(
+        "stopping: draining in-flight work (at most {})",
+        humantime::format_duration(grace)
+    ));
     http_state.ready.store(false, Ordering::Release);
     // Stop scheduling and watching, let sends in flight finish and report to
     // the recorder, then stop the recorder. What does not finish in time is
@@ -158,6 +182,10 @@ pub async fn run(
     .await;
     http_stop.cancel();
     let _ = http_task.await;
+    watchdog_stop.cancel();
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
     drop(store);
     tracing::info!("stopped");
     Ok(())
@@ -195,6 +223,47 @@ fn start_generation(
     runner::spawn_schedulers(config, channels, tracker, &stop);
     crate::audit::schedule::spawn(config, store, metrics, tracker, &stop);
     stop
+}
+
+/// `https` when the web config has a certificate.
+fn scheme(config: &Config) -> &'static str {
+    match &config.http.web {
+        Some(w) if w.tls.is_some() => "https",
+        _ => "http",
+    }
+}
+
+/// The `STATUS=` line while running.
+fn serving_status(config: &Config, addr: SocketAddr) -> String {
+    format!(
+        "serving {}://{addr}/metrics; {} probes, {} seeds, {} domains",
+        scheme(config),
+        config.probes.len(),
+        config.seeds.len(),
+        config.domains.len()
+    )
+}
+
+/// Ping the service manager's watchdog every `every` (half its timeout)
+/// while the store thread answers within that time: a wedged runtime or a
+/// stuck store stops the pings and systemd restarts the service.
+async fn watchdog(every: std::time::Duration, store: Store, stop: CancellationToken) {
+    tracing::info!(every = %humantime::format_duration(every), "systemd watchdog enabled");
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match tokio::time::timeout(every, store.schema_version()).await {
+            Ok(Ok(_)) => notify::watchdog(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "store check failed; not pinging the watchdog")
+            }
+            Err(_) => tracing::warn!("store did not answer in time; not pinging the watchdog"),
+        }
+    }
 }
 
 fn reload_succeeded(metrics: &Metrics) {

@@ -2,24 +2,37 @@
 //!
 //! Paths follow Prometheus' own conventions so existing probes and load
 //! balancer checks fit. Only GET and HEAD are served.
+//!
+//! With a web-config file ([`web_config`], the exporter toolkit's `web.yml`
+//! format) the endpoint speaks TLS and/or asks for Basic auth
+//! ([`auth`]). As in the toolkit, auth covers every path, `/-/healthy`
+//! included. The web config is read per connection (TLS) and per request
+//! (auth, headers), so a reload that changes it applies to the next
+//! connection without a restart.
+
+pub mod auth;
+pub mod web_config;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+use auth::Authenticator;
+use web_config::WebConfig;
 
 /// Content type of the Prometheus text exposition format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -29,7 +42,33 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
     /// Set once the daemon has loaded its config and opened its store.
     pub ready: AtomicBool,
+    /// TLS, users and headers from `http.web_config_file`; replaced on reload.
+    web: RwLock<Option<Arc<WebConfig>>>,
+    auth: Authenticator,
 }
+
+impl HttpState {
+    pub fn new(metrics: Arc<Metrics>, web: Option<Arc<WebConfig>>) -> HttpState {
+        HttpState {
+            metrics,
+            ready: false.into(),
+            web: RwLock::new(web),
+            auth: Authenticator::default(),
+        }
+    }
+
+    /// Serve with this web config from the next connection / request on.
+    pub fn set_web(&self, web: Option<Arc<WebConfig>>) {
+        *self.web.write().unwrap_or_else(|e| e.into_inner()) = web;
+    }
+
+    fn web(&self) -> Option<Arc<WebConfig>> {
+        self.web.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// How long a client has for its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serve until `shutdown` is cancelled, then let open requests finish
 /// (at most `grace`).
@@ -53,17 +92,18 @@ pub async fn serve(
                 }
             },
         };
+        let tls = state.web().and_then(|w| w.tls.clone());
         let state = state.clone();
-        let conn = http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(10))
-            .serve_connection(
-                TokioIo::new(stream),
-                service_fn(move |req| route(req, state.clone())),
-            );
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let result = match tls {
+                None => connection(stream, state, watcher).await,
+                Some(tls) => match accept_tls(stream, tls).await {
+                    Some(stream) => connection(stream, state, watcher).await,
+                    None => return,
+                },
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");
             }
         });
@@ -77,17 +117,90 @@ pub async fn serve(
     }
 }
 
+/// Serve one HTTP/1.1 connection over a plain or TLS stream.
+async fn connection<S>(stream: S, state: Arc<HttpState>, watcher: Watcher) -> hyper::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| route(req, state.clone())),
+        );
+    watcher.watch(conn).await
+}
+
+/// The TLS handshake; `None` if it fails (logged at debug: scanners and
+/// clients with the wrong CA are routine). A client speaking plain HTTP to
+/// the TLS port gets a plain-text 400 that says so, as Go servers answer.
+async fn accept_tls(
+    stream: TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let peer = stream.peer_addr().ok();
+    let mut first = [0u8; 1];
+    let looks_like_tls =
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+            Ok(Ok(1)) => first[0] == 0x16, // TLS handshake record
+            _ => return None,
+        };
+    if !looks_like_tls {
+        let mut stream = stream;
+        let _ = stream
+            .write_all(
+                b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n\
+                  Client sent an HTTP request to an HTTPS server.\n",
+            )
+            .await;
+        let _ = stream.shutdown().await;
+        return None;
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::debug!(?peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(?peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
 async fn route(
     req: Request<Incoming>,
     state: Arc<HttpState>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let web = state.web();
+    let mut resp = match &web {
+        Some(w) if !state.auth.check(w, req.headers().get(AUTHORIZATION)).await => {
+            let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+            r
+        }
+        _ => respond(&req, &state),
+    };
+    if let Some(w) = &web {
+        for (name, value) in &w.headers {
+            resp.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(resp)
+}
+
+fn respond(req: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Ok(r);
+        return r;
     }
-    let resp = match req.uri().path() {
+    match req.uri().path() {
         "/metrics" => {
             let mut r = Response::new(Full::new(Bytes::from(state.metrics.render())));
             r.headers_mut()
@@ -112,8 +225,7 @@ async fn route(
             r
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    };
-    Ok(resp)
+    }
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

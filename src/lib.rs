@@ -22,7 +22,11 @@
 //!   in flight and final, migrated forward with `PRAGMA user_version`.
 //! - [`metrics`] — every exported series as a documented constant (type,
 //!   unit, labels), and the registry that renders `/metrics`.
-//! - [`http`] — hyper 1 endpoint: `/metrics`, `/-/healthy`, `/-/ready`.
+//! - [`http`] — hyper 1 endpoint: `/metrics`, `/-/healthy`, `/-/ready`;
+//!   optional TLS and Basic auth from an exporter-toolkit `web.yml`
+//!   ([`http::web_config`], [`http::auth`]).
+//! - [`notify`] — systemd `sd_notify`: READY, RELOADING, STOPPING, STATUS and
+//!   watchdog pings; a no-op outside systemd.
 //! - [`logging`] — tracing subscriber, text or JSON.
 //! - [`probe`] — the probe stages: [`probe::compose`] builds a
 //!   verification-code message around a token, [`probe::send`] submits it
@@ -44,6 +48,7 @@ pub mod http;
 pub mod inbox;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod store;
 pub mod tls;

@@ -160,3 +160,22 @@ fn the_shipped_example_configs_are_valid() {
     assert_eq!(c.probes.len(), 2);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
+
+#[test]
+fn web_config_debug_output_shows_no_hashes_or_keys() {
+    let main =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/good/web_tls/main.toml");
+    let c = config::load(&main).unwrap();
+    let web = c.http.web.as_ref().expect("web config loaded");
+    assert!(web.tls.is_some());
+    assert_eq!(
+        web.users.keys().collect::<Vec<_>>(),
+        ["grafana", "prometheus"]
+    );
+    let dump = format!("{c:?}");
+    assert!(dump.contains("prometheus"), "{dump}");
+    assert!(!dump.contains("$2y$") && !dump.contains("$2b$"), "{dump}");
+    let key = std::fs::read_to_string(main.parent().unwrap().join("server.key")).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    assert!(!dump.contains(key_body), "{dump}");
+}

@@ -61,6 +61,9 @@ pub struct Daemon {
 #[derive(Debug, Clone)]
 pub struct Http {
     pub listen: SocketAddr,
+    /// TLS, basic auth and headers from `http.web_config_file`; `None`:
+    /// plain HTTP, open to whoever reaches `listen`.
+    pub web: Option<Arc<crate::http::web_config::WebConfig>>,
 }
 
 /// The resolver mailcanary asks (DKIM re-verification, DNS audit).
@@ -330,7 +333,36 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             }),
         timeout: raw_dns.timeout.map_or(Duration::from_secs(5), |d| d.0),
     };
-    let listen = match raw.http.unwrap_or_default().listen {
+    let raw_http = raw.http.unwrap_or_default();
+    let web = raw_http.web_config_file.as_ref().and_then(|f| {
+        let path = ctx.path(f.get_ref());
+        if !path.is_file() {
+            ctx.problems.push(main.at_value(
+                f,
+                "http.web_config_file",
+                format!(
+                    "cannot read web config file {}: {}",
+                    path.display(),
+                    match std::fs::metadata(&path) {
+                        Ok(_) => "not a regular file".to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                ),
+            ));
+            return None;
+        }
+        match crate::http::web_config::load(&path) {
+            Ok(loaded) => {
+                ctx.warnings.extend(loaded.warnings);
+                Some(Arc::new(loaded.config))
+            }
+            Err(problems) => {
+                ctx.problems.extend(problems);
+                None
+            }
+        }
+    });
+    let listen = match raw_http.listen {
         None => SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT)),
         Some(s) => match s.get_ref().parse::<SocketAddr>() {
             Ok(a) => a,
@@ -428,7 +460,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             shutdown_grace,
             history: daemon_history,
         },
-        http: Http { listen },
+        http: Http { listen, web },
         dns,
         senders,
         seeds,

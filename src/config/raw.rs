@@ -82,6 +82,8 @@ pub struct RawDns {
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: Option<Spanned<String>>,
+    /// TLS and basic auth, exporter-toolkit `web.yml` format.
+    pub web_config_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

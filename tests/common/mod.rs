@@ -103,10 +103,29 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mailcanary")
 }
 
+/// `mailcanary --log-format json run --config path`.
+pub fn command(path: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(["--log-format", "json", "run", "--config"])
+        .arg(path);
+    cmd
+}
+
 impl Daemon {
     /// Write `config` (with `{dir}` replaced by a fresh directory) and start
     /// `mailcanary run` on it; waits until it serves HTTP.
     pub fn start(config: &str) -> Daemon {
+        Daemon::start_custom(config, command)
+    }
+
+    /// Start `mailcanary run --config path` with JSON logs.
+    pub fn start_at(path: &Path) -> Daemon {
+        Daemon::spawn(command(path), path)
+    }
+
+    /// Like [`Daemon::start`], with the command line made by `make` from the
+    /// config path (to set environment variables, or run through a wrapper).
+    pub fn start_custom(config: &str, make: impl FnOnce(&Path) -> Command) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mailcanary.toml");
         std::fs::write(
@@ -114,16 +133,14 @@ impl Daemon {
             config.replace("{dir}", &dir.path().display().to_string()),
         )
         .unwrap();
-        let mut d = Daemon::start_at(&path);
+        let mut d = Daemon::spawn(make(&path), &path);
         d._dir = Some(dir);
         d
     }
 
-    /// Start `mailcanary run --config path` with JSON logs.
-    pub fn start_at(path: &Path) -> Daemon {
-        let mut child = Command::new(bin())
-            .args(["--log-format", "json", "run", "--config"])
-            .arg(path)
+    /// Spawn `cmd` and wait until the daemon logs its metrics URL.
+    fn spawn(mut cmd: Command, path: &Path) -> Daemon {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -135,10 +152,12 @@ impl Daemon {
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = json_field(&line, "metrics") {
+                // Logged first, so the start line is in `logs()` once `start` returns.
+                let url = json_field(&line, "metrics");
+                sink.lock().unwrap().push(line);
+                if let Some(url) = url {
                     let _ = tx.send(url);
                 }
-                sink.lock().unwrap().push(line);
             }
         });
         let url = match rx.recv_timeout(Duration::from_secs(30)) {
@@ -153,6 +172,7 @@ impl Daemon {
         };
         let http = url
             .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .trim_end_matches("/metrics")
             .parse()
             .expect("metrics URL");

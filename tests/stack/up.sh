@@ -24,7 +24,9 @@
 # DIR/env keys (host:port unless said): STACK_DIR STACK_ADDR DNS (knot, udp+tcp) SMTP (seed MX)
 #   RELAY_OK RELAY_BAD SUBMISSION SUBMISSIONS RELAY_USER RELAY_PASS IMAP IMAPS LMTP RSPAMD_MILTER
 #   RSPAMD_NORMAL RSPAMD_CONTROLLER (no password from 127/8) PROMETHEUS (empty if WITH_PROM=0)
-#   PROM_TARGETS_DIR PROM_RULES_DIR SENDER_DOMAIN SENDER_IP BAD_SENDER_IP DKIM_KEY (PEM, RSA 2048,
+#   PROM_TARGETS_DIR PROM_RULES_DIR PROM_TLS_TARGETS_DIR (file_sd of job mailcanary-tls: https,
+#   trusting CA_CERT, basic auth PROM_SCRAPE_USER / the password in PROM_SCRAPE_PASSWORD_FILE)
+#   TLS_CERT TLS_KEY (a server cert for localhost and the listen IP, signed by CA_CERT) SENDER_DOMAIN SENDER_IP BAD_SENDER_IP DKIM_KEY (PEM, RSA 2048,
 #   new each run) DKIM_SELECTOR SEED_DOMAIN SEED_USERS SEED_PASS VOID_USER TEMPFAIL_USER AUTHSERV_ID SPAM_PATTERN
 #   (GTUBE "add header" string: mail lands in Junk) REJECT_PATTERN (GTUBE "reject" string: the MX
 #   answers 554 5.7.1 at end of DATA) TLS_SERVER_NAME CA_CERT MAILDIR_ROOT (seedN's INBOX is
@@ -147,7 +149,7 @@ if ! runuser -u mail -- test -x "$D"; then
   rm -rf "$D"; exit 1
 fi
 mkdir -p "$D"/{log,svc,tls,zones,knot/db,postfix/etc,postfix/spool,postfix/data,dovecot/run,dovecot/sieve} \
-         "$D"/{mail,rspamd/conf/local.d,rspamd/conf/override.d,rspamd/db,rspamd/run,prom/data,prom/targets,prom/rules} \
+         "$D"/{mail,rspamd/conf/local.d,rspamd/conf/override.d,rspamd/db,rspamd/run,prom/data,prom/targets,prom/targets-tls,prom/rules} \
          "$HS_CACHE"
 chown mail:mail "$D/mail"
 chown postfix:postfix "$D/postfix/data"; chmod 700 "$D/postfix/data"
@@ -233,6 +235,11 @@ RSPAMD_CONTROLLER=$ADDR:$RSPAMD_CONTROLLER_PORT
 PROMETHEUS=$PROMETHEUS
 PROM_TARGETS_DIR=$D/prom/targets
 PROM_RULES_DIR=$D/prom/rules
+PROM_TLS_TARGETS_DIR=$D/prom/targets-tls
+PROM_SCRAPE_USER=prometheus
+PROM_SCRAPE_PASSWORD_FILE=$D/prom/scrape-password
+TLS_CERT=$D/tls/cert.pem
+TLS_KEY=$D/tls/key.pem
 SENDER_DOMAIN=sender.test
 SENDER_IP=$SENDER_IP
 BAD_SENDER_IP=$BAD_SENDER_IP
@@ -644,7 +651,13 @@ scrape_configs:
     static_configs: [{targets: ["$ADDR:$PROM_PORT"]}]
   - job_name: mailcanary
     file_sd_configs: [{files: ["$D/prom/targets/*.json"], refresh_interval: 2s}]
+  - job_name: mailcanary-tls
+    scheme: https
+    tls_config: {ca_file: "$D/tls/ca.pem"}
+    basic_auth: {username: prometheus, password_file: "$D/prom/scrape-password"}
+    file_sd_configs: [{files: ["$D/prom/targets-tls/*.json"], refresh_interval: 2s}]
 EOF
+  head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$D/prom/scrape-password"
   svc prometheus "$D/prom/prometheus.pid" "$ADDR:$PROM_PORT" <<EOF
 setsid prometheus --config.file="$D/prom/prometheus.yml" --storage.tsdb.path="$D/prom/data" \\
   --web.listen-address="$ADDR:$PROM_PORT" --web.enable-lifecycle >>"$D/log/prometheus.log" 2>&1 &
