@@ -379,6 +379,17 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             }
         },
     };
+    if let (Some(w), Some(f)) = (&web, &raw_http.web_config_file) {
+        if !w.users.is_empty() && w.tls.is_none() && !listen.ip().is_loopback() {
+            ctx.warnings.push(main.at_value(
+                f,
+                "http.web_config_file",
+                format!(
+                    "basic auth without TLS on {listen}: passwords cross the network in clear text; add tls_server_config"
+                ),
+            ));
+        }
+    }
 
     // Names as declared, so a probe naming a sender or seed that has its own
     // problems is not reported a second time as unknown.
