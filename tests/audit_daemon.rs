@@ -5,35 +5,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{stack_config, Daemon, Stack};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn knotc(stack: &Stack, args: &[&str]) {
-    let out = Command::new("knotc")
-        .args(["-b", "-s", stack.var("KNOT_SOCKET")])
-        .args(args)
-        .output()
-        .expect("knotc");
-    assert!(
-        out.status.success(),
-        "knotc {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn ctl(stack: &Stack, args: &[&str]) {
-    let ok = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/stack/ctl.sh"))
-        .arg(&stack.dir)
-        .args(args)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "ctl.sh {args:?}");
-}
 
 #[test]
 fn scheduled_audit_exports_metrics_counts_changes_and_reports_outages_as_unknown() {
@@ -79,26 +55,23 @@ fn scheduled_audit_exports_metrics_counts_changes_and_reports_outages_as_unknown
     );
 
     // A live SPF change that drops the sending IP: counted as a change, and an error.
-    knotc(stack, &["zone-begin", "sender.test"]);
-    knotc(stack, &["zone-unset", "sender.test", "@", "TXT"]);
-    knotc(
-        stack,
-        &[
-            "zone-set",
-            "sender.test",
-            "@",
-            "5",
-            "TXT",
-            "\"v=spf1 ip4:127.0.0.9 -all\"",
-        ],
-    );
-    knotc(stack, &["zone-commit", "sender.test"]);
+    stack.knotc(&["zone-begin", "sender.test"]);
+    stack.knotc(&["zone-unset", "sender.test", "@", "TXT"]);
+    stack.knotc(&[
+        "zone-set",
+        "sender.test",
+        "@",
+        "5",
+        "TXT",
+        "\"v=spf1 ip4:127.0.0.9 -all\"",
+    ]);
+    stack.knotc(&["zone-commit", "sender.test"]);
     let changes = "mailcanary_dns_record_changes_total{domain=\"sender.test\",record=\"spf\"}";
     let changed = d.wait_metric(changes, 1.0, WAIT);
     let spf_error = d.metric(
         "mailcanary_dns_check_status{domain=\"sender.test\",check=\"spf\",status=\"error\"}",
     );
-    knotc(stack, &["zone-reload", "sender.test"]); // back to the zone file
+    stack.knotc(&["zone-reload", "sender.test"]); // back to the zone file
     assert!(changed, "change not counted; logs:\n{}", d.logs());
     assert_eq!(
         spf_error,
@@ -116,7 +89,7 @@ fn scheduled_audit_exports_metrics_counts_changes_and_reports_outages_as_unknown
     ));
 
     // knot stops answering: unknown, never "missing", and no stale key size or policy.
-    ctl(stack, &["pause", "knot"]);
+    stack.ctl(&["pause", "knot"]);
     let unknown = d.wait_metric(
         "mailcanary_dns_check_status{domain=\"sender.test\",check=\"spf\",status=\"unknown\"}",
         1.0,
@@ -126,7 +99,7 @@ fn scheduled_audit_exports_metrics_counts_changes_and_reports_outages_as_unknown
     let policy = d.metric("mailcanary_dmarc_policy{domain=\"sender.test\",policy=\"reject\"}");
     let spf_errors = d
         .metric("mailcanary_dns_findings{domain=\"sender.test\",check=\"spf\",severity=\"error\"}");
-    ctl(stack, &["cont", "knot"]);
+    stack.ctl(&["cont", "knot"]);
     assert!(unknown, "an outage is not unknown; logs:\n{}", d.logs());
     assert_eq!(bits, None, "no stale key size while DNS is down");
     assert_eq!(policy, None, "no stale DMARC policy while DNS is down");

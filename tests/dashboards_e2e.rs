@@ -90,19 +90,6 @@ fn firing(stack: &Stack, name: &str, label: (&str, &str)) -> Vec<serde_json::Val
         .collect()
 }
 
-fn knotc(stack: &Stack, args: &[&str]) {
-    let out = Command::new("knotc")
-        .args(["-b", "-s", stack.var("KNOT_SOCKET")])
-        .args(args)
-        .output()
-        .expect("knotc");
-    assert!(
-        out.status.success(),
-        "knotc {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Puts back what the test changed in the shared stack, however it ends.
 struct Restore<'a> {
     stack: &'a Stack,
@@ -114,7 +101,7 @@ impl Restore<'_> {
     fn restore_zone(&mut self) {
         if self.zone_changed {
             // zone-reload goes back to the zone file, which knotc never writes.
-            knotc(self.stack, &["zone-reload", "sender.test"]);
+            self.stack.knotc(&["zone-reload", "sender.test"]);
             self.zone_changed = false;
         }
     }
@@ -329,20 +316,17 @@ starttls = false
 
     // Break SPF: sender.test no longer permits the relay's address.
     restore.zone_changed = true;
-    knotc(stack, &["zone-begin", "sender.test"]);
-    knotc(stack, &["zone-unset", "sender.test", "@", "TXT"]);
-    knotc(
-        stack,
-        &[
-            "zone-set",
-            "sender.test",
-            "@",
-            "5",
-            "TXT",
-            "\"v=spf1 ip4:127.0.0.9 -all\"",
-        ],
-    );
-    knotc(stack, &["zone-commit", "sender.test"]);
+    stack.knotc(&["zone-begin", "sender.test"]);
+    stack.knotc(&["zone-unset", "sender.test", "@", "TXT"]);
+    stack.knotc(&[
+        "zone-set",
+        "sender.test",
+        "@",
+        "5",
+        "TXT",
+        "\"v=spf1 ip4:127.0.0.9 -all\"",
+    ]);
+    stack.knotc(&["zone-commit", "sender.test"]);
     let broke = Instant::now();
     let mut seen = Vec::new();
     let fired = wait_until(WAIT, || {

@@ -5,23 +5,12 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{probe, stack_config, template, tokens, Daemon, Stack};
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn ctl(stack: &Stack, args: &[&str]) {
-    let ok = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/stack/ctl.sh"))
-        .arg(&stack.dir)
-        .args(args)
-        .status()
-        .expect("ctl.sh")
-        .success();
-    assert!(ok, "ctl.sh {args:?} failed");
-}
 
 #[test]
 fn the_watcher_reconnects_after_dovecot_restarts_and_the_probe_is_still_matched() {
@@ -45,7 +34,7 @@ fn the_watcher_reconnects_after_dovecot_restarts_and_the_probe_is_still_matched(
         d.logs()
     );
 
-    ctl(stack, &["stop", "dovecot"]);
+    stack.ctl(&["stop", "dovecot"]);
     assert!(
         d.wait_metric(up, 0.0, Duration::from_secs(30)),
         "inbox_up stays 1 with Dovecot down; logs:\n{}",
@@ -64,8 +53,8 @@ fn the_watcher_reconnects_after_dovecot_restarts_and_the_probe_is_still_matched(
         d.logs()
     );
     std::thread::sleep(Duration::from_secs(2));
-    ctl(stack, &["start", "dovecot"]);
-    ctl(stack, &["flush"]);
+    stack.ctl(&["start", "dovecot"]);
+    stack.ctl(&["flush"]);
     assert!(
         d.wait_metric(up, 1.0, Duration::from_secs(60)),
         "watcher did not reconnect; logs:\n{}",

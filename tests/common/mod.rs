@@ -50,6 +50,31 @@ impl Stack {
             .unwrap_or_else(|| panic!("stack env has no {key}"))
     }
 
+    /// Run `knotc` on the stack's knot (zone-begin/zone-set/zone-commit, zone-reload...).
+    pub fn knotc(&self, args: &[&str]) {
+        let out = Command::new("knotc")
+            .args(["-b", "-s", self.var("KNOT_SOCKET")])
+            .args(args)
+            .output()
+            .expect("knotc");
+        assert!(
+            out.status.success(),
+            "knotc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stop, start, pause, continue one service (tests/stack/ctl.sh), or flush Postfix.
+    pub fn ctl(&self, args: &[&str]) {
+        let ok = Command::new(repo().join("tests/stack/ctl.sh"))
+            .arg(&self.dir)
+            .args(args)
+            .status()
+            .expect("tests/stack/ctl.sh")
+            .success();
+        assert!(ok, "ctl.sh {args:?} failed");
+    }
+
     pub fn addr(&self, key: &str) -> SocketAddr {
         self.var(key)
             .parse()
