@@ -261,7 +261,10 @@ pub fn run_blocking(args: CheckArgs) -> u8 {
     // An audit waits on the network, not the CPU: one thread keeps every
     // lookup in flight without cross-thread wake-ups (measured: ~40 % less
     // CPU than the multi-threaded runtime on the checkdmarc bench).
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt.block_on(run(args)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
