@@ -267,7 +267,7 @@ pub fn decode_base64(s: &str) -> Result<Vec<u8>, Base64Error> {
         .enumerate()
         .filter(|(_, b)| !b.is_ascii_whitespace())
         .collect();
-    if clean.len() % 4 != 0 {
+    if !clean.len().is_multiple_of(4) {
         if let Some(&(position, b)) = clean
             .iter()
             .find(|(_, b)| *b != b'=' && value(*b).is_none())
