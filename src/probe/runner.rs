@@ -89,6 +89,21 @@ struct BurstState {
     started: std::time::Instant,
 }
 
+impl BurstState {
+    /// A burst first seen through one of its runs.
+    fn new(run: &record::OpenRun) -> BurstState {
+        BurstState {
+            probe: run.probe.clone(),
+            sender: run.sender.clone(),
+            seed: run.seed.clone(),
+            newest_date: None,
+            out_of_order: false,
+            codes: Default::default(),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
 /// How an app's mail without a token was matched.
 enum AppMatch {
     /// To this run.
@@ -538,15 +553,7 @@ impl Recorder {
                         let b = self
                             .bursts
                             .entry(r.burst.clone().unwrap_or_default())
-                            .or_insert_with(|| BurstState {
-                                probe: r.probe.clone(),
-                                sender: r.sender.clone(),
-                                seed: r.seed.clone(),
-                                newest_date: None,
-                                out_of_order: false,
-                                codes: Default::default(),
-                                started: std::time::Instant::now(),
-                            });
+                            .or_insert_with(|| BurstState::new(r));
                         b.codes.insert(code.clone());
                     }
                 }
@@ -566,15 +573,10 @@ impl Recorder {
         let date = mail_parser::MessageParser::new()
             .parse_headers(raw)
             .and_then(|m| m.date().map(|d| d.to_timestamp()));
-        let b = self.bursts.entry(id.clone()).or_insert_with(|| BurstState {
-            probe: run.probe.clone(),
-            sender: run.sender.clone(),
-            seed: run.seed.clone(),
-            newest_date: None,
-            out_of_order: false,
-            codes: Default::default(),
-            started: std::time::Instant::now(),
-        });
+        let b = self
+            .bursts
+            .entry(id.clone())
+            .or_insert_with(|| BurstState::new(run));
         let Some(date) = date else { return };
         let older = b.newest_date.is_some_and(|n| date < n);
         b.newest_date = Some(b.newest_date.map_or(date, |n| n.max(date)));
