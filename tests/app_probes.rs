@@ -6,14 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{probe, stack_config, template, App, Daemon, Stack};
+use common::{probe, series, stack_config, template, App, Daemon, Stack};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn series(name: &str, labels: &[(&str, &str)]) -> String {
-    let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    format!("{name}{{{}}}", l.join(","))
-}
 
 /// A config with the app as sender `app` and one probe of it to `seed`.
 /// Mail an app sends carries no token and is matched by seed and From, so

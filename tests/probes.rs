@@ -6,14 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{probe, stack_config, swaks, template, tokens, Daemon, Stack};
+use common::{probe, series, stack_config, swaks, template, tokens, Daemon, Stack};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn series(name: &str, labels: &[(&str, &str)]) -> String {
-    let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    format!("{name}{{{}}}", l.join(","))
-}
 
 #[test]
 fn signed_mail_from_the_authorised_relay_lands_in_inbox_with_passing_verdicts() {

@@ -20,23 +20,7 @@ listen = "127.0.0.1:0"
     );
     // Register the daemon as a file_sd target with a label unique to this test.
     let instance = format!("scrape-test-{}", d.pid());
-    let target =
-        std::path::Path::new(stack.var("PROM_TARGETS_DIR")).join(format!("{instance}.json"));
-    std::fs::write(
-        &target,
-        format!(
-            r#"[{{"targets": ["{}"], "labels": {{"test": "{instance}"}}}}]"#,
-            d.http
-        ),
-    )
-    .unwrap();
-    struct Cleanup(std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(target);
+    let _target = common::PromTarget::register(stack, "PROM_TARGETS_DIR", &instance, d.http);
 
     let up = format!("up{{test=\"{instance}\"}}");
     let scraped = wait_until(Duration::from_secs(60), || {
@@ -88,23 +72,7 @@ web_config_file = "web.yml"
         },
     );
     let instance = format!("tls-scrape-test-{}", d.pid());
-    let target =
-        std::path::Path::new(stack.var("PROM_TLS_TARGETS_DIR")).join(format!("{instance}.json"));
-    std::fs::write(
-        &target,
-        format!(
-            r#"[{{"targets": ["{}"], "labels": {{"test": "{instance}"}}}}]"#,
-            d.http
-        ),
-    )
-    .unwrap();
-    struct Cleanup(std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(target);
+    let _target = common::PromTarget::register(stack, "PROM_TLS_TARGETS_DIR", &instance, d.http);
 
     // Wrong credentials: Prometheus reaches the daemon over TLS and is refused.
     let last_error = || -> Option<String> {

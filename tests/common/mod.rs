@@ -733,3 +733,32 @@ impl Drop for App {
         let _ = self.child.wait();
     }
 }
+
+/// A sample selector `name{k="v",...}` for [`Daemon::metric`].
+pub fn series(name: &str, labels: &[(&str, &str)]) -> String {
+    let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{name}{{{}}}", l.join(","))
+}
+
+/// A Prometheus file_sd target file for one daemon, removed when dropped.
+pub struct PromTarget(PathBuf);
+
+impl PromTarget {
+    /// Register `addr` in the stack's file_sd directory named by `dir_key`
+    /// (`PROM_TARGETS_DIR`, `PROM_TLS_TARGETS_DIR`), labelled `test=instance`.
+    pub fn register(stack: &Stack, dir_key: &str, instance: &str, addr: SocketAddr) -> PromTarget {
+        let path = Path::new(stack.var(dir_key)).join(format!("{instance}.json"));
+        std::fs::write(
+            &path,
+            format!(r#"[{{"targets": ["{addr}"], "labels": {{"test": "{instance}"}}}}]"#),
+        )
+        .unwrap();
+        PromTarget(path)
+    }
+}
+
+impl Drop for PromTarget {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
