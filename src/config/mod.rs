@@ -9,6 +9,7 @@
 
 mod diag;
 mod duration;
+pub mod presets;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub use duration::HumanDuration;
 
 use crate::probe::compose::Template;
 use diag::Source;
+use presets::PresetAuth;
 use raw::{RawConfig, RawProbe, RawProbeFile, RawSeed, RawSender};
 use toml::Spanned;
 
@@ -197,6 +199,9 @@ pub struct Seed {
     pub spam_folder: Option<String>,
     /// Where evaluated probe messages go; `None` deletes them.
     pub cleanup_folder: Option<String>,
+    /// The provider preset's spam folder names (UTF-8), tried after
+    /// SPECIAL-USE `\Junk` and before the usual names.
+    pub spam_folders: Vec<String>,
 }
 
 /// How a seed's mailbox is watched; one variant per inbox kind.
@@ -212,7 +217,75 @@ pub struct ImapInbox {
     pub port: u16,
     pub tls: TlsMode,
     pub username: String,
-    pub password: Secret,
+    pub auth: ImapAuth,
+    pub ca_file: Option<PathBuf>,
+    /// Send the IMAP ID command after login (RFC 2971; NetEase requires it).
+    pub imap_id: bool,
+    /// The preset's advice for when the login is refused.
+    pub hint: Option<&'static str>,
+}
+
+/// How a watcher logs in to a seed's IMAP server.
+#[derive(Debug, Clone)]
+pub enum ImapAuth {
+    /// The LOGIN command with a password (or app password).
+    Login(Secret),
+    /// SASL PLAIN with a password.
+    Plain(Secret),
+    /// A SASL bearer-token mechanism with tokens from an OAuth 2.0 endpoint.
+    OAuth {
+        mechanism: OAuthMechanism,
+        client: OAuthClient,
+    },
+}
+
+impl ImapAuth {
+    /// The method's name as configured, for logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ImapAuth::Login(_) => "login",
+            ImapAuth::Plain(_) => "plain",
+            ImapAuth::OAuth { mechanism, .. } => mechanism.as_str(),
+        }
+    }
+}
+
+/// The SASL mechanisms that carry an OAuth 2.0 bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthMechanism {
+    /// XOAUTH2 (Google, Microsoft).
+    XOAuth2,
+    /// OAUTHBEARER (RFC 7628).
+    OAuthBearer,
+}
+
+impl OAuthMechanism {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthMechanism::XOAuth2 => "xoauth2",
+            OAuthMechanism::OAuthBearer => "oauthbearer",
+        }
+    }
+
+    /// The name in `AUTHENTICATE`.
+    pub fn sasl_name(self) -> &'static str {
+        match self {
+            OAuthMechanism::XOAuth2 => "XOAUTH2",
+            OAuthMechanism::OAuthBearer => "OAUTHBEARER",
+        }
+    }
+}
+
+/// An OAuth 2.0 client that trades a refresh token for access tokens
+/// (RFC 6749 §6).
+#[derive(Debug, Clone)]
+pub struct OAuthClient {
+    pub token_url: String,
+    pub client_id: String,
+    /// Public clients (e.g. Microsoft's for desktop apps) have none.
+    pub client_secret: Option<Secret>,
+    pub refresh_token: Secret,
+    pub scope: Option<String>,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -501,6 +574,18 @@ fn drop_in_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Configured names become metric label values, so they are kept short and plain.
+/// Whether a URL's host is a loopback address or `localhost`.
+fn is_loopback_host(u: &reqwest::Url) -> bool {
+    let Some(host) = u.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -996,54 +1081,7 @@ impl Check<'_> {
             self.problems.push(src.at_value(&s.provider, &k("provider"), "provider must be 1-64 characters of a-z, 0-9, '-', '_', '.' (it becomes a metric label)"));
         }
         let inbox = match s.kind.get_ref() {
-            raw::InboxKind::Imap => {
-                let mut missing = |field: &str| {
-                    self.problems.push(src.at_value(
-                        &s.kind,
-                        &k(field),
-                        format!("kind = \"imap\" needs `{field}`"),
-                    ));
-                };
-                if s.host.is_none() {
-                    missing("host");
-                }
-                if s.username.is_none() {
-                    missing("username");
-                }
-                if s.path.is_some() {
-                    self.problems.push(src.at_value(
-                        s.path.as_ref()?,
-                        &k("path"),
-                        "`path` is for kind = \"maildir\"",
-                    ));
-                }
-                let password = self.secret(
-                    src,
-                    &k("password"),
-                    &s.password,
-                    &s.password_file,
-                    &s.password_env,
-                );
-                if s.password_file.is_none() && s.password_env.is_none() && s.password.is_none() {
-                    self.problems.push(src.at_value(
-                        &s.kind,
-                        &k("password_file"),
-                        "kind = \"imap\" needs password_file or password_env",
-                    ));
-                }
-                let ca_file = self.ca_file(src, &k("ca_file"), &s.ca_file);
-                let tls = s.tls.unwrap_or(TlsMode::Implicit);
-                Inbox::Imap(ImapInbox {
-                    host: s.host?,
-                    port: s
-                        .port
-                        .unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 }),
-                    tls,
-                    username: s.username?,
-                    password: password?,
-                    ca_file,
-                })
-            }
+            raw::InboxKind::Imap => Inbox::Imap(self.imap(src, name, &s, address.as_deref())?),
             raw::InboxKind::Maildir => {
                 for (set, field) in [
                     (s.host.is_some(), "host"),
@@ -1079,6 +1117,10 @@ impl Check<'_> {
                 })
             }
         };
+        let spam_folders = presets::find(s.provider.get_ref())
+            .filter(|_| matches!(inbox, Inbox::Imap(_)))
+            .map(|p| p.spam_folders.iter().map(|f| f.to_string()).collect())
+            .unwrap_or_default();
         Some(Seed {
             provider: s.provider.into_inner(),
             address: address?,
@@ -1086,7 +1128,245 @@ impl Check<'_> {
             inbox,
             spam_folder: s.spam_folder,
             cleanup_folder: s.cleanup_folder,
+            spam_folders,
         })
+    }
+
+    /// An IMAP seed: the seed's own keys, then its provider preset's values,
+    /// then the defaults.
+    fn imap(
+        &mut self,
+        src: &Source,
+        name: &str,
+        s: &RawSeed,
+        address: Option<&str>,
+    ) -> Option<ImapInbox> {
+        let k = |f: &str| format!("seeds.{name}.{f}");
+        let preset = presets::find(s.provider.get_ref());
+        if s.path.is_some() {
+            self.problems.push(src.at_value(
+                s.path.as_ref()?,
+                &k("path"),
+                "`path` is for kind = \"maildir\"",
+            ));
+        }
+        let host = s.host.clone().or(preset.map(|p| p.host.to_string()));
+        if host.is_none() {
+            self.problems.push(src.at_value(
+                &s.kind,
+                &k("host"),
+                "kind = \"imap\" needs `host`, or a `provider` with a preset (README, \"Seed providers\")",
+            ));
+        }
+        let tls = s.tls.or(preset.map(|p| p.tls)).unwrap_or(TlsMode::Implicit);
+        let port = s
+            .port
+            .or(preset.filter(|p| p.tls == tls).map(|p| p.port))
+            .unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 });
+        // Most providers log in with the whole address; iCloud with the local part.
+        let username = s.username.clone().or_else(|| {
+            let address = address?;
+            match preset {
+                Some(p) if !p.username_is_address => address.split('@').next().map(str::to_string),
+                _ => Some(address.to_string()),
+            }
+        });
+        let has_password =
+            s.password.is_some() || s.password_file.is_some() || s.password_env.is_some();
+        // An explicit `auth` wins; an oauth table or a password says which
+        // kind is meant; then the preset's method; then LOGIN.
+        let kind = match (&s.auth, &s.oauth, has_password, preset.map(|p| p.auth)) {
+            (Some(a), ..) => *a.get_ref(),
+            (None, Some(_), _, _) => raw::ImapAuthKind::Xoauth2,
+            (None, None, true, _) => raw::ImapAuthKind::Login,
+            (None, None, false, Some(PresetAuth::OAuth2 { .. })) => raw::ImapAuthKind::Xoauth2,
+            _ => raw::ImapAuthKind::Login,
+        };
+        let auth = match kind {
+            raw::ImapAuthKind::Login | raw::ImapAuthKind::Plain => {
+                if let Some(o) = &s.oauth {
+                    self.problems.push(src.at_value(
+                        o,
+                        &k("oauth"),
+                        "`oauth` is for auth = \"xoauth2\" or \"oauthbearer\"",
+                    ));
+                }
+                let password = self.secret(
+                    src,
+                    &k("password"),
+                    &s.password,
+                    &s.password_file,
+                    &s.password_env,
+                );
+                if !has_password {
+                    self.problems.push(src.at_value(
+                        &s.kind,
+                        &k("password_file"),
+                        format!(
+                            "auth = \"{}\" needs password_file or password_env",
+                            if kind == raw::ImapAuthKind::Plain {
+                                "plain"
+                            } else {
+                                "login"
+                            }
+                        ),
+                    ));
+                }
+                let password = password?;
+                if kind == raw::ImapAuthKind::Plain {
+                    ImapAuth::Plain(password)
+                } else {
+                    ImapAuth::Login(password)
+                }
+            }
+            raw::ImapAuthKind::Xoauth2 | raw::ImapAuthKind::Oauthbearer => {
+                let mechanism = if kind == raw::ImapAuthKind::Xoauth2 {
+                    OAuthMechanism::XOAuth2
+                } else {
+                    OAuthMechanism::OAuthBearer
+                };
+                for (set, field) in [
+                    (s.password.as_ref().map(|v| v.span()), "password"),
+                    (s.password_file.as_ref().map(|v| v.span()), "password_file"),
+                    (s.password_env.as_ref().map(|v| v.span()), "password_env"),
+                ] {
+                    if let Some(span) = set {
+                        self.problems.push(src.at(
+                            span,
+                            &k(field),
+                            format!(
+                                "`{field}` is for auth = \"login\" or \"plain\", not \"{}\"",
+                                mechanism.as_str()
+                            ),
+                        ));
+                    }
+                }
+                let preset_oauth = match preset.map(|p| p.auth) {
+                    Some(PresetAuth::OAuth2 { token_url, scope }) => Some((token_url, scope)),
+                    _ => None,
+                };
+                ImapAuth::OAuth {
+                    mechanism,
+                    client: self.oauth(src, name, s, preset_oauth)?,
+                }
+            }
+        };
+        let ca_file = self.ca_file(src, &k("ca_file"), &s.ca_file);
+        Some(ImapInbox {
+            host: host?,
+            port,
+            tls,
+            username: username?,
+            auth,
+            ca_file,
+            imap_id: s.imap_id.unwrap_or(true),
+            hint: preset.map(|p| p.hint),
+        })
+    }
+
+    /// `[seeds.NAME.oauth]`, with the preset's token endpoint and scope as defaults.
+    fn oauth(
+        &mut self,
+        src: &Source,
+        name: &str,
+        s: &RawSeed,
+        preset: Option<(&'static str, Option<&'static str>)>,
+    ) -> Option<OAuthClient> {
+        let k = |f: &str| format!("seeds.{name}.oauth.{f}");
+        let Some(o) = &s.oauth else {
+            self.problems.push(src.at_value(
+                &s.kind,
+                &format!("seeds.{name}.oauth"),
+                format!(
+                    "auth = \"{}\" needs a [seeds.{name}.oauth] table with client_id and refresh_token_file (README, \"OAuth2 seeds\")",
+                    s.auth.as_ref().map_or("xoauth2", |a| match a.get_ref() {
+                        raw::ImapAuthKind::Oauthbearer => "oauthbearer",
+                        _ => "xoauth2",
+                    })
+                ),
+            ));
+            return None;
+        };
+        let (span, o) = (o.span(), o.get_ref());
+        let token_url = match (&o.token_url, preset) {
+            (Some(u), _) => self.token_url(src, &k("token_url"), u),
+            (None, Some((url, _))) => Some(url.to_string()),
+            (None, None) => {
+                self.problems.push(src.at(
+                    span.clone(),
+                    &k("token_url"),
+                    "needs `token_url` (the provider's OAuth 2.0 token endpoint)",
+                ));
+                None
+            }
+        };
+        let client_id = match &o.client_id {
+            Some(id) if !id.get_ref().trim().is_empty() => Some(id.get_ref().trim().to_string()),
+            Some(id) => {
+                self.problems
+                    .push(src.at_value(id, &k("client_id"), "client_id is empty"));
+                None
+            }
+            None => {
+                self.problems.push(src.at(
+                    span.clone(),
+                    &k("client_id"),
+                    "needs `client_id` (the OAuth client the refresh token was issued to)",
+                ));
+                None
+            }
+        };
+        let client_secret = self.secret(
+            src,
+            &k("client_secret"),
+            &o.client_secret,
+            &o.client_secret_file,
+            &o.client_secret_env,
+        );
+        let refresh_token = self.secret(
+            src,
+            &k("refresh_token"),
+            &o.refresh_token,
+            &o.refresh_token_file,
+            &o.refresh_token_env,
+        );
+        if o.refresh_token.is_none()
+            && o.refresh_token_file.is_none()
+            && o.refresh_token_env.is_none()
+        {
+            self.problems.push(src.at(
+                span,
+                &k("refresh_token_file"),
+                "needs refresh_token_file or refresh_token_env",
+            ));
+        }
+        let ca_file = self.ca_file(src, &k("ca_file"), &o.ca_file);
+        Some(OAuthClient {
+            token_url: token_url?,
+            client_id: client_id?,
+            client_secret,
+            refresh_token: refresh_token?,
+            scope: o
+                .scope
+                .clone()
+                .or(preset.and_then(|(_, scope)| scope.map(str::to_string))),
+            ca_file,
+        })
+    }
+
+    /// A token endpoint: https, or plain http to a loopback host only (the
+    /// request carries the refresh token and client secret).
+    fn token_url(&mut self, src: &Source, key: &str, v: &Spanned<String>) -> Option<String> {
+        let problem = match reqwest::Url::parse(v.get_ref()) {
+            Err(e) => format!("{:?} is not a URL: {e}", v.get_ref()),
+            Ok(u) if u.scheme() == "https" => return Some(v.get_ref().clone()),
+            Ok(u) if u.scheme() == "http" && is_loopback_host(&u) => {
+                return Some(v.get_ref().clone())
+            }
+            Ok(_) => "the token endpoint must be https:// (plain http only to a loopback address): the request carries the refresh token".to_string(),
+        };
+        self.problems.push(src.at_value(v, key, problem));
+        None
     }
 
     fn probe(

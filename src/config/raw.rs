@@ -151,14 +151,53 @@ pub struct RawSeed {
     pub port: Option<u16>,
     pub tls: Option<TlsMode>,
     pub username: Option<String>,
+    /// How to log in; the provider preset's method by default, else `login`.
+    pub auth: Option<Spanned<ImapAuthKind>>,
     /// Present only to refuse it with a helpful message.
     pub password: Option<Spanned<toml::Value>>,
     pub password_file: Option<Spanned<PathBuf>>,
     pub password_env: Option<Spanned<String>>,
+    /// Token endpoint and credentials for `auth = "xoauth2" | "oauthbearer"`.
+    pub oauth: Option<Spanned<RawOAuth>>,
+    /// Send the IMAP ID command after login (RFC 2971); default true.
+    pub imap_id: Option<bool>,
     pub ca_file: Option<Spanned<PathBuf>>,
     pub path: Option<Spanned<PathBuf>>,
     pub spam_folder: Option<String>,
     pub cleanup_folder: Option<String>,
+}
+
+/// IMAP authentication methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapAuthKind {
+    /// The LOGIN command (RFC 3501 §6.2.3).
+    Login,
+    /// SASL PLAIN (RFC 4616).
+    Plain,
+    /// SASL XOAUTH2 (Google's and Microsoft's bearer-token mechanism).
+    Xoauth2,
+    /// SASL OAUTHBEARER (RFC 7628).
+    Oauthbearer,
+}
+
+/// `[seeds.NAME.oauth]`: where access tokens come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth {
+    pub token_url: Option<Spanned<String>>,
+    pub client_id: Option<Spanned<String>>,
+    /// Present only to refuse it with a helpful message.
+    pub client_secret: Option<Spanned<toml::Value>>,
+    pub client_secret_file: Option<Spanned<PathBuf>>,
+    pub client_secret_env: Option<Spanned<String>>,
+    /// Present only to refuse it with a helpful message.
+    pub refresh_token: Option<Spanned<toml::Value>>,
+    pub refresh_token_file: Option<Spanned<PathBuf>>,
+    pub refresh_token_env: Option<Spanned<String>>,
+    pub scope: Option<String>,
+    /// CA bundle for the token endpoint (test stacks).
+    pub ca_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -199,7 +199,13 @@ async fn login(
 ) -> Result<Session<Stream>, WatchError> {
     match tokio::time::timeout(
         COMMAND_TIMEOUT,
-        client.login(&cfg.username, cfg.password.expose()),
+        client.login(
+            &cfg.username,
+            match &cfg.auth {
+                crate::config::ImapAuth::Login(p) | crate::config::ImapAuth::Plain(p) => p.expose(),
+                crate::config::ImapAuth::OAuth { .. } => "",
+            },
+        ),
     )
     .await
     {
