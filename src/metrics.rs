@@ -217,6 +217,39 @@ series!(
     ["seed"]
 );
 
+series!(
+    "Deliveries to a Gmail category tab (placement tab), by tab: promotions, social, updates, forums.",
+    PROBE_TAB,
+    "mailcanary_probe_tab_total",
+    Counter,
+    "",
+    ["probe", "sender", "seed", "provider", "tab"]
+);
+series!(
+    "When the seed's current OAuth access token expires; 0 while there is none (refresh refused).",
+    OAUTH_TOKEN_EXPIRY,
+    "mailcanary_oauth_token_expiry_timestamp_seconds",
+    Gauge,
+    "seconds",
+    ["seed"]
+);
+series!(
+    "OAuth access tokens obtained from the seed's token endpoint.",
+    OAUTH_REFRESHES,
+    "mailcanary_oauth_refreshes_total",
+    Counter,
+    "",
+    ["seed"]
+);
+series!(
+    "Failed OAuth token refreshes, by reason (revoked, invalid_client, http_4xx, http_5xx, timeout, connect, malformed).",
+    OAUTH_REFRESH_FAILURES,
+    "mailcanary_oauth_refresh_failures_total",
+    Counter,
+    "",
+    ["seed", "reason"]
+);
+
 /// Every series, for documentation checks.
 pub const ALL: &[Series] = &[
     BUILD_INFO,
@@ -242,6 +275,10 @@ pub const ALL: &[Series] = &[
     DNSBL_LISTED,
     DNS_RECORD_CHANGES,
     INBOX_UP,
+    PROBE_TAB,
+    OAUTH_TOKEN_EXPIRY,
+    OAUTH_REFRESHES,
+    OAUTH_REFRESH_FAILURES,
 ];
 
 /// Histogram buckets for delivery latency: sub-second local delivery up to an
@@ -276,6 +313,10 @@ pub struct Metrics {
     pub dnsbl_listed: IntGaugeVec,
     pub dns_record_changes: IntCounterVec,
     pub inbox_up: IntGaugeVec,
+    pub probe_tab: IntCounterVec,
+    pub oauth_token_expiry: IntGaugeVec,
+    pub oauth_refreshes: IntCounterVec,
+    pub oauth_refresh_failures: IntCounterVec,
 }
 
 fn opts(s: &Series) -> Opts {
@@ -350,6 +391,10 @@ impl Metrics {
             dnsbl_listed: gauge_vec(&DNSBL_LISTED),
             dns_record_changes: counter_vec(&DNS_RECORD_CHANGES),
             inbox_up: gauge_vec(&INBOX_UP),
+            probe_tab: counter_vec(&PROBE_TAB),
+            oauth_token_expiry: gauge_vec(&OAUTH_TOKEN_EXPIRY),
+            oauth_refreshes: counter_vec(&OAUTH_REFRESHES),
+            oauth_refresh_failures: counter_vec(&OAUTH_REFRESH_FAILURES),
             registry,
         };
         m.build_info

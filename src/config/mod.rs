@@ -99,6 +99,11 @@ impl Secret {
         &self.0
     }
 
+    /// A secret obtained at run time (e.g. an OAuth access token).
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     /// A secret built in code rather than read from the config (tests, tools).
     pub fn from_test_value(value: String) -> Secret {
         Secret(value)

@@ -6,6 +6,7 @@
 //! treated like one that dropped the connection.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_imap::types::{Fetch, NameAttribute};
@@ -18,11 +19,13 @@ use tokio_rustls::TlsConnector;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
+use super::gmail::{self, Tab};
+use super::oauth::{sasl_response, TokenError, TokenSource, REFUSED_HOLD};
 use super::{
     find_token, find_token_in_value, from_address, report_up, wanted, Arrival, Disposition,
     FolderRole, WatchEvent,
 };
-use crate::config::{ImapInbox, TlsMode};
+use crate::config::{ImapAuth, ImapInbox, OAuthMechanism, Secret, TlsMode};
 
 type Stream = Either<TcpStream, TlsStream<TcpStream>>;
 
@@ -69,8 +72,14 @@ pub enum WatchError {
     #[error("tls: {0}")]
     Tls(String),
     /// The server refused the login.
-    #[error("login refused: {0}")]
-    Login(String),
+    #[error("login refused: {detail}{}", hint.map(|h| format!(" (hint: {h})")).unwrap_or_default())]
+    Login {
+        detail: String,
+        hint: Option<&'static str>,
+    },
+    /// No OAuth access token could be had.
+    #[error("{0}")]
+    OAuth(TokenError),
     /// The folder to watch does not exist.
     #[error("no {0} folder found (looked for SPECIAL-USE \\Junk and the usual names)")]
     NoFolder(&'static str),
@@ -92,6 +101,10 @@ pub struct ImapWatch {
     pub role: FolderRole,
     /// The configured spam folder name, instead of discovery.
     pub spam_folder: Option<String>,
+    /// The provider preset's spam folder names (UTF-8), tried after `\Junk`.
+    pub spam_folders: Vec<String>,
+    /// The seed's token source, for OAuth logins.
+    pub oauth: Option<Arc<TokenSource>>,
     /// Move evaluated probes here instead of deleting them.
     pub cleanup_folder: Option<String>,
     /// From addresses (lower-case) of apps whose verification mail is matched without a token.
@@ -115,6 +128,16 @@ pub async fn watch(w: ImapWatch) {
         match result {
             Ok(()) => return,
             Err(WatchError::RecorderGone) => return,
+            // The provider refused the refresh token or client: only the
+            // operator can fix that, so wait for a reload (or an hour)
+            // instead of retrying. The token source logged what to do.
+            Err(WatchError::OAuth(e)) if e.permanent() => {
+                tracing::warn!(seed = %w.seed, folder = w.role.as_str(), retry_in = ?REFUSED_HOLD, "inbox watcher waiting for a usable OAuth refresh token");
+                tokio::select! {
+                    _ = tokio::time::sleep(REFUSED_HOLD) => {}
+                    _ = w.stop.cancelled() => return,
+                }
+            }
             Err(e) => {
                 // A session that ran for a while was healthy: start the backoff over.
                 if started.elapsed() > BACKOFF_MAX {
@@ -140,7 +163,17 @@ async fn timed<T, E: Into<WatchError>>(
     }
 }
 
-async fn connect(cfg: &ImapInbox) -> Result<Session<Stream>, WatchError> {
+async fn connect(
+    cfg: &ImapInbox,
+    oauth: Option<&TokenSource>,
+) -> Result<Session<Stream>, WatchError> {
+    // A token first: without one there is no point in connecting.
+    let token = match (&cfg.auth, oauth) {
+        (ImapAuth::OAuth { .. }, Some(src)) => {
+            Some(src.token(None).await.map_err(WatchError::OAuth)?)
+        }
+        _ => None,
+    };
     let addr = format!("{}:{}", cfg.host, cfg.port);
     let tcp = timed(async {
         TcpStream::connect(&addr)
@@ -174,11 +207,11 @@ async fn connect(cfg: &ImapInbox) -> Result<Session<Stream>, WatchError> {
             // No greeting after STARTTLS (RFC 3501 §6.2.1).
             let secured = tls(plain.into_inner()).await?;
             let client = async_imap::Client::new(Either::Right(secured));
-            return login(client, cfg).await;
+            return login(client, cfg, oauth, token).await;
         }
     };
     read_greeting(&mut client).await?;
-    login(client, cfg).await
+    login(client, cfg, oauth, token).await
 }
 
 async fn read_greeting<T>(client: &mut async_imap::Client<T>) -> Result<(), WatchError>
@@ -196,23 +229,118 @@ where
 async fn login(
     client: async_imap::Client<Stream>,
     cfg: &ImapInbox,
+    oauth: Option<&TokenSource>,
+    token: Option<Secret>,
 ) -> Result<Session<Stream>, WatchError> {
-    match tokio::time::timeout(
-        COMMAND_TIMEOUT,
-        client.login(
-            &cfg.username,
-            match &cfg.auth {
-                crate::config::ImapAuth::Login(p) | crate::config::ImapAuth::Plain(p) => p.expose(),
-                crate::config::ImapAuth::OAuth { .. } => "",
-            },
-        ),
+    let refused = |e: async_imap::error::Error| WatchError::Login {
+        // The server's words only: async-imap's error never holds the credentials.
+        detail: e.to_string(),
+        hint: cfg.hint,
+    };
+    let session = match (&cfg.auth, oauth, token) {
+        (ImapAuth::Login(password), ..) => {
+            timed_auth(client.login(&cfg.username, password.expose())).await
+        }
+        (ImapAuth::Plain(password), ..) => {
+            let plain = SaslOnce::new(format!("\0{}\0{}", cfg.username, password.expose()), "");
+            timed_auth(client.authenticate("PLAIN", plain)).await
+        }
+        (ImapAuth::OAuth { mechanism, .. }, Some(src), Some(token)) => {
+            match timed_auth(
+                client.authenticate(mechanism.sasl_name(), bearer(cfg, *mechanism, &token)),
+            )
+            .await
+            {
+                Ok(Ok(s)) => Ok(Ok(s)),
+                // Refused: the token may have been revoked or expired early.
+                // Ask for a new one and try once more on the same connection.
+                Ok(Err((async_imap::error::Error::No(_), client))) => {
+                    let fresh = src.token(Some(&token)).await.map_err(WatchError::OAuth)?;
+                    timed_auth(
+                        client.authenticate(mechanism.sasl_name(), bearer(cfg, *mechanism, &fresh)),
+                    )
+                    .await
+                }
+                other => other,
+            }
+        }
+        (ImapAuth::OAuth { .. }, ..) => {
+            return Err(WatchError::OAuth(TokenError::Transient {
+                reason: "malformed",
+                detail: "no token source for this seed".into(),
+            }))
+        }
+    }?;
+    let mut session = session.map_err(|(e, _)| refused(e))?;
+    if cfg.imap_id {
+        identify(&mut session).await?;
+    }
+    Ok(session)
+}
+
+async fn timed_auth<T>(fut: impl std::future::Future<Output = T>) -> Result<T, WatchError> {
+    tokio::time::timeout(COMMAND_TIMEOUT, fut)
+        .await
+        .map_err(|_| WatchError::Timeout(COMMAND_TIMEOUT))
+}
+
+fn bearer(cfg: &ImapInbox, mechanism: OAuthMechanism, token: &Secret) -> SaslOnce {
+    // After a refusal, XOAUTH2 servers send a JSON error as a challenge and
+    // wait for an empty answer; OAUTHBEARER ones for a single %x01 (RFC 7628 §3.2.3).
+    let after_error = match mechanism {
+        OAuthMechanism::XOAuth2 => "",
+        OAuthMechanism::OAuthBearer => "\x01",
+    };
+    SaslOnce::new(
+        sasl_response(mechanism, &cfg.username, token, &cfg.host, cfg.port),
+        after_error,
     )
-    .await
-    {
-        Ok(Ok(s)) => Ok(s),
-        // The server's words only: async-imap's error never holds the password.
-        Ok(Err((e, _))) => Err(WatchError::Login(e.to_string())),
-        Err(_) => Err(WatchError::Timeout(COMMAND_TIMEOUT)),
+}
+
+/// A one-step SASL exchange: the response to the first challenge, then
+/// what to say to any further challenge (an error report).
+struct SaslOnce {
+    first: Option<String>,
+    after: &'static str,
+}
+
+impl SaslOnce {
+    fn new(first: String, after: &'static str) -> SaslOnce {
+        SaslOnce {
+            first: Some(first),
+            after,
+        }
+    }
+}
+
+impl async_imap::Authenticator for SaslOnce {
+    type Response = String;
+
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.first.take().unwrap_or_else(|| self.after.to_string())
+    }
+}
+
+/// Send IMAP ID (RFC 2971) where the server has it: NetEase refuses SELECT
+/// ("Unsafe Login") without it, Gmail asks clients to send it. Servers
+/// without ID are left alone.
+async fn identify(session: &mut Session<Stream>) -> Result<(), WatchError> {
+    let caps = timed(session.capabilities()).await?;
+    if !caps.has_str("ID") {
+        return Ok(());
+    }
+    let ours = [
+        ("name", Some("mailcanary")),
+        ("version", Some(env!("CARGO_PKG_VERSION"))),
+        ("vendor", Some("mailcanary")),
+    ];
+    match timed(session.id(ours)).await {
+        Ok(_) => Ok(()),
+        // A server that announces ID and then refuses it is odd but harmless.
+        Err(WatchError::Imap(
+            async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_),
+        )) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -222,12 +350,13 @@ async fn folder_for(
     session: &mut Session<Stream>,
     role: FolderRole,
     configured: Option<&str>,
+    preset: &[String],
 ) -> Result<String, WatchError> {
     if role == FolderRole::Inbox {
         return Ok("INBOX".to_string());
     }
     if let Some(name) = configured {
-        return Ok(name.to_string());
+        return Ok(mutf7(name));
     }
     let names: Vec<_> = timed(async {
         session
@@ -244,7 +373,12 @@ async fn folder_for(
     }) {
         return Ok(n.name().to_string());
     }
-    for wanted in SPAM_FOLDER_NAMES {
+    let preset: Vec<String> = preset.iter().map(|n| mutf7(n)).collect();
+    let candidates = preset
+        .iter()
+        .map(String::as_str)
+        .chain(SPAM_FOLDER_NAMES.iter().copied());
+    for wanted in candidates {
         for n in &names {
             let last = n
                 .delimiter()
@@ -259,20 +393,28 @@ async fn folder_for(
 }
 
 async fn session(w: &ImapWatch, ignored: &mut HashSet<u32>) -> Result<(), WatchError> {
-    let mut session = connect(&w.cfg).await?;
-    let folder = folder_for(&mut session, w.role, w.spam_folder.as_deref()).await?;
+    let mut session = connect(&w.cfg, w.oauth.as_deref()).await?;
+    let folder = folder_for(
+        &mut session,
+        w.role,
+        w.spam_folder.as_deref(),
+        &w.spam_folders,
+    )
+    .await?;
     timed(session.select(&folder)).await?;
     let caps = timed(session.capabilities()).await?;
     let caps = Caps {
         idle: caps.has_str("IDLE"),
         uidplus: caps.has_str("UIDPLUS"),
         mv: caps.has_str("MOVE"),
+        // Tabs exist in the inbox only.
+        gmail: caps.has_str(gmail::CAPABILITY) && w.role == FolderRole::Inbox,
     };
     let idle = caps.idle;
     if !report_up(&w.events, &w.seed, w.role, true).await {
         return Err(WatchError::RecorderGone);
     }
-    tracing::info!(seed = %w.seed, %folder, idle, "inbox watcher connected");
+    tracing::info!(seed = %w.seed, %folder, idle, gmail = caps.gmail, auth = w.cfg.auth.as_str(), "inbox watcher connected");
 
     let mut last_uid = 0u32;
     loop {
@@ -374,7 +516,14 @@ async fn handle_probe(
     let seen = SystemTime::now();
     let fetched: Vec<Fetch> = timed(async {
         session
-            .uid_fetch(uid.to_string(), "(UID INTERNALDATE BODY.PEEK[])")
+            .uid_fetch(
+                uid.to_string(),
+                if caps.gmail {
+                    "(UID INTERNALDATE X-GM-LABELS BODY.PEEK[])"
+                } else {
+                    "(UID INTERNALDATE BODY.PEEK[])"
+                },
+            )
             .await?
             .try_collect::<Vec<_>>()
             .await
@@ -390,6 +539,11 @@ async fn handle_probe(
         ignored.insert(uid);
         return Ok(());
     }
+    let tab = if caps.gmail {
+        gmail_tab(session, uid, f.gmail_labels().map(Vec::as_slice)).await?
+    } else {
+        None
+    };
     let stored = f
         .internal_date()
         .and_then(|d| u64::try_from(d.timestamp_millis()).ok())
@@ -402,7 +556,7 @@ async fn handle_probe(
             from,
             role: w.role,
             folder: folder.to_string(),
-            tab: None,
+            tab,
             seen,
             stored,
             stored_exact: false,
@@ -427,6 +581,67 @@ async fn handle_probe(
         }
     }
     Ok(())
+}
+
+/// The Gmail tab of an inbox message: from its labels where they name one,
+/// else by asking Gmail's search for each category (four short searches,
+/// only for probe messages in the inbox).
+async fn gmail_tab(
+    session: &mut Session<Stream>,
+    uid: u32,
+    labels: Option<&[std::borrow::Cow<'_, str>]>,
+) -> Result<Option<Tab>, WatchError> {
+    if let Some(tab) = labels.and_then(gmail::tab_from_labels) {
+        return Ok(Some(tab));
+    }
+    for tab in Tab::ALL {
+        let hits = timed(session.uid_search(format!("UID {uid} {}", tab.raw_query()))).await?;
+        if hits.contains(&uid) {
+            return Ok(Some(tab));
+        }
+    }
+    Ok(None)
+}
+
+/// A mailbox name in IMAP's modified UTF-7 (RFC 3501 §5.1.3), as servers
+/// list and expect them: printable ASCII stays, `&` becomes `&-`, and runs
+/// of other characters become `&` + base64 (with `,` for `/`) of their
+/// UTF-16BE + `-`.
+pub fn mutf7(name: &str) -> String {
+    use base64::Engine;
+    const ALPHABET: base64::alphabet::Alphabet = match base64::alphabet::Alphabet::new(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,",
+    ) {
+        Ok(a) => a,
+        Err(_) => panic!("valid alphabet"),
+    };
+    const ENGINE: base64::engine::GeneralPurpose =
+        base64::engine::GeneralPurpose::new(&ALPHABET, base64::engine::general_purpose::NO_PAD);
+    let mut out = String::with_capacity(name.len());
+    let mut run: Vec<u16> = Vec::new();
+    let flush = |run: &mut Vec<u16>, out: &mut String| {
+        if !run.is_empty() {
+            let bytes: Vec<u8> = run.iter().flat_map(|u| u.to_be_bytes()).collect();
+            out.push('&');
+            out.push_str(&ENGINE.encode(bytes));
+            out.push('-');
+            run.clear();
+        }
+    };
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut run, &mut out);
+            out.push(c);
+            if c == '&' {
+                out.push('-');
+            }
+        } else {
+            let mut buf = [0u16; 2];
+            run.extend_from_slice(c.encode_utf16(&mut buf));
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// `mailbox@host` of an ENVELOPE's first From address, lower-case.
@@ -489,6 +704,8 @@ struct Caps {
     idle: bool,
     uidplus: bool,
     mv: bool,
+    /// Gmail's extensions (labels, X-GM-RAW), in the inbox.
+    gmail: bool,
 }
 
 /// IMAP date for SEARCH SINCE (RFC 3501 §9: date = dd-Mon-yyyy).
@@ -501,6 +718,23 @@ fn imap_date(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mailbox_names_are_modified_utf7() {
+        // RFC 3501 §5.1.3's example, and the spam folders of QQ, NetEase and Mail.ru.
+        assert_eq!(
+            mutf7("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
+        assert_eq!(mutf7("垃圾邮件"), "&V4NXPpCuTvY-");
+        assert_eq!(mutf7("垃圾箱"), "&V4NXPnux-");
+        assert_eq!(mutf7("Спам"), "&BCEEPwQwBDw-");
+        assert_eq!(mutf7("Junk & Spam"), "Junk &- Spam");
+        assert_eq!(mutf7("[Gmail]/Spam"), "[Gmail]/Spam");
+        // Outside the BMP: a surrogate pair in one run.
+        assert_eq!(mutf7("a😀b"), "a&2D3eAA-b");
+        assert_eq!(mutf7(""), "");
+    }
 
     #[test]
     fn imap_dates() {

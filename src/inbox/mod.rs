@@ -8,8 +8,10 @@
 //! is found again on the next start. Mail without a known token is never
 //! touched.
 
+pub mod gmail;
 pub mod imap;
 pub mod maildir;
+pub mod oauth;
 
 use std::time::SystemTime;
 
@@ -44,9 +46,9 @@ pub struct Arrival {
     pub role: FolderRole,
     /// The server's folder name, for logs.
     pub folder: String,
-    /// Gmail category (`promotions`, `social`, `updates`, `forums`) when the
-    /// server exposes labels; the placement is then `tab`.
-    pub tab: Option<String>,
+    /// The Gmail category tab, when the server has Gmail's extensions and
+    /// the message is not in Primary; the placement is then `tab`.
+    pub tab: Option<gmail::Tab>,
     /// When mailcanary first saw it.
     pub seen: SystemTime,
     /// When the mailbox stored it: IMAP INTERNALDATE (1 s resolution) or the
@@ -78,6 +80,11 @@ pub enum WatchEvent {
         seed: String,
         role: FolderRole,
         up: bool,
+    },
+    /// A seed's OAuth token source refreshed its access token, or failed to.
+    OAuth {
+        seed: String,
+        outcome: oauth::TokenOutcome,
     },
 }
 

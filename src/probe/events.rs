@@ -43,6 +43,8 @@ pub enum ProbeEvent<'a> {
     Delivered {
         run: RunLabels<'a>,
         placement: Placement,
+        /// The Gmail tab, with placement `tab`.
+        tab: Option<crate::inbox::gmail::Tab>,
         folder: &'a str,
         /// Submit → mailbox (INTERNALDATE / file mtime), the histogram's value.
         latency: Duration,
@@ -69,6 +71,16 @@ pub enum ProbeEvent<'a> {
     Duplicate { run: RunLabels<'a> },
     /// A seed's watchers all connected (true) or one of them lost its connection.
     InboxUp { seed: &'a str, up: bool },
+    /// A seed's OAuth access token was refreshed.
+    OAuthRefreshed {
+        seed: &'a str,
+        expires: std::time::SystemTime,
+    },
+    /// A seed's OAuth token refresh failed.
+    OAuthRefreshFailed {
+        seed: &'a str,
+        error: &'a crate::inbox::oauth::TokenError,
+    },
 }
 
 impl ProbeEvent<'_> {
@@ -105,6 +117,7 @@ impl ProbeEvent<'_> {
             ProbeEvent::Delivered {
                 run,
                 placement,
+                tab,
                 folder,
                 latency,
                 seen_latency,
@@ -116,6 +129,7 @@ impl ProbeEvent<'_> {
                     probe = run.probe,
                     seed = run.seed,
                     placement = placement.as_str(),
+                    tab = tab.map(|t| t.as_str()),
                     folder,
                     latency_ms = latency.as_millis() as u64,
                     seen_latency_ms = seen_latency.as_millis() as u64,
@@ -127,6 +141,17 @@ impl ProbeEvent<'_> {
                     "probe delivered"
                 );
                 count_result(m, run, placement.as_str());
+                if let Some(tab) = tab {
+                    m.probe_tab
+                        .with_label_values(&[
+                            run.probe,
+                            run.sender,
+                            run.seed,
+                            run.provider,
+                            tab.as_str(),
+                        ])
+                        .inc();
+                }
                 if *placement == Placement::Expired {
                     m.arrived_after_expiry
                         .with_label_values(&[run.probe, run.sender, run.seed])
@@ -223,6 +248,35 @@ impl ProbeEvent<'_> {
                 }
                 m.inbox_up.with_label_values(&[seed]).set(i64::from(*up));
             }
+            ProbeEvent::OAuthRefreshed { seed, expires } => {
+                let at = expires
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let valid_for = expires
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                tracing::info!(
+                    seed,
+                    valid_for_s = valid_for.as_secs(),
+                    "oauth access token refreshed"
+                );
+                m.oauth_refreshes.with_label_values(&[seed]).inc();
+                m.oauth_token_expiry
+                    .with_label_values(&[seed])
+                    .set(i64::try_from(at).unwrap_or(i64::MAX));
+            }
+            ProbeEvent::OAuthRefreshFailed { seed, error } => {
+                if error.permanent() {
+                    // Until the operator acts there is no usable token.
+                    tracing::error!(seed, reason = error.reason(), "seed {seed}: {error}");
+                    m.oauth_token_expiry.with_label_values(&[seed]).set(0);
+                } else {
+                    tracing::warn!(seed, reason = error.reason(), error = %error, "oauth token refresh failed; retrying");
+                }
+                m.oauth_refresh_failures
+                    .with_label_values(&[seed, error.reason()])
+                    .inc();
+            }
         }
     }
 }
@@ -317,6 +371,30 @@ pub fn init_series(m: &Metrics, config: &crate::config::Config) {
                     p.as_str(),
                 ]);
             }
+            if provider == "gmail" {
+                for tab in crate::inbox::gmail::Tab::ALL {
+                    m.probe_tab.with_label_values(&[
+                        name.as_str(),
+                        &probe.sender,
+                        seed,
+                        provider,
+                        tab.as_str(),
+                    ]);
+                }
+            }
+        }
+    }
+    for (name, seed) in &config.seeds {
+        if let crate::config::Inbox::Imap(crate::config::ImapInbox {
+            auth: crate::config::ImapAuth::OAuth { .. },
+            ..
+        }) = &seed.inbox
+        {
+            m.oauth_refreshes.with_label_values(&[name.as_str()]);
+            for reason in crate::inbox::oauth::TokenError::REASONS {
+                m.oauth_refresh_failures
+                    .with_label_values(&[name.as_str(), reason]);
+            }
         }
     }
 }
@@ -339,6 +417,7 @@ mod tests {
         ProbeEvent::Delivered {
             run: run.clone(),
             placement: Placement::Inbox,
+            tab: None,
             folder: "INBOX",
             latency: Duration::from_secs(1),
             seen_latency: Duration::from_secs(1),

@@ -29,6 +29,7 @@ use super::record::{self, Finish, NewRun};
 use super::send::{SendFailure, SendReason, Sent, SmtpClient};
 use super::Placement;
 use crate::config::{Config, Inbox, Probe, Sender};
+use crate::inbox::oauth::TokenOutcome;
 use crate::inbox::{self, Arrival, Disposition, FolderRole, WatchEvent};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -471,6 +472,18 @@ impl Recorder {
                 }
                 .emit(&self.metrics);
             }
+            WatchEvent::OAuth { seed, outcome } => match outcome {
+                TokenOutcome::Refreshed { expires } => ProbeEvent::OAuthRefreshed {
+                    seed: &seed,
+                    expires,
+                }
+                .emit(&self.metrics),
+                TokenOutcome::Failed(error) => ProbeEvent::OAuthRefreshFailed {
+                    seed: &seed,
+                    error: &error,
+                }
+                .emit(&self.metrics),
+            },
             WatchEvent::Arrival(a) => {
                 let disposition = self.arrival(&a).await;
                 let _ = a.reply.send(disposition);
@@ -613,9 +626,11 @@ impl Recorder {
                 // The parsers do not panic; if one did, record the arrival without verdicts.
                 .unwrap_or_else(|_| crate::verdict::judge(b"", None));
         let dkim_local = self.reverify(&config, &a.raw).await;
-        let verdict_json = serde_json::to_string(
-            &serde_json::json!({ "receiver": &verdict, "dkim_local": dkim_local }),
-        )
+        let verdict_json = serde_json::to_string(&serde_json::json!({
+            "receiver": &verdict,
+            "dkim_local": dkim_local,
+            "tab": a.tab.map(|t| t.as_str()),
+        }))
         .ok();
         let placement = match (a.tab.is_some(), a.role) {
             (true, _) => Placement::Tab,
@@ -660,6 +675,7 @@ impl Recorder {
                             ProbeEvent::Delivered {
                                 run: run.clone(),
                                 placement,
+                                tab: a.tab.filter(|_| placement == Placement::Tab),
                                 folder: &a.folder,
                                 latency,
                                 seen_latency,
@@ -898,6 +914,30 @@ pub fn spawn_watchers(
                 _ => None,
             })
             .collect();
+        // One token source per OAuth seed, shared by its folder watchers.
+        let oauth = match &seed.inbox {
+            Inbox::Imap(cfg) => match &cfg.auth {
+                crate::config::ImapAuth::OAuth { client, .. } => {
+                    match inbox::oauth::TokenSource::new(
+                        name,
+                        client,
+                        Some(&config.daemon.state_dir),
+                        ch.watch.clone(),
+                    ) {
+                        Ok(src) => {
+                            tracker.spawn(src.clone().keep_fresh(stop.clone()));
+                            Some(src)
+                        }
+                        Err(e) => {
+                            tracing::error!(seed = %name, error = %e, "cannot set up the OAuth token client; seed not watched");
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
+            },
+            Inbox::Maildir(_) => None,
+        };
         for role in [FolderRole::Inbox, FolderRole::Spam] {
             match &seed.inbox {
                 Inbox::Imap(cfg) => {
@@ -905,6 +945,8 @@ pub fn spawn_watchers(
                         seed: name.clone(),
                         cfg: cfg.clone(),
                         role,
+                        spam_folders: seed.spam_folders.clone(),
+                        oauth: oauth.clone(),
                         spam_folder: seed.spam_folder.clone(),
                         cleanup_folder: seed.cleanup_folder.clone(),
                         match_from: match_from.clone(),
