@@ -17,7 +17,7 @@ set -euo pipefail
 usage() { echo "usage: $0 DIR stop|start|restart|pause|cont|status SERVICE | $0 DIR flush|status" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 D=$(realpath -m "$1"); CMD=$2; S=${3:-}
-ALL="prometheus postfix rspamd dovecot knot"
+ALL="prometheus postfix rspamd dovecot oauth knot"
 
 alive() {   # a live (non-zombie) process
   local st
@@ -73,7 +73,7 @@ stop() {
     for n in $(seq 50); do any_alive $pids || break; sleep 0.1; done
   fi
   ! any_alive $pids || { echo "ctl.sh: $1 still running: $pids" >&2; return 1; }
-  if [ "$1" = prometheus ]; then rm -f "$(cat "$D/svc/$1.pidfile")"; fi
+  if [ "$1" = prometheus ] || [ "$1" = oauth ]; then rm -f "$(cat "$D/svc/$1.pidfile")"; fi
 }
 start() {
   local a pid= n timeout=30
@@ -110,7 +110,7 @@ case "$CMD" in
   flush)   postqueue -c "$D/postfix/etc" -f; exit;;
   status)  status "$S"; exit;;
 esac
-case "$S" in dovecot|knot|postfix|rspamd|prometheus) ;; *) usage;; esac
+case "$S" in dovecot|knot|postfix|rspamd|prometheus|oauth) ;; *) usage;; esac
 case "$CMD" in
   stop)    stop "$S";;
   start|restart) start "$S";;

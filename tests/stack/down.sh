@@ -9,7 +9,7 @@ D=$(realpath -m "$1")
 CTL=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/ctl.sh
 [ -d "$D/svc" ] || exit 0
 rc=0
-for s in prometheus postfix rspamd dovecot knot; do
+for s in prometheus postfix rspamd dovecot oauth knot; do
   [ -f "$D/svc/$s.pidfile" ] || continue
   "$CTL" "$D" stop "$s" || rc=1
 done

@@ -27,7 +27,7 @@
 #   PROM_TARGETS_DIR PROM_RULES_DIR PROM_TLS_TARGETS_DIR (file_sd of job mailcanary-tls: https,
 #   trusting CA_CERT, basic auth PROM_SCRAPE_USER / the password in PROM_SCRAPE_PASSWORD_FILE)
 #   TLS_CERT TLS_KEY (a server cert for localhost and the listen IP, signed by CA_CERT) SENDER_DOMAIN SENDER_IP BAD_SENDER_IP DKIM_KEY (PEM, RSA 2048,
-#   new each run) DKIM_SELECTOR SEED_DOMAIN SEED_USERS SEED_PASS VOID_USER TEMPFAIL_USER AUTHSERV_ID SPAM_PATTERN
+#   new each run) DKIM_SELECTOR SEED_DOMAIN SEED_USERS OAUTH_USERS OAUTH_URL DOVECOT_LOG SEED_PASS VOID_USER TEMPFAIL_USER AUTHSERV_ID SPAM_PATTERN
 #   (GTUBE "add header" string: mail lands in Junk) REJECT_PATTERN (GTUBE "reject" string: the MX
 #   answers 554 5.7.1 at end of DATA) TLS_SERVER_NAME CA_CERT MAILDIR_ROOT (seedN's INBOX is
 #   MAILDIR_ROOT/seedN/Maildir/{new,cur}, Junk is .../Maildir/.Junk/{new,cur}) MAILDIR_PATTERN
@@ -105,6 +105,7 @@ AUTHSERV_ID=mx.seed.test
 SEED_USERS=seed1@seed.test,seed2@seed.test,seed3@seed.test,seed4@seed.test
 VOID_USER=void@seed.test
 TEMPFAIL_USER=tempfail@seed.test
+OAUTH_USERS=oauth1@seed.test,oauth2@seed.test,oauth3@seed.test,oauth4@seed.test,oauth5@seed.test
 for v in "$SEED_PASS" "$RELAY_USER" "$RELAY_PASS"; do
   [[ $v =~ ^[A-Za-z0-9._@+-]+$ ]] || { echo "up.sh: '$v' must match [A-Za-z0-9._@+-]+" >&2; exit 1; }
 done
@@ -121,7 +122,8 @@ IMAP_PORT ${IMAP_PORT:-10143}
 IMAPS_PORT ${IMAPS_PORT:-10993}
 RSPAMD_MILTER_PORT ${RSPAMD_MILTER_PORT:-11332}
 RSPAMD_NORMAL_PORT ${RSPAMD_NORMAL_PORT:-11333}
-RSPAMD_CONTROLLER_PORT ${RSPAMD_CONTROLLER_PORT:-11334}"
+RSPAMD_CONTROLLER_PORT ${RSPAMD_CONTROLLER_PORT:-11334}
+OAUTH_PORT ${OAUTH_PORT:-10880}"
 [ "$WITH_PROM" = 1 ] && PORTS="$PORTS
 PROM_PORT ${PROM_PORT:-19090}"
 
@@ -232,6 +234,9 @@ LMTP=$ADDR:$LMTP_PORT
 RSPAMD_MILTER=$ADDR:$RSPAMD_MILTER_PORT
 RSPAMD_NORMAL=$ADDR:$RSPAMD_NORMAL_PORT
 RSPAMD_CONTROLLER=$ADDR:$RSPAMD_CONTROLLER_PORT
+OAUTH_URL=http://$ADDR:$OAUTH_PORT
+OAUTH_USERS=$OAUTH_USERS
+DOVECOT_LOG=$D/log/dovecot.log
 PROMETHEUS=$PROMETHEUS
 PROM_TARGETS_DIR=$D/prom/targets
 PROM_RULES_DIR=$D/prom/rules
@@ -374,6 +379,8 @@ EOF
 
 # ---------- dovecot ----------
 { for u in ${SEED_USERS//,/ }; do echo "$u:{PLAIN}$SEED_PASS::::::"; done
+  # OAuth users log in with tokens only (the oauth2 passdb); their password is unusable.
+  for u in ${OAUTH_USERS//,/ }; do echo "$u:{PLAIN}$(head -c 24 /dev/urandom | base64 | tr -d '/+=')::::::"; done
   echo "$VOID_USER:{PLAIN}$SEED_PASS::::::userdb_sieve=$D/dovecot/sieve/void.sieve userdb_sieve_before=$D/dovecot/sieve/empty.sieve"
   echo "$RELAY_USER:{PLAIN}$RELAY_PASS::::::"
 } > "$D/dovecot/users"
@@ -399,14 +406,21 @@ ssl = yes
 ssl_cert = <$D/tls/chain.pem
 ssl_key = <$D/tls/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 first_valid_uid = 8
 mail_uid = mail
 mail_gid = mail
 mail_location = maildir:~/Maildir
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u $D/dovecot/users
+}
+# Tokens are checked against tests/oauth/provider.py (RFC 7662 introspection).
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $D/dovecot/oauth2.conf.ext
 }
 userdb {
   driver = passwd-file
@@ -453,6 +467,8 @@ service auth {
 }
 protocol imap {
   mail_max_userip_connections = 100
+  # Logs the ID fields clients send (tests read what mailcanary sends).
+  imap_id_log = *
 }
 protocol lmtp {
   mail_plugins = \$mail_plugins sieve
@@ -464,6 +480,15 @@ plugin {
   sieve_before = $D/dovecot/sieve/before.sieve
 }
 EOF
+cat > "$D/dovecot/oauth2.conf.ext" <<EOF
+introspection_mode = post
+introspection_url = http://$ADDR:$OAUTH_PORT/introspect
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+EOF
+chmod 644 "$D/dovecot/oauth2.conf.ext"
 for s in before void empty; do sievec -c "$D/dovecot/dovecot.conf" "$D/dovecot/sieve/$s.sieve"; done
 chmod 644 "$D/dovecot/sieve"/*
 svc dovecot "$D/dovecot/run/master.pid" "$ADDR:$IMAP_PORT $ADDR:$IMAPS_PORT $ADDR:$LMTP_PORT" <<EOF
@@ -526,7 +551,7 @@ EOF
 
 # ---------- postfix ----------
 P=$D/postfix/etc                           # must not contain the queue dir (postfix-script ownership checks)
-printf '%s OK\n' ${SEED_USERS//,/ } "$VOID_USER" > "$P/vmailbox"
+printf '%s OK\n' ${SEED_USERS//,/ } ${OAUTH_USERS//,/ } "$VOID_USER" > "$P/vmailbox"
 # TEMPFAIL_USER is answered 450 at RCPT on every listener: a temporary refusal for retry tests.
 printf '%s 450 4.2.1 Mailbox temporarily unavailable (mailcanary stack test)\n' "$TEMPFAIL_USER" > "$P/tempfail"
 cat > "$P/main.cf" <<EOF
@@ -665,10 +690,16 @@ echo \$! > "$D/prom/prometheus.pid"
 EOF
 fi
 
+# ---------- OAuth provider stand-in (token endpoint + introspection) ----------
+svc oauth "$D/oauth.pid" "$ADDR:$OAUTH_PORT" <<EOF
+setsid python3 "$HERE/../oauth/provider.py" "$ADDR" "$OAUTH_PORT" "$D" >>"$D/log/oauth.log" 2>&1 &
+echo \$! > "$D/oauth.pid"
+EOF
+
 # ---------- start everything at once, then wait ----------
 # rspamd's start command returns once its config is loaded (~12 s cold: TLD suffix hyperscan), postfix's
 # after its integrity checks (~2 s): all starters run in parallel.
-SERVICES="rspamd postfix knot dovecot"; [ "$WITH_PROM" = 1 ] && SERVICES="$SERVICES prometheus"
+SERVICES="rspamd postfix knot oauth dovecot"; [ "$WITH_PROM" = 1 ] && SERVICES="$SERVICES prometheus"
 declare -A STARTER
 for s in $SERVICES; do "$D/svc/$s.start" & STARTER[$s]=$!; done
 up() {  # up NAME SECONDS LINE
@@ -680,6 +711,7 @@ up() {  # up NAME SECONDS LINE
   say "$3"
 }
 up knot 30       "knot        dns         $ADDR:$DNS_PORT (udp+tcp)  control $D/knot/knot.sock"
+up oauth 30      "oauth       http        $ADDR:$OAUTH_PORT  (token endpoint, introspection)"
 up dovecot 30    "dovecot     imap        $ADDR:$IMAP_PORT  imaps $ADDR:$IMAPS_PORT  lmtp $ADDR:$LMTP_PORT"
 [ "$WITH_PROM" != 1 ] || up prometheus 60 "prometheus  http        $ADDR:$PROM_PORT"
 up postfix 30    "postfix     mx          $ADDR:$SMTP_PORT  relay-ok $ADDR:$RELAY_OK_PORT  relay-bad $ADDR:$RELAY_BAD_PORT  submission $ADDR:$SUBMISSION_PORT  submissions $ADDR:$SUBMISSIONS_PORT"
