@@ -162,6 +162,70 @@ fn the_shipped_example_configs_are_valid() {
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
+/// `probes/providers.toml` names its secrets by the paths systemd's
+/// `LoadCredential=` gives the service; here they are files in a temp dir.
+#[test]
+fn the_provider_example_config_is_valid() {
+    const CREDENTIALS: &str = "/run/credentials/mailcanary.service/";
+    let probes = Path::new(env!("CARGO_MANIFEST_DIR")).join("probes");
+    let text = std::fs::read_to_string(probes.join("providers.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = Vec::new();
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        if let Some((_, rest)) = line.split_once(CREDENTIALS) {
+            let name = rest.trim_end_matches('"');
+            std::fs::write(dir.path().join(name), format!("placeholder {name}\n")).unwrap();
+            names.push(name.to_string());
+        }
+    }
+    assert_eq!(names.len(), 6, "one credential per secret: {names:?}");
+    let local = dir.path().join("providers.toml");
+    std::fs::write(
+        &local,
+        text.replace(CREDENTIALS, &format!("{}/", dir.path().display()))
+            .replace(
+                "\"templates/",
+                &format!("\"{}/templates/", probes.display()),
+            ),
+    )
+    .unwrap();
+    let c = config::load(&local).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.probes["signup-en"].seeds, ["gmail1", "outlook1"]);
+    assert_eq!(c.probes["signup-zh"].seeds, ["qq1", "netease1"]);
+    let providers: Vec<&str> = c.seeds.values().map(|s| s.provider.as_str()).collect();
+    assert_eq!(providers, ["gmail", "163", "outlook", "qq"]);
+    let imap = |seed: &str| match &c.seeds[seed].inbox {
+        Inbox::Imap(i) => i.clone(),
+        Inbox::Maildir(_) => panic!("{seed} is IMAP"),
+    };
+    let gmail = imap("gmail1");
+    assert_eq!((gmail.host.as_str(), gmail.port), ("imap.gmail.com", 993));
+    let ImapAuth::OAuth { client, .. } = gmail.auth else {
+        panic!("gmail1 is an OAuth2 seed")
+    };
+    assert_eq!(client.token_url, "https://oauth2.googleapis.com/token");
+    assert_eq!(
+        client.client_secret.as_ref().map(|s| s.expose()),
+        Some("placeholder mailcanary_gmail-client-secret")
+    );
+    let ImapAuth::OAuth { client, .. } = imap("outlook1").auth else {
+        panic!("outlook1 is an OAuth2 seed")
+    };
+    assert!(client.client_secret.is_none(), "a public client");
+    assert_eq!(
+        client.token_url,
+        "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+    );
+    let netease = imap("netease1");
+    assert_eq!(netease.host, "imap.163.com");
+    assert_eq!(netease.username, "canary_seed1@163.com");
+    assert!(netease.imap_id);
+    assert!(matches!(netease.auth, ImapAuth::Login(_)));
+    assert_eq!(imap("qq1").host, "imap.qq.com");
+    assert_eq!(c.seeds["outlook1"].authserv_id.as_deref(), Some(""));
+}
+
 #[test]
 fn web_config_debug_output_shows_no_hashes_or_keys() {
     let main =
