@@ -211,6 +211,10 @@ pub struct Seed {
 
 /// How a seed's mailbox is watched; one variant per inbox kind.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per seed, built once per config load: boxing would buy nothing"
+)]
 pub enum Inbox {
     Imap(ImapInbox),
     Maildir(MaildirInbox),
