@@ -736,6 +736,125 @@ mod tests {
         assert_eq!(mutf7(""), "");
     }
 
+    /// Plays a recorded server transcript (tests/fixtures/imap) to one
+    /// client: checks each command the client sends against the "C:" line,
+    /// answers with the "S:" lines. Returns the commands it saw.
+    async fn replay(listener: tokio::net::TcpListener, transcript: String) -> Vec<String> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (sock, _) = listener.accept().await.unwrap();
+        let (r, mut w) = sock.into_split();
+        let mut lines = BufReader::new(r).lines();
+        let mut seen = Vec::new();
+        let mut tag = String::new();
+        for line in transcript.lines() {
+            if let Some(out) = line.strip_prefix("S: ") {
+                let mut out = out.replace("{tag}", &tag);
+                if let Some(start) = out.find("{BODY:") {
+                    let end = start + out[start..].find('}').unwrap();
+                    let token = &out[start + 6..end];
+                    let body = format!("Message-ID: <{token}@sender.test>\r\nFrom: no-reply@sender.test\r\nSubject: Your code\r\n\r\nYour code is 123456.\r\n");
+                    out = format!(
+                        "{}{{{}}}\r\n{body}{}",
+                        &out[..start],
+                        body.len(),
+                        &out[end + 1..]
+                    );
+                }
+                w.write_all(format!("{out}\r\n").as_bytes()).await.unwrap();
+            } else if let Some(want) = line.strip_prefix("C: ") {
+                let got = lines.next_line().await.unwrap().unwrap_or_default();
+                let (t, command) = got.split_once(' ').unwrap_or((&got, ""));
+                tag = t.to_string();
+                let ok = match want.strip_suffix("<any>") {
+                    Some(prefix) => command.starts_with(prefix),
+                    None => command == want,
+                };
+                assert!(ok, "client sent {command:?}, transcript wants {want:?}");
+                seen.push(command.to_string());
+            }
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn gmail_tabs_from_labels_and_x_gm_raw_in_a_recorded_session() {
+        let transcript = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/imap/gmail-tabs.txt"
+        ))
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(replay(listener, transcript));
+        let cfg = ImapInbox {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::None,
+            username: "canary.seed@gmail.com".into(),
+            auth: ImapAuth::Login(Secret::new("app-password".into())),
+            ca_file: None,
+            imap_id: true,
+            hint: None,
+        };
+        let mut session = connect(&cfg, None).await.expect("login");
+        // The spam folder by SPECIAL-USE, before any preset name.
+        let spam = folder_for(&mut session, FolderRole::Spam, None, &["Spam".into()])
+            .await
+            .unwrap();
+        assert_eq!(spam, "[Gmail]/Spam");
+        timed(session.select("INBOX")).await.unwrap();
+
+        let (events, mut rx) = mpsc::channel(8);
+        let w = ImapWatch {
+            seed: "gmail1".into(),
+            cfg: cfg.clone(),
+            role: FolderRole::Inbox,
+            spam_folder: None,
+            spam_folders: vec![],
+            oauth: None,
+            cleanup_folder: None,
+            match_from: vec![],
+            events,
+            stop: CancellationToken::new(),
+        };
+        let tabs = tokio::spawn(async move {
+            let mut tabs = Vec::new();
+            while let Some(WatchEvent::Arrival(a)) = rx.recv().await {
+                tabs.push((a.token.map(|t| t.to_string()), a.tab));
+                let _ = a.reply.send(Disposition::Keep);
+            }
+            tabs
+        });
+        let caps = Caps {
+            idle: true,
+            uidplus: true,
+            mv: true,
+            gmail: true,
+        };
+        let mut ignored = HashSet::new();
+        for uid in [7, 8, 9] {
+            handle_probe(&w, &mut session, "INBOX", uid, &mut ignored, caps)
+                .await
+                .unwrap();
+        }
+        timed(session.logout()).await.unwrap();
+        drop(w);
+        let seen = server.await.unwrap();
+        assert!(seen
+            .iter()
+            .any(|c| c.starts_with("ID (\"name\" \"mailcanary\"")));
+        let tabs = tabs.await.unwrap();
+        let t = |c: char| Some(format!("mc-{}", c.to_string().repeat(26)));
+        assert_eq!(
+            tabs,
+            vec![
+                (t('a'), Some(Tab::Promotions)),
+                (t('b'), Some(Tab::Social)),
+                (t('c'), None),
+            ]
+        );
+    }
+
     #[test]
     fn imap_dates() {
         assert_eq!(imap_date(UNIX_EPOCH), "1-Jan-1970");
