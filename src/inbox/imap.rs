@@ -761,6 +761,15 @@ mod tests {
                     );
                 }
                 w.write_all(format!("{out}\r\n").as_bytes()).await.unwrap();
+            } else if let Some(want) = line.strip_prefix("D: ") {
+                use base64::Engine;
+                let got = lines.next_line().await.unwrap().unwrap_or_default();
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(got.trim())
+                    .unwrap_or_default();
+                let got = String::from_utf8_lossy(&decoded).replace('\x01', "^A");
+                assert_eq!(got, want, "SASL response");
+                seen.push(got);
             } else if let Some(want) = line.strip_prefix("C: ") {
                 let got = lines.next_line().await.unwrap().unwrap_or_default();
                 let (t, command) = got.split_once(' ').unwrap_or((&got, ""));
@@ -853,6 +862,88 @@ mod tests {
                 (t('c'), None),
             ]
         );
+    }
+
+    /// A token endpoint that hands out `tokens` in turn (RFC 6749 §5.1
+    /// answers), one per connection.
+    async fn token_endpoint(tokens: &'static [&'static str]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            for token in tokens {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then the form body (Content-Length) in any chunks.
+                while !String::from_utf8_lossy(&req).contains("grant_type=refresh_token") {
+                    let n = sock.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                }
+                let body = format!(
+                    r#"{{"access_token":"{token}","expires_in":3599,"token_type":"Bearer"}}"#
+                );
+                let reply = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                sock.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_token_gmail_refuses_is_replaced_on_the_same_connection() {
+        let transcript = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/imap/gmail-xoauth2-refused.txt"
+        ))
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(replay(listener, transcript));
+        let client = crate::config::OAuthClient {
+            token_url: token_endpoint(&["ya29.first", "ya29.second"]).await,
+            client_id: "client".into(),
+            client_secret: Some(Secret::new("secret".into())),
+            refresh_token: Secret::new("1//refresh".into()),
+            scope: None,
+            ca_file: None,
+        };
+        let (events, mut rx) = mpsc::channel(8);
+        let source = TokenSource::new("gmail1", &client, None, events).unwrap();
+        let cfg = ImapInbox {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::None,
+            username: "canary.seed@gmail.com".into(),
+            auth: ImapAuth::OAuth {
+                mechanism: OAuthMechanism::XOAuth2,
+                client,
+            },
+            ca_file: None,
+            imap_id: true,
+            hint: None,
+        };
+        let mut session = connect(&cfg, Some(&source))
+            .await
+            .expect("second token accepted");
+        timed(session.logout()).await.unwrap();
+        let seen = server.await.unwrap();
+        assert!(
+            seen.contains(&String::new()),
+            "empty answer to the error challenge"
+        );
+        let mut refreshed = 0;
+        while let Ok(WatchEvent::OAuth { outcome, .. }) = rx.try_recv() {
+            assert!(matches!(
+                outcome,
+                super::super::oauth::TokenOutcome::Refreshed { .. }
+            ));
+            refreshed += 1;
+        }
+        assert_eq!(refreshed, 2, "the refused token was replaced once");
     }
 
     #[test]

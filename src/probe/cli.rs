@@ -207,6 +207,9 @@ fn line(r: &RunResult) -> String {
     if let Some(f) = &r.folder {
         s.push_str(&format!(", folder {f}"));
     }
+    if let Some(t) = &r.tab {
+        s.push_str(&format!(", tab {t}"));
+    }
     if !r.auth.is_empty() {
         let v: Vec<String> = r
             .auth

@@ -129,6 +129,9 @@ pub struct RunResult {
     /// The bounded send-failure reason.
     pub reason: Option<String>,
     pub folder: Option<String>,
+    /// The Gmail category tab (`promotions`, `social`, `updates`, `forums`)
+    /// when the outcome is `tab`.
+    pub tab: Option<String>,
     pub latency_seconds: Option<f64>,
     pub seen_latency_seconds: Option<f64>,
     /// The receiver's verdict per method (`spf`, `dkim`, `dmarc`, `arc`).
@@ -297,7 +300,8 @@ impl Recorder {
         token: &str,
         outcome: &str,
         reason: Option<&str>,
-        folder: Option<&str>,
+        // The folder, and the Gmail tab with placement `tab`.
+        place: Option<(&str, Option<inbox::gmail::Tab>)>,
         latency: Option<(Duration, Duration)>,
         verdict: Option<(&crate::verdict::Verdict, &'static str)>,
         times: [Option<i64>; 3],
@@ -331,7 +335,8 @@ impl Recorder {
             provider: run.provider.to_string(),
             outcome: outcome.to_string(),
             reason: reason.map(str::to_string),
-            folder: folder.map(str::to_string),
+            folder: place.map(|(f, _)| f.to_string()),
+            tab: place.and_then(|(_, t)| t).map(|t| t.as_str().to_string()),
             latency_seconds: latency.map(|l| l.0.as_secs_f64()),
             seen_latency_seconds: latency.map(|l| l.1.as_secs_f64()),
             auth,
@@ -689,7 +694,7 @@ impl Recorder {
                                 &token,
                                 placement.as_str(),
                                 None,
-                                Some(&a.folder),
+                                Some((&a.folder, a.tab.filter(|_| placement == Placement::Tab))),
                                 Some((latency, seen_latency)),
                                 Some((&verdict, dkim_local)),
                                 [Some(open.submitted_ms), stored_ms, Some(seen_ms)],
@@ -753,7 +758,7 @@ impl Recorder {
                     &token,
                     "late",
                     None,
-                    Some(&a.folder),
+                    Some((&a.folder, None)),
                     Some((latency, seen_latency)),
                     Some((&verdict, dkim_local)),
                     [Some(row.submitted_ms), stored_ms, Some(seen_ms)],
