@@ -26,7 +26,12 @@ struct Client {
 
 impl Client {
     fn register(stack: &Stack, user: &str, ttl: u64) -> Client {
-        let body = serde_json::json!({ "user": user, "ttl": ttl }).to_string();
+        Client::register_with(stack, user, ttl, false)
+    }
+
+    /// `rotate`: every refresh answers with a new refresh token, as at Microsoft.
+    fn register_with(stack: &Stack, user: &str, ttl: u64, rotate: bool) -> Client {
+        let body = serde_json::json!({ "user": user, "ttl": ttl, "rotate": rotate }).to_string();
         let out = admin(stack, "POST", "/admin/clients", Some(&body));
         let v: serde_json::Value = serde_json::from_str(&out).expect("provider JSON");
         let c = Client {
@@ -166,10 +171,33 @@ fn inbox_results(d: &Daemon, probe: &str, seed: &str) -> f64 {
 }
 
 fn with_trace_logs(path: &Path) -> Command {
-    // The most verbose logs there are: no secret may show even here.
+    // The most verbose logs there are, the IMAP client's protocol trace
+    // asked for by name: no secret may show even here.
     let mut cmd = common::command(path);
-    cmd.env("MAILCANARY_LOG", "trace");
+    cmd.env("MAILCANARY_LOG", "trace,async_imap::imap_stream=trace");
     cmd
+}
+
+/// No line of the IMAP client's protocol trace (which shows LOGIN and
+/// AUTHENTICATE arguments, base64 or not) in `logs`, while other crates'
+/// `log` records do come through at trace level.
+fn assert_no_protocol_trace(logs: &str) {
+    let below_info =
+        |l: &&str| l.contains(r#""level":"TRACE""#) || l.contains(r#""level":"DEBUG""#);
+    let bridged = logs
+        .lines()
+        .filter(below_info)
+        .any(|l| l.contains(r#""target":"reqwest"#) || l.contains(r#""log.target":"reqwest"#));
+    assert!(bridged, "no debug line from reqwest: is trace level on?");
+    let leaked: Vec<&str> = logs
+        .lines()
+        .filter(below_info)
+        .filter(|l| l.contains("async_imap") || l.contains("imap_proto"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "IMAP protocol trace in the logs: {leaked:?}"
+    );
 }
 
 #[test]
@@ -247,6 +275,7 @@ fn xoauth2_and_oauthbearer_logins_watch_the_inbox_and_identify_with_imap_id() {
         c.assert_not_in(&d.logs(), "the daemon's logs");
         c.assert_not_in(&d.get("/metrics").1, "the metrics");
     }
+    assert_no_protocol_trace(&d.logs());
 }
 
 #[test]
@@ -297,6 +326,9 @@ fn tokens_are_refreshed_before_expiry_and_the_watch_goes_on_after_a_reconnect() 
         "no new logins after the kick; logs:\n{}",
         d.logs()
     );
+    // The tokens presented after the reconnect were live: renewed ahead of
+    // expiry, not replaced after a refusal.
+    assert_eq!(c.stats(stack, "inactive"), 0, "a dead token was presented");
     let delivered = inbox_results(&d, "ot", "ot");
     assert!(
         wait_until(WAIT, || inbox_results(&d, "ot", "ot") >= delivered + 1.0),
@@ -412,5 +444,60 @@ fn a_revoked_refresh_token_is_an_actionable_error_without_a_retry_loop() {
         .filter(|l| l.contains("imap"))
         .collect();
     assert!(imap.is_empty(), "IMAP logins without a token: {imap:?}");
+    c.assert_not_in(&d.logs(), "the daemon's logs");
+}
+
+#[test]
+fn a_rotated_refresh_token_is_kept_across_restarts() {
+    let stack = Stack::get();
+    let user = "oauth1@seed.test";
+    let c = Client::register_with(stack, user, 3600, true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailcanary.toml");
+    let config = stack_config(
+        stack,
+        &format!(
+            "{}{}",
+            c.seed(stack, "ork", user, "xoauth2"),
+            probe("orkp", "ok", &["ork"], "30s", &template("verification-en")),
+        ),
+    );
+    std::fs::write(
+        &path,
+        config.replace("{dir}", &dir.path().display().to_string()),
+    )
+    .unwrap();
+    let up = series("mailcanary_inbox_up", &[("seed", "ork")]);
+    {
+        let d = Daemon::start_at(&path);
+        assert!(d.wait_metric(&up, 1.0, WAIT), "logs:\n{}", d.logs());
+    }
+    let kept = dir.path().join("state/oauth/ork.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&kept)
+            .expect("kept token file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert!(
+        !text.contains(&c.refresh_token),
+        "the file holds the rotated token, not the configured one"
+    );
+    // The configured token is gone at the provider: only the kept one works.
+    c.revoke(stack, "original");
+    let d = Daemon::start_at(&path);
+    assert!(
+        d.wait_metric(&up, 1.0, WAIT),
+        "restart did not use the kept token; logs:\n{}",
+        d.logs()
+    );
+    assert_eq!(
+        d.metric(&series(
+            "mailcanary_oauth_refresh_failures_total",
+            &[("seed", "ork"), ("reason", "revoked")]
+        )),
+        Some(0.0)
+    );
     c.assert_not_in(&d.logs(), "the daemon's logs");
 }

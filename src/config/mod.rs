@@ -582,7 +582,6 @@ fn drop_in_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Configured names become metric label values, so they are kept short and plain.
 /// Whether a URL's host is a loopback address or `localhost`.
 fn is_loopback_host(u: &reqwest::Url) -> bool {
     let Some(host) = u.host_str() else {
@@ -595,6 +594,7 @@ fn is_loopback_host(u: &reqwest::Url) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Configured names become metric label values, so they are kept short and plain.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -1368,6 +1368,9 @@ impl Check<'_> {
     fn token_url(&mut self, src: &Source, key: &str, v: &Spanned<String>) -> Option<String> {
         let problem = match reqwest::Url::parse(v.get_ref()) {
             Err(e) => format!("{:?} is not a URL: {e}", v.get_ref()),
+            Ok(u) if u.query().is_some() || !u.username().is_empty() || u.password().is_some() => {
+                "the token endpoint URL must not carry a query or credentials (they would show in error messages); put the client secret in client_secret_file".to_string()
+            }
             Ok(u) if u.scheme() == "https" => return Some(v.get_ref().clone()),
             Ok(u) if u.scheme() == "http" && is_loopback_host(&u) => {
                 return Some(v.get_ref().clone())

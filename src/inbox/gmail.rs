@@ -3,11 +3,13 @@
 //!
 //! Gmail files inbox mail under Primary, Promotions, Social, Updates or
 //! Forums. A code in Promotions is as good as lost for many users, so it is
-//! its own placement, `tab`, with the tab as a bounded label. The tab shows
-//! as a `CATEGORY_*` label in `X-GM-LABELS` where Gmail exposes it, and is
-//! otherwise found with Gmail's own search syntax through `X-GM-RAW`
-//! (`category:promotions`), see
-//! <https://developers.google.com/gmail/imap/imap-extensions>.
+//! its own placement, `tab`, with the tab as a bounded label. Gmail's
+//! documented way to tell is its own search syntax through `X-GM-RAW`
+//! (`category:promotions`, see
+//! <https://developers.google.com/gmail/imap/imap-extensions>); a label in
+//! `X-GM-LABELS` that names a tab (`CATEGORY_PROMOTIONS`, the Gmail API's
+//! id, which IMAP is not documented to show) is believed first and saves
+//! the searches.
 
 use std::borrow::Cow;
 

@@ -6,6 +6,7 @@
 //! treated like one that dropped the connection.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,12 +21,14 @@ use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 use super::gmail::{self, Tab};
-use super::oauth::{sasl_response, TokenError, TokenSource, REFUSED_HOLD};
+use super::oauth::{TokenSource, REFUSED_HOLD};
+use super::sasl;
 use super::{
     find_token, find_token_in_value, from_address, report_up, wanted, Arrival, Disposition,
     FolderRole, WatchEvent,
 };
 use crate::config::{ImapAuth, ImapInbox, OAuthMechanism, Secret, TlsMode};
+use crate::inbox::oauth::TokenError;
 
 type Stream = Either<TcpStream, TlsStream<TcpStream>>;
 
@@ -103,14 +106,44 @@ pub struct ImapWatch {
     pub spam_folder: Option<String>,
     /// The provider preset's spam folder names (UTF-8), tried after `\Junk`.
     pub spam_folders: Vec<String>,
-    /// The seed's token source, for OAuth logins.
-    pub oauth: Option<Arc<TokenSource>>,
+    /// How to log in (with the seed's token source for OAuth).
+    pub login: Login,
     /// Move evaluated probes here instead of deleting them.
     pub cleanup_folder: Option<String>,
     /// From addresses (lower-case) of apps whose verification mail is matched without a token.
     pub match_from: Vec<String>,
     pub events: mpsc::Sender<WatchEvent>,
     pub stop: CancellationToken,
+}
+
+/// How a watcher logs in: the configured method, with the seed's shared
+/// token source for the bearer mechanisms.
+#[derive(Clone)]
+pub enum Login {
+    /// The LOGIN command.
+    Password(Secret),
+    /// SASL PLAIN.
+    Plain(Secret),
+    /// SASL XOAUTH2 / OAUTHBEARER with tokens from `source`.
+    Bearer {
+        mechanism: OAuthMechanism,
+        source: Arc<TokenSource>,
+    },
+}
+
+impl Login {
+    /// The login for `auth`; `source` is the seed's token source, which
+    /// the bearer mechanisms need.
+    pub fn new(auth: &ImapAuth, source: Option<Arc<TokenSource>>) -> Option<Login> {
+        Some(match auth {
+            ImapAuth::Login(p) => Login::Password(p.clone()),
+            ImapAuth::Plain(p) => Login::Plain(p.clone()),
+            ImapAuth::OAuth { mechanism, .. } => Login::Bearer {
+                mechanism: *mechanism,
+                source: source?,
+            },
+        })
+    }
 }
 
 /// Watch until `stop` is cancelled, reconnecting with backoff.
@@ -163,15 +196,10 @@ async fn timed<T, E: Into<WatchError>>(
     }
 }
 
-async fn connect(
-    cfg: &ImapInbox,
-    oauth: Option<&TokenSource>,
-) -> Result<Session<Stream>, WatchError> {
+async fn connect(cfg: &ImapInbox, how: &Login) -> Result<Session<Stream>, WatchError> {
     // A token first: without one there is no point in connecting.
-    let token = match (&cfg.auth, oauth) {
-        (ImapAuth::OAuth { .. }, Some(src)) => {
-            Some(src.token(None).await.map_err(WatchError::OAuth)?)
-        }
+    let token = match how {
+        Login::Bearer { source, .. } => Some(source.token(None).await.map_err(WatchError::OAuth)?),
         _ => None,
     };
     let addr = format!("{}:{}", cfg.host, cfg.port);
@@ -207,11 +235,11 @@ async fn connect(
             // No greeting after STARTTLS (RFC 3501 §6.2.1).
             let secured = tls(plain.into_inner()).await?;
             let client = async_imap::Client::new(Either::Right(secured));
-            return login(client, cfg, oauth, token).await;
+            return login(client, cfg, how, token).await;
         }
     };
     read_greeting(&mut client).await?;
-    login(client, cfg, oauth, token).await
+    login(client, cfg, how, token).await
 }
 
 async fn read_greeting<T>(client: &mut async_imap::Client<T>) -> Result<(), WatchError>
@@ -229,7 +257,7 @@ where
 async fn login(
     client: async_imap::Client<Stream>,
     cfg: &ImapInbox,
-    oauth: Option<&TokenSource>,
+    how: &Login,
     token: Option<Secret>,
 ) -> Result<Session<Stream>, WatchError> {
     let refused = |e: async_imap::error::Error| WatchError::Login {
@@ -237,37 +265,40 @@ async fn login(
         detail: e.to_string(),
         hint: cfg.hint,
     };
-    let session = match (&cfg.auth, oauth, token) {
-        (ImapAuth::Login(password), ..) => {
+    let session = match (how, token) {
+        (Login::Password(password), _) => {
             timed_auth(client.login(&cfg.username, password.expose())).await
         }
-        (ImapAuth::Plain(password), ..) => {
+        (Login::Plain(password), _) => {
             let plain = SaslOnce::new(format!("\0{}\0{}", cfg.username, password.expose()), "");
-            timed_auth(client.authenticate("PLAIN", plain)).await
+            timed_auth(client.authenticate("PLAIN", plain.0)).await
         }
-        (ImapAuth::OAuth { mechanism, .. }, Some(src), Some(token)) => {
-            match timed_auth(
-                client.authenticate(mechanism.sasl_name(), bearer(cfg, *mechanism, &token)),
-            )
-            .await
-            {
-                Ok(Ok(s)) => Ok(Ok(s)),
-                // Refused: the token may have been revoked or expired early.
-                // Ask for a new one and try once more on the same connection.
-                Ok(Err((async_imap::error::Error::No(_), client))) => {
-                    let fresh = src.token(Some(&token)).await.map_err(WatchError::OAuth)?;
-                    timed_auth(
-                        client.authenticate(mechanism.sasl_name(), bearer(cfg, *mechanism, &fresh)),
-                    )
-                    .await
+        (Login::Bearer { mechanism, source }, Some(token)) => {
+            let (sasl, challenged) = bearer(cfg, *mechanism, &token);
+            match timed_auth(client.authenticate(mechanism.sasl_name(), sasl)).await? {
+                Ok(s) => Ok(Ok(s)),
+                // The token was refused (revoked or expired early): ask for a
+                // new one and try once more on the same connection. Other
+                // refusals (IMAP disabled, a wrong user name) keep the token.
+                Err((async_imap::error::Error::No(text), client))
+                    if challenged.load(Ordering::Relaxed)
+                        || text.contains("AUTHENTICATIONFAILED") =>
+                {
+                    let fresh = source
+                        .token(Some(&token))
+                        .await
+                        .map_err(WatchError::OAuth)?;
+                    let (sasl, _) = bearer(cfg, *mechanism, &fresh);
+                    timed_auth(client.authenticate(mechanism.sasl_name(), sasl)).await
                 }
-                other => other,
+                Err(other) => Ok(Err(other)),
             }
         }
-        (ImapAuth::OAuth { .. }, ..) => {
+        // `connect` fetched the token; without one there was no connection.
+        (Login::Bearer { .. }, None) => {
             return Err(WatchError::OAuth(TokenError::Transient {
-                reason: "malformed",
-                detail: "no token source for this seed".into(),
+                reason: crate::inbox::oauth::Transient::Network,
+                detail: "no access token".into(),
             }))
         }
     }?;
@@ -284,7 +315,11 @@ async fn timed_auth<T>(fut: impl std::future::Future<Output = T>) -> Result<T, W
         .map_err(|_| WatchError::Timeout(COMMAND_TIMEOUT))
 }
 
-fn bearer(cfg: &ImapInbox, mechanism: OAuthMechanism, token: &Secret) -> SaslOnce {
+fn bearer(
+    cfg: &ImapInbox,
+    mechanism: OAuthMechanism,
+    token: &Secret,
+) -> (SaslOnce, Arc<AtomicBool>) {
     // After a refusal, XOAUTH2 servers send a JSON error as a challenge and
     // wait for an empty answer; OAUTHBEARER ones for a single %x01 (RFC 7628 §3.2.3).
     let after_error = match mechanism {
@@ -292,24 +327,28 @@ fn bearer(cfg: &ImapInbox, mechanism: OAuthMechanism, token: &Secret) -> SaslOnc
         OAuthMechanism::OAuthBearer => "\x01",
     };
     SaslOnce::new(
-        sasl_response(mechanism, &cfg.username, token, &cfg.host, cfg.port),
+        sasl::bearer_response(mechanism, &cfg.username, token, &cfg.host, cfg.port),
         after_error,
     )
 }
 
 /// A one-step SASL exchange: the response to the first challenge, then
-/// what to say to any further challenge (an error report).
+/// what to say to any further challenge (an error report), which it notes.
 struct SaslOnce {
     first: Option<String>,
     after: &'static str,
+    challenged: Arc<AtomicBool>,
 }
 
 impl SaslOnce {
-    fn new(first: String, after: &'static str) -> SaslOnce {
-        SaslOnce {
+    fn new(first: String, after: &'static str) -> (SaslOnce, Arc<AtomicBool>) {
+        let challenged = Arc::new(AtomicBool::new(false));
+        let sasl = SaslOnce {
             first: Some(first),
             after,
-        }
+            challenged: challenged.clone(),
+        };
+        (sasl, challenged)
     }
 }
 
@@ -317,7 +356,13 @@ impl async_imap::Authenticator for SaslOnce {
     type Response = String;
 
     fn process(&mut self, _challenge: &[u8]) -> String {
-        self.first.take().unwrap_or_else(|| self.after.to_string())
+        match self.first.take() {
+            Some(first) => first,
+            None => {
+                self.challenged.store(true, Ordering::Relaxed);
+                self.after.to_string()
+            }
+        }
     }
 }
 
@@ -336,11 +381,18 @@ async fn identify(session: &mut Session<Stream>) -> Result<(), WatchError> {
     ];
     match timed(session.id(ours)).await {
         Ok(_) => Ok(()),
-        // A server that announces ID and then refuses it is odd but harmless.
-        Err(WatchError::Imap(
-            async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_),
-        )) => Ok(()),
-        Err(e) => Err(e),
+        // A broken connection ends the session; a server that announces ID
+        // and then refuses it, or answers it oddly, is only noted.
+        Err(
+            e @ (WatchError::Timeout(_)
+            | WatchError::Imap(
+                async_imap::error::Error::Io(_) | async_imap::error::Error::ConnectionLost,
+            )),
+        ) => Err(e),
+        Err(e) => {
+            tracing::debug!(error = %e, "IMAP ID not accepted");
+            Ok(())
+        }
     }
 }
 
@@ -356,7 +408,7 @@ async fn folder_for(
         return Ok("INBOX".to_string());
     }
     if let Some(name) = configured {
-        return Ok(mutf7(name));
+        return Ok(mailbox_name(name));
     }
     let names: Vec<_> = timed(async {
         session
@@ -373,7 +425,7 @@ async fn folder_for(
     }) {
         return Ok(n.name().to_string());
     }
-    let preset: Vec<String> = preset.iter().map(|n| mutf7(n)).collect();
+    let preset: Vec<String> = preset.iter().map(|n| mailbox_name(n)).collect();
     let candidates = preset
         .iter()
         .map(String::as_str)
@@ -384,7 +436,15 @@ async fn folder_for(
                 .delimiter()
                 .and_then(|d| n.name().rsplit(d).next())
                 .unwrap_or(n.name());
-            if n.name().eq_ignore_ascii_case(wanted) || last.eq_ignore_ascii_case(wanted) {
+            // Encoded names compare exactly: their base64 is case-sensitive.
+            let same = |a: &str| {
+                if wanted.contains('&') {
+                    a == wanted
+                } else {
+                    a.eq_ignore_ascii_case(wanted)
+                }
+            };
+            if same(n.name()) || same(last) {
                 return Ok(n.name().to_string());
             }
         }
@@ -393,7 +453,7 @@ async fn folder_for(
 }
 
 async fn session(w: &ImapWatch, ignored: &mut HashSet<u32>) -> Result<(), WatchError> {
-    let mut session = connect(&w.cfg, w.oauth.as_deref()).await?;
+    let mut session = connect(&w.cfg, &w.login).await?;
     let folder = folder_for(
         &mut session,
         w.role,
@@ -568,7 +628,13 @@ async fn handle_probe(
     match tokio::time::timeout(RECORD_TIMEOUT, answer).await {
         Ok(Ok(Disposition::Remove)) => {
             // Delete or move, never mark as "not spam": that would train the filter.
-            remove(session, uid, w.cleanup_folder.as_deref(), caps).await?;
+            remove(
+                session,
+                uid,
+                w.cleanup_folder.as_deref().map(mailbox_name).as_deref(),
+                caps,
+            )
+            .await?;
             ignored.insert(uid);
         }
         Ok(Ok(Disposition::Keep)) => {
@@ -601,6 +667,17 @@ async fn gmail_tab(
         }
     }
     Ok(None)
+}
+
+/// A configured mailbox name as the server knows it: names with
+/// non-ASCII characters are encoded; ASCII names are taken as written, so a
+/// name given already encoded (`&V4NXPpCuTvY-`) keeps working.
+pub fn mailbox_name(name: &str) -> String {
+    if name.is_ascii() {
+        name.to_string()
+    } else {
+        mutf7(name)
+    }
 }
 
 /// A mailbox name in IMAP's modified UTF-7 (RFC 3501 §5.1.3), as servers
@@ -805,7 +882,8 @@ mod tests {
             imap_id: true,
             hint: None,
         };
-        let mut session = connect(&cfg, None).await.expect("login");
+        let login = Login::new(&cfg.auth, None).unwrap();
+        let mut session = connect(&cfg, &login).await.expect("login");
         // The spam folder by SPECIAL-USE, before any preset name.
         let spam = folder_for(&mut session, FolderRole::Spam, None, &["Spam".into()])
             .await
@@ -820,7 +898,7 @@ mod tests {
             role: FolderRole::Inbox,
             spam_folder: None,
             spam_folders: vec![],
-            oauth: None,
+            login,
             cleanup_folder: None,
             match_from: vec![],
             events,
@@ -926,9 +1004,8 @@ mod tests {
             imap_id: true,
             hint: None,
         };
-        let mut session = connect(&cfg, Some(&source))
-            .await
-            .expect("second token accepted");
+        let login = Login::new(&cfg.auth, Some(source)).unwrap();
+        let mut session = connect(&cfg, &login).await.expect("second token accepted");
         timed(session.logout()).await.unwrap();
         let seen = server.await.unwrap();
         assert!(

@@ -12,6 +12,7 @@ pub mod gmail;
 pub mod imap;
 pub mod maildir;
 pub mod oauth;
+pub mod sasl;
 
 use std::time::SystemTime;
 

@@ -17,7 +17,7 @@
 //! Tokens are [`Secret`]s: never logged, never in errors or metrics.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, Mutex};
@@ -36,6 +36,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Lifetime assumed when the endpoint does not say (`expires_in` is only
 /// RECOMMENDED, RFC 6749 §5.1); Google and Microsoft issue one hour.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// Lifetimes are held to this range: a hostile or broken endpoint can
+/// neither make the source ask every second nor overflow a clock.
+const LIFETIME_MIN: Duration = Duration::from_secs(10);
+const LIFETIME_MAX: Duration = Duration::from_secs(86_400);
 /// Error descriptions from the endpoint are cut to this many characters.
 const DETAIL_MAX: usize = 200;
 
@@ -49,11 +53,38 @@ pub enum TokenError {
     #[error("the token endpoint refused the OAuth client ({detail}). Check the seed's oauth.client_id and client_secret_file against the provider's app registration, then reload mailcanary")]
     InvalidClient { detail: String },
     /// Anything that may pass: network, timeouts, 5xx, garbage answers.
-    #[error("token refresh failed ({reason}): {detail}")]
-    Transient {
-        reason: &'static str,
-        detail: String,
-    },
+    #[error("token refresh failed ({}): {detail}", reason.as_str())]
+    Transient { reason: Transient, detail: String },
+}
+
+/// Why a refresh failed for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transient {
+    /// Another 4xx error (`invalid_scope`, `invalid_request`, ...).
+    Http4xx,
+    Http5xx,
+    /// A status the grant never answers with (1xx, 3xx).
+    HttpOther,
+    Timeout,
+    Connect,
+    /// Any other transport failure (TLS, a body cut short).
+    Network,
+    /// A 2xx that is not a token response.
+    Malformed,
+}
+
+impl Transient {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transient::Http4xx => "http_4xx",
+            Transient::Http5xx => "http_5xx",
+            Transient::HttpOther => "http_other",
+            Transient::Timeout => "timeout",
+            Transient::Connect => "connect",
+            Transient::Network => "network",
+            Transient::Malformed => "malformed",
+        }
+    }
 }
 
 impl TokenError {
@@ -62,7 +93,7 @@ impl TokenError {
         match self {
             TokenError::Revoked { .. } => "revoked",
             TokenError::InvalidClient { .. } => "invalid_client",
-            TokenError::Transient { reason, .. } => reason,
+            TokenError::Transient { reason, .. } => reason.as_str(),
         }
     }
 
@@ -77,10 +108,21 @@ impl TokenError {
         "invalid_client",
         "http_4xx",
         "http_5xx",
+        "http_other",
         "timeout",
         "connect",
+        "network",
         "malformed",
     ];
+}
+
+/// Why a token source could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot use CA file {path}: {message}")]
+    CaFile { path: String, message: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
 }
 
 /// What the source tells the recorder (which owns metrics and logs).
@@ -102,7 +144,6 @@ struct Fresh {
 
 struct State {
     access: Option<Fresh>,
-    refresh_token: Secret,
     /// A refusal, repeated without asking until the instant.
     refused: Option<(Instant, TokenError)>,
 }
@@ -112,7 +153,11 @@ pub struct TokenSource {
     seed: String,
     client: OAuthClient,
     http: reqwest::Client,
+    /// Held across a refresh, so concurrent callers wait for one request.
     state: Mutex<State>,
+    /// The refresh token in use. Apart from `state`: a rotated token is
+    /// taken in by the request task even when its caller was cancelled.
+    refresh_token: SyncMutex<Secret>,
     /// Where a rotated refresh token is kept; `None` keeps it in memory only.
     keep: Option<Kept>,
     events: mpsc::Sender<WatchEvent>,
@@ -126,20 +171,25 @@ impl TokenSource {
         client: &OAuthClient,
         state_dir: Option<&Path>,
         events: mpsc::Sender<WatchEvent>,
-    ) -> Result<Arc<TokenSource>, String> {
+    ) -> Result<Arc<TokenSource>, SetupError> {
         crate::tls::install_provider();
         let mut b = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &client.ca_file {
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("bad CA file {}: {e}", ca.display()))?;
+            let pem = std::fs::read(ca).map_err(|e| SetupError::CaFile {
+                path: ca.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SetupError::CaFile {
+                    path: ca.display().to_string(),
+                    message: e.to_string(),
+                })?;
             b = b.tls_certs_only(certs);
         }
-        let http = b.build().map_err(|e| e.to_string())?;
+        let http = b.build().map_err(|e| SetupError::Client(e.to_string()))?;
         let keep = state_dir.map(|d| Kept::new(d, seed, &client.refresh_token));
         let refresh_token = keep
             .as_ref()
@@ -151,9 +201,9 @@ impl TokenSource {
             http,
             state: Mutex::new(State {
                 access: None,
-                refresh_token,
                 refused: None,
             }),
+            refresh_token: SyncMutex::new(refresh_token),
             keep,
             events,
         }))
@@ -162,11 +212,11 @@ impl TokenSource {
     /// The current access token, refreshed first when due. With `rejected`
     /// (a token a server just refused), a new one is fetched unless another
     /// watcher has already replaced it.
-    pub async fn token(&self, rejected: Option<&Secret>) -> Result<Secret, TokenError> {
+    pub async fn token(self: &Arc<Self>, rejected: Option<&Secret>) -> Result<Secret, TokenError> {
         self.fresh(rejected).await.map(|f| f.token)
     }
 
-    async fn fresh(&self, rejected: Option<&Secret>) -> Result<Fresh, TokenError> {
+    async fn fresh(self: &Arc<Self>, rejected: Option<&Secret>) -> Result<Fresh, TokenError> {
         let mut st = self.state.lock().await;
         if let Some((until, e)) = &st.refused {
             if Instant::now() < *until {
@@ -179,38 +229,66 @@ impl TokenSource {
                 return Ok(f.clone());
             }
         }
-        match self.refresh(&st.refresh_token).await {
-            Ok(grant) => {
-                let lifetime = grant.lifetime;
+        // The request runs in its own task: a caller cancelled by a reload
+        // or a timeout must not lose a refresh token the endpoint rotated.
+        let this = Arc::clone(self);
+        let result = tokio::spawn(async move { this.exchange().await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(TokenError::Transient {
+                    reason: Transient::Network,
+                    detail: format!("refresh task ended: {e}"),
+                })
+            });
+        let outcome = match result {
+            Ok((token, lifetime)) => {
+                // `lifetime` is clamped, so these sums cannot overflow.
                 let fresh = Fresh {
-                    token: grant.access_token,
+                    token,
                     renew_at: Instant::now() + lifetime - lifetime / 5,
                 };
                 st.access = Some(fresh.clone());
                 st.refused = None;
-                if let Some(rotated) = grant.refresh_token {
-                    if rotated != st.refresh_token {
-                        if let Some(k) = &self.keep {
-                            k.store(&rotated);
-                        }
-                        st.refresh_token = rotated;
-                    }
-                }
-                self.tell(TokenOutcome::Refreshed {
-                    expires: SystemTime::now() + lifetime,
-                })
-                .await;
-                Ok(fresh)
+                Ok((fresh, SystemTime::now() + lifetime))
             }
             Err(e) => {
                 if e.permanent() {
                     st.access = None;
                     st.refused = Some((Instant::now() + REFUSED_HOLD, e.clone()));
                 }
+                Err(e)
+            }
+        };
+        // The recorder is told without holding the lock.
+        drop(st);
+        match outcome {
+            Ok((fresh, expires)) => {
+                self.tell(TokenOutcome::Refreshed { expires }).await;
+                Ok(fresh)
+            }
+            Err(e) => {
                 self.tell(TokenOutcome::Failed(e.clone())).await;
                 Err(e)
             }
         }
+    }
+
+    /// One grant, and a rotated refresh token taken in and kept.
+    async fn exchange(&self) -> Result<(Secret, Duration), TokenError> {
+        let current = self
+            .refresh_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let grant = self.refresh(&current).await?;
+        if let Some(rotated) = grant.refresh_token.filter(|r| *r != current) {
+            *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = rotated.clone();
+            if let Some(k) = &self.keep {
+                let k = k.clone();
+                let _ = tokio::task::spawn_blocking(move || k.store(&rotated)).await;
+            }
+        }
+        Ok((grant.access_token, grant.lifetime))
     }
 
     /// Keep a fresh token at hand until `stop`: refresh at four fifths of
@@ -220,7 +298,11 @@ impl TokenSource {
     pub async fn keep_fresh(self: Arc<Self>, stop: CancellationToken) {
         let mut backoff = BACKOFF_MIN;
         loop {
-            let wait = match self.fresh(None).await {
+            let result = tokio::select! {
+                r = self.fresh(None) => r,
+                _ = stop.cancelled() => return,
+            };
+            let wait = match result {
                 Ok(f) => {
                     backoff = BACKOFF_MIN;
                     f.renew_at.saturating_duration_since(Instant::now())
@@ -287,11 +369,11 @@ struct Grant {
 
 fn transient_from(e: &reqwest::Error) -> TokenError {
     let reason = if e.is_timeout() {
-        "timeout"
+        Transient::Timeout
     } else if e.is_connect() {
-        "connect"
+        Transient::Connect
     } else {
-        "malformed"
+        Transient::Network
     };
     // reqwest's message names the URL, never the form body.
     TokenError::Transient {
@@ -317,13 +399,14 @@ fn parse_grant(status: u16, body: &[u8]) -> Result<Grant, TokenError> {
         error_description: Option<String>,
     }
     if (200..300).contains(&status) {
-        let ok: Success = serde_json::from_slice(body).map_err(|e| TokenError::Transient {
-            reason: "malformed",
-            detail: format!("HTTP {status} but not a token response: {e}"),
+        // serde's message is left out: it may quote the body.
+        let ok: Success = serde_json::from_slice(body).map_err(|_| TokenError::Transient {
+            reason: Transient::Malformed,
+            detail: format!("HTTP {status} but not a token response"),
         })?;
         if ok.access_token.is_empty() {
             return Err(TokenError::Transient {
-                reason: "malformed",
+                reason: Transient::Malformed,
                 detail: format!("HTTP {status} with an empty access_token"),
             });
         }
@@ -336,8 +419,8 @@ fn parse_grant(status: u16, body: &[u8]) -> Result<Grant, TokenError> {
         return Ok(Grant {
             access_token: Secret::new(ok.access_token),
             lifetime: secs
-                .filter(|s| *s > 0)
-                .map_or(DEFAULT_LIFETIME, Duration::from_secs),
+                .map_or(DEFAULT_LIFETIME, Duration::from_secs)
+                .clamp(LIFETIME_MIN, LIFETIME_MAX),
             refresh_token: ok.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
         });
     }
@@ -360,10 +443,10 @@ fn parse_grant(status: u16, body: &[u8]) -> Result<Grant, TokenError> {
         Some("invalid_grant") => Err(TokenError::Revoked { detail }),
         Some("invalid_client" | "unauthorized_client") => Err(TokenError::InvalidClient { detail }),
         _ => Err(TokenError::Transient {
-            reason: if status >= 500 {
-                "http_5xx"
-            } else {
-                "http_4xx"
+            reason: match status {
+                400..=499 => Transient::Http4xx,
+                500..=599 => Transient::Http5xx,
+                _ => Transient::HttpOther,
             },
             detail,
         }),
@@ -372,6 +455,7 @@ fn parse_grant(status: u16, body: &[u8]) -> Result<Grant, TokenError> {
 
 /// The rotated refresh token on disk, with a fingerprint of the configured
 /// token it descends from: a new token in the config wins over the kept one.
+#[derive(Clone)]
 struct Kept {
     path: PathBuf,
     origin: String,
@@ -393,7 +477,10 @@ impl Kept {
 
     fn load(&self) -> Option<Secret> {
         let text = std::fs::read(&self.path).ok()?;
-        let kept: KeptFile = serde_json::from_slice(&text).ok()?;
+        let Ok(kept) = serde_json::from_slice::<KeptFile>(&text) else {
+            tracing::warn!(path = %self.path.display(), "kept refresh token unreadable; using the configured one");
+            return None;
+        };
         (kept.origin == self.origin && !kept.refresh_token.is_empty())
             .then(|| Secret::new(kept.refresh_token))
     }
@@ -409,15 +496,17 @@ impl Kept {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)?;
-            let tmp = self.path.with_extension("json.tmp");
+            // A name of its own: two sources (around a reload) never share it.
+            let tmp = self
+                .path
+                .with_extension(format!("json.{:016x}.tmp", rand::random::<u64>()));
             let body = serde_json::to_vec(&KeptFile {
                 origin: self.origin.clone(),
                 refresh_token: token.expose().to_string(),
             })?;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
             f.write_all(&body)?;
@@ -437,32 +526,9 @@ fn fingerprint(s: &Secret) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The SASL initial response for a bearer token.
-pub fn sasl_response(
-    mechanism: crate::config::OAuthMechanism,
-    user: &str,
-    token: &Secret,
-    host: &str,
-    port: u16,
-) -> String {
-    match mechanism {
-        // https://developers.google.com/gmail/imap/xoauth2-protocol
-        crate::config::OAuthMechanism::XOAuth2 => {
-            format!("user={user}\x01auth=Bearer {}\x01\x01", token.expose())
-        }
-        // RFC 7628 §3.1: gs2-header, then key=value pairs.
-        crate::config::OAuthMechanism::OAuthBearer => format!(
-            "n,a={},\x01host={host}\x01port={port}\x01auth=Bearer {}\x01\x01",
-            user.replace('=', "=3D").replace(',', "=2C"),
-            token.expose()
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OAuthMechanism;
 
     #[test]
     fn token_responses_are_read_by_the_rfc() {
@@ -523,19 +589,6 @@ mod tests {
             panic!("not revoked")
         };
         assert!(detail.chars().count() <= DETAIL_MAX && !detail.contains('\n'));
-    }
-
-    #[test]
-    fn sasl_responses_follow_the_mechanisms() {
-        let t = Secret::new("tok".into());
-        assert_eq!(
-            sasl_response(OAuthMechanism::XOAuth2, "a@b.test", &t, "imap.b.test", 993),
-            "user=a@b.test\x01auth=Bearer tok\x01\x01"
-        );
-        assert_eq!(
-            sasl_response(OAuthMechanism::OAuthBearer, "a,b=c@d.test", &t, "h", 143),
-            "n,a=a=2Cb=3Dc@d.test,\x01host=h\x01port=143\x01auth=Bearer tok\x01\x01"
-        );
     }
 
     #[test]

@@ -935,6 +935,13 @@ pub fn spawn_watchers(
                         }
                         Err(e) => {
                             tracing::error!(seed = %name, error = %e, "cannot set up the OAuth token client; seed not watched");
+                            for role in [FolderRole::Inbox, FolderRole::Spam] {
+                                let _ = ch.watch.try_send(WatchEvent::Up {
+                                    seed: name.clone(),
+                                    role,
+                                    up: false,
+                                });
+                            }
                             continue;
                         }
                     }
@@ -946,12 +953,15 @@ pub fn spawn_watchers(
         for role in [FolderRole::Inbox, FolderRole::Spam] {
             match &seed.inbox {
                 Inbox::Imap(cfg) => {
+                    let Some(login) = inbox::imap::Login::new(&cfg.auth, oauth.clone()) else {
+                        continue;
+                    };
                     tracker.spawn(inbox::imap::watch(inbox::imap::ImapWatch {
                         seed: name.clone(),
                         cfg: cfg.clone(),
                         role,
                         spam_folders: seed.spam_folders.clone(),
-                        oauth: oauth.clone(),
+                        login,
                         spam_folder: seed.spam_folder.clone(),
                         cleanup_folder: seed.cleanup_folder.clone(),
                         match_from: match_from.clone(),

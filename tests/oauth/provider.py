@@ -15,7 +15,8 @@ passdb.
 Tests drive it through /admin (JSON, loopback only like everything else):
   POST /admin/clients           {"user", "ttl"?, "rotate"?} -> {"client_id",
                                 "client_secret", "refresh_token"}
-  POST /admin/revoke            {"client_id", "what": "refresh"|"access"}
+  POST /admin/revoke            {"client_id", "what": "refresh" (all refresh tokens) |
+                                "original" (the first one only) | "access"}
   GET  /admin/stats?client_id=  {"refreshes", "refused" (token requests turned
                                 down), "introspections", "inactive" (tokens Dovecot
                                 asked about that were dead), "last_access_token_expires"}
@@ -40,10 +41,12 @@ ACCESS = {}  # access token -> (client_id, expires)
 
 def new_client(user, ttl, rotate):
     cid = "client-" + secrets.token_hex(6)
+    first = secrets.token_urlsafe(24)
     c = {
         "user": user,
         "secret": secrets.token_urlsafe(18),
-        "refresh": {secrets.token_urlsafe(24)},
+        "original": first,
+        "refresh": {first},
         "ttl": ttl,
         "rotate": rotate,
         "refreshes": 0,
@@ -106,7 +109,7 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 cid, c = new_client(req["user"], int(req.get("ttl", 3600)), bool(req.get("rotate", False)))
                 return self.reply(200, {"client_id": cid, "client_secret": c["secret"],
-                                        "refresh_token": next(iter(c["refresh"]))})
+                                        "refresh_token": c["original"]})
         if path == "/admin/revoke":
             req = json.loads(self.body() or b"{}")
             with LOCK:
@@ -115,6 +118,8 @@ class Handler(BaseHTTPRequestHandler):
                     return self.reply(404, {"error": "no such client"})
                 if req.get("what") == "refresh":
                     c["refresh"].clear()
+                elif req.get("what") == "original":
+                    c["refresh"].discard(c["original"])
                 else:
                     for tok, (cid, _) in list(ACCESS.items()):
                         if cid == req["client_id"]:
