@@ -242,7 +242,7 @@ series!(
     ["seed"]
 );
 series!(
-    "Failed OAuth token refreshes, by reason (revoked, invalid_client, http_4xx, http_5xx, timeout, connect, malformed).",
+    "Failed OAuth token refreshes, by reason (revoked, invalid_client, http_4xx, http_5xx, http_other, timeout, connect, network, malformed).",
     OAUTH_REFRESH_FAILURES,
     "mailcanary_oauth_refresh_failures_total",
     Counter,
