@@ -16,6 +16,9 @@ use std::borrow::Cow;
 /// The capability that announces the extensions.
 pub const CAPABILITY: &str = "X-GM-EXT-1";
 
+/// The `X-GM-RAW` search that finds mail in Primary.
+pub const PRIMARY_QUERY: &str = "X-GM-RAW \"category:primary\"";
+
 /// A Gmail inbox category other than Primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tab {

@@ -650,8 +650,10 @@ async fn handle_probe(
 }
 
 /// The Gmail tab of an inbox message: from its labels where they name one,
-/// else by asking Gmail's search for each category (four short searches,
-/// only for probe messages in the inbox).
+/// else by Gmail's own search: Primary first (the common case, one search),
+/// then each category. async-imap reads a refused SEARCH as "no hits", so a
+/// message no search places is logged as unknown and stays `inbox`, the
+/// folder it is in, rather than being called Primary.
 async fn gmail_tab(
     session: &mut Session<Stream>,
     uid: u32,
@@ -660,13 +662,29 @@ async fn gmail_tab(
     if let Some(tab) = labels.and_then(gmail::tab_from_labels) {
         return Ok(Some(tab));
     }
+    if gmail_hit(session, uid, gmail::PRIMARY_QUERY).await? {
+        return Ok(None);
+    }
     for tab in Tab::ALL {
-        let hits = timed(session.uid_search(format!("UID {uid} {}", tab.raw_query()))).await?;
-        if hits.contains(&uid) {
+        if gmail_hit(session, uid, &tab.raw_query()).await? {
             return Ok(Some(tab));
         }
     }
+    tracing::warn!(
+        uid,
+        "Gmail tab unknown: no category search matched; counted as inbox"
+    );
     Ok(None)
+}
+
+/// Whether Gmail's search `query` finds message `uid`.
+async fn gmail_hit(
+    session: &mut Session<Stream>,
+    uid: u32,
+    query: &str,
+) -> Result<bool, WatchError> {
+    let hits = timed(session.uid_search(format!("UID {uid} {query}"))).await?;
+    Ok(hits.contains(&uid))
 }
 
 /// A configured mailbox name as the server knows it: names with

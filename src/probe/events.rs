@@ -371,7 +371,14 @@ pub fn init_series(m: &Metrics, config: &crate::config::Config) {
                     p.as_str(),
                 ]);
             }
-            if provider == "gmail" {
+            // Gmail seeds, by preset or by server (Workspace seeds may
+            // carry their own provider name).
+            let gmail = provider == "gmail"
+                || config.seeds.get(seed).is_some_and(|s| {
+                    matches!(&s.inbox, crate::config::Inbox::Imap(i)
+                        if i.host.eq_ignore_ascii_case("imap.gmail.com"))
+                });
+            if gmail {
                 for tab in crate::inbox::gmail::Tab::ALL {
                     m.probe_tab.with_label_values(&[
                         name.as_str(),
