@@ -4,7 +4,11 @@
 # end). Prints where their SPF and DMARC verdicts agree or differ, with example
 # domains, and both wall times with their ratio. Not part of `cargo test`.
 #
-#   bench/checkdmarc-compare.sh [--domains N] [--runs R] [--seed S] [--workdir DIR]
+#   bench/checkdmarc-compare.sh [--domains N] [--runs R] [--seed S] [--workdir DIR] [--pin]
+#
+# --pin runs knotd on CPU 0 and each audited tool on CPU 1 (taskset), so the
+# server and the tool under test do not compete for one core; without it the
+# scheduler places them.
 #
 # Needs: knotd (Debian package `knot`), python3.11 (or python3 >= 3.10), and
 # network access to PyPI the first time (the virtualenv is cached).

@@ -594,8 +594,9 @@ def free_port() -> int:
 
 
 class Knot:
-    def __init__(self, workdir: str, zones: list[Zone]):
+    def __init__(self, workdir: str, zones: list[Zone], pin: list[str] | None = None):
         self.dir = os.path.join(workdir, "knot")
+        self.pin = pin or []  # e.g. ["taskset", "-c", "0"]
         self.zones = zones
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -612,7 +613,7 @@ class Knot:
             with open(conf, "w") as f:
                 f.write(self.config())
             self.proc = subprocess.Popen(
-                ["knotd", "-c", conf],
+                [*self.pin, "knotd", "-c", conf],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -704,8 +705,8 @@ TOOLS = {
 }
 
 
-def run_mailcanary(binary: str, port: int, names: list[str]) -> tuple[float, dict]:
-    cmd = [binary, "check", "--resolver", f"127.0.0.1:{port}", "--format", "json", "--no-smtp", *names]
+def run_mailcanary(binary: str, port: int, names: list[str], pin: list[str]) -> tuple[float, dict]:
+    cmd = [*pin, binary, "check", "--resolver", f"127.0.0.1:{port}", "--format", "json", "--no-smtp", *names]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -717,7 +718,9 @@ def run_mailcanary(binary: str, port: int, names: list[str]) -> tuple[float, dic
     return wall, {r["domain"]: r for r in reports}
 
 
-def run_checkdmarc(port: int, names: list[str], workdir: str, mode: str) -> tuple[float, float, dict]:
+def run_checkdmarc(
+    port: int, names: list[str], workdir: str, mode: str, pin: list[str]
+) -> tuple[float, float, dict]:
     """Runs the worker in a fresh interpreter (so checkdmarc's in-process DNS
     cache starts empty); returns (process wall time, time of the audit loop
     alone, results)."""
@@ -725,7 +728,7 @@ def run_checkdmarc(port: int, names: list[str], workdir: str, mode: str) -> tupl
     out = os.path.join(workdir, f"cd-{mode}.json")
     with open(inp, "w") as f:
         f.write("\n".join(names))
-    cmd = [sys.executable, os.path.abspath(__file__), "worker", mode, str(port), inp, out]
+    cmd = [*pin, sys.executable, os.path.abspath(__file__), "worker", mode, str(port), inp, out]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -1004,6 +1007,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="timed runs of each tool (median reported)")
     ap.add_argument("--workdir", help="keep zones and raw outputs here (default: a temporary directory, removed)")
     ap.add_argument("--no-full", action="store_true", help="skip timing checkdmarc's full check_domains")
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin knotd to CPU 0 and each audited tool to CPU 1 (taskset), so the server and "
+        "the tool do not compete for a core; needs 2 CPUs",
+    )
     args = ap.parse_args()
 
     import checkdmarc
@@ -1012,7 +1021,10 @@ def main() -> None:
     os.makedirs(workdir, exist_ok=True)
     domains, zones = generate(args.domains, args.seed)
     names = [d.name for d in domains]
-    knot = Knot(workdir, zones)
+    if args.pin and (os.cpu_count() or 1) < 2 or args.pin and not shutil.which("taskset"):
+        raise SystemExit("--pin needs 2 CPUs and taskset (util-linux)")
+    knot_pin, tool_pin = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if args.pin else ([], [])
+    knot = Knot(workdir, zones, knot_pin)
 
     def on_signal(signum, frame):
         knot.stop()
@@ -1039,10 +1051,10 @@ def main() -> None:
             for tool in timed:
                 q0 = knot.queries()
                 if tool == "mc":
-                    wall, res = run_mailcanary(args.mailcanary, knot.port, names)
+                    wall, res = run_mailcanary(args.mailcanary, knot.port, names, tool_pin)
                     loop = wall
                 else:
-                    wall, loop, res = run_checkdmarc(knot.port, names, workdir, TOOLS[tool][1])
+                    wall, loop, res = run_checkdmarc(knot.port, names, workdir, TOOLS[tool][1], tool_pin)
                 queries = knot.queries() - q0
                 timed[tool]["wall"].append(wall)
                 timed[tool]["loop"].append(loop)
@@ -1104,7 +1116,8 @@ def main() -> None:
     med = {t: {k: statistics.median(v) for k, v in d.items()} for t, d in timed.items()}
     out.append(
         f"\nWall time through the same knotd, {len(names)} domains, median of {args.runs} run(s), "
-        f"runs interleaved; {os.cpu_count()} CPUs, load average {' '.join(load_before)} before, "
+        + ("knotd pinned to CPU 0 and each tool to CPU 1, " if args.pin else "not pinned, ")
+        + f"runs interleaved; {os.cpu_count()} CPUs, load average {' '.join(load_before)} before, "
         f"{' '.join(load_after)} after\n"
     )
     out.append("| tool (scope) | DNS queries | runs (s) | median (s) | per domain (ms) |")

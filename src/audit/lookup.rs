@@ -6,15 +6,21 @@
 //! per-query timeout and a bound on queries in flight, so many domains can be
 //! audited at once without flooding the resolver.
 //!
+//! One audit run (one [`crate::audit::run::Auditor::audit`] call) asks
+//! through [`DnsLookup::for_run`], which answers a query asked again in the
+//! same run (an SPF include shared by many domains, the MX that both SPF and
+//! the MX check ask for) from the first answer instead of the network. The
+//! memo lives as long as the run: the next run asks the DNS again.
+//!
 //! Every outcome is one of [`DnsAnswer::Found`], [`DnsAnswer::NotFound`]
 //! (NXDOMAIN, or NOERROR without records of the type: NODATA) or
 //! [`DnsAnswer::Unknown`] (timeout, SERVFAIL, REFUSED, network error). The
 //! mapping lives in one function, [`classify`]; only NXDOMAIN and NODATA are
 //! ever "not found".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -24,7 +30,7 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::TokioResolver;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 use super::domain::normalize;
 use super::{join_character_strings, Answer, DnsAnswer, DnsFacts, Query, QueryKind, TxtRecords};
@@ -88,13 +94,22 @@ pub struct HostAddrs {
     pub cname: Option<String>,
 }
 
+/// The outcome of one query, shared by everyone in the run who asks it.
+type Outcome = Arc<Result<hickory_resolver::lookup::Lookup, Negative>>;
+
+/// Answers obtained so far in one audit run, by name and type. A query in
+/// flight is shared too: the second asker waits for the first's answer.
+type Memo = Mutex<HashMap<(Name, RecordType), Arc<OnceCell<Outcome>>>>;
+
 /// The resolver the audit uses. Cheap to clone; clones share the bound on
-/// queries in flight.
+/// queries in flight (and the memo, for a [`DnsLookup::for_run`] handle).
 #[derive(Clone)]
 pub struct DnsLookup {
     inner: TokioResolver,
     permits: Arc<Semaphore>,
     deadline: Duration,
+    /// `Some` only on a [`DnsLookup::for_run`] handle.
+    memo: Option<Arc<Memo>>,
 }
 
 impl DnsLookup {
@@ -114,6 +129,14 @@ impl DnsLookup {
             None => TokioResolver::builder(provider)
                 .map_err(|e| LookupSetupError::SystemConfig(e.to_string()))?,
         };
+        // hickory builds a DNS-over-TLS client configuration when the
+        // resolver is built, reading the system's CA certificates (~5 ms,
+        // most of a one-domain `check`'s start), although the audit asks only
+        // over UDP and TCP and opportunistic encryption is off. One without
+        // roots skips that; `TlsClient` reads the store for STARTTLS and
+        // MTA-STS.
+        let tls = unused_tls_config().map_err(|e| LookupSetupError::Build(e.to_string()))?;
+        builder = builder.with_tls_config(tls);
         let opts = builder.options_mut();
         opts.cache_size = 0;
         opts.timeout = settings.timeout;
@@ -133,7 +156,19 @@ impl DnsLookup {
             deadline: settings
                 .timeout
                 .saturating_mul(attempts.saturating_mul(2).saturating_add(2)),
+            memo: None,
         })
+    }
+
+    /// A handle for one audit run: a query asked again through it (or its
+    /// clones) is answered from the first answer, found, not found or
+    /// unknown alike. Dropping the handle forgets every answer, so each run
+    /// sees the DNS as it is then.
+    pub fn for_run(&self) -> DnsLookup {
+        DnsLookup {
+            memo: Some(Arc::default()),
+            ..self.clone()
+        }
     }
 
     /// A mail-auth authenticator that asks the same server (for SPF
@@ -142,16 +177,31 @@ impl DnsLookup {
         mail_auth::MessageAuthenticator(self.inner.clone())
     }
 
-    /// Runs one query of `rtype` at `name`.
-    async fn raw(
-        &self,
-        name: &str,
-        rtype: RecordType,
-    ) -> Result<hickory_resolver::lookup::Lookup, Negative> {
+    /// Runs one query of `rtype` at `name`, or, on a run handle, takes the
+    /// answer the run already has.
+    async fn raw(&self, name: &str, rtype: RecordType) -> Outcome {
         let fqdn = match to_fqdn(name) {
             Some(n) => n,
-            None => return Err(Negative::Unknown("not a valid DNS name".into())),
+            None => return Arc::new(Err(Negative::Unknown("not a valid DNS name".into()))),
         };
+        let Some(memo) = &self.memo else {
+            return Arc::new(self.query(fqdn, rtype).await);
+        };
+        let cell = {
+            let mut seen = memo.lock().unwrap_or_else(|e| e.into_inner());
+            seen.entry((fqdn.clone(), rtype)).or_default().clone()
+        };
+        cell.get_or_init(|| async { Arc::new(self.query(fqdn, rtype).await) })
+            .await
+            .clone()
+    }
+
+    /// Asks the server, within the bound on queries in flight.
+    async fn query(
+        &self,
+        fqdn: Name,
+        rtype: RecordType,
+    ) -> Result<hickory_resolver::lookup::Lookup, Negative> {
         let Ok(_permit) = self.permits.acquire().await else {
             return Err(Negative::Unknown("resolver shut down".into()));
         };
@@ -169,7 +219,7 @@ impl DnsLookup {
         rtype: RecordType,
         pick: impl Fn(&RData) -> Option<T>,
     ) -> DnsAnswer<Vec<T>> {
-        match self.raw(name, rtype).await {
+        match &*self.raw(name, rtype).await {
             Ok(lookup) => {
                 let items: Vec<T> = lookup
                     .answers()
@@ -182,7 +232,7 @@ impl DnsLookup {
                     DnsAnswer::Found(items)
                 }
             }
-            Err(n) => n.into_answer(),
+            Err(n) => n.clone().into_answer(),
         }
     }
 
@@ -232,7 +282,7 @@ impl DnsLookup {
         let mut unknown = None;
         let want = normalize(name);
         for result in [v4, v6] {
-            match result {
+            match &*result {
                 Ok(lookup) => {
                     for r in lookup.answers() {
                         match &r.data {
@@ -247,7 +297,7 @@ impl DnsLookup {
                 }
                 Err(Negative::NotFound) => {}
                 Err(Negative::Unknown(why)) => {
-                    unknown.get_or_insert(why);
+                    unknown.get_or_insert_with(|| why.clone());
                 }
             }
         }
@@ -313,7 +363,7 @@ impl DnsLookup {
 
     /// How many records of `rtype` are at `name` (DNSKEY, DS).
     pub async fn count(&self, name: &str, rtype: RecordType) -> DnsAnswer<usize> {
-        match self.raw(name, rtype).await {
+        match &*self.raw(name, rtype).await {
             Ok(lookup) => {
                 let n = lookup
                     .answers()
@@ -326,7 +376,7 @@ impl DnsLookup {
                     DnsAnswer::Found(n)
                 }
             }
-            Err(n) => n.into_answer(),
+            Err(n) => n.clone().into_answer(),
         }
     }
 
@@ -365,6 +415,17 @@ impl DnsLookup {
         let answers = join_all(names.iter().map(|n| self.host(n))).await;
         names.iter().cloned().zip(answers).collect()
     }
+}
+
+/// A TLS client configuration that trusts no one, for the resolver's DNS
+/// over TLS, which the audit never uses.
+fn unused_tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth())
 }
 
 /// A query's result without records.
@@ -511,6 +572,58 @@ mod tests {
             "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
         );
         assert_eq!(reversed_labels("127.0.0.2".parse().unwrap()), "2.0.0.127");
+    }
+
+    /// A DNS server on port 0 that answers NXDOMAIN to everything and
+    /// counts the queries it gets.
+    async fn counting_server() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        use hickory_resolver::proto::op::Message;
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                let Ok(q) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut r =
+                    Message::error_msg(q.metadata.id, q.metadata.op_code, ResponseCode::NXDomain);
+                r.add_queries(q.queries.iter().cloned());
+                let _ = sock.send_to(&r.to_vec().unwrap(), from).await;
+            }
+        });
+        (addr, count)
+    }
+
+    #[tokio::test]
+    async fn a_run_asks_each_query_once_and_the_next_run_asks_again() {
+        let (addr, count) = counting_server().await;
+        let asked = || count.load(std::sync::atomic::Ordering::SeqCst);
+        let lookup = DnsLookup::new(&ResolverSettings {
+            server: Some(addr),
+            timeout: Duration::from_secs(2),
+            attempts: 1,
+            max_in_flight: 8,
+        })
+        .unwrap();
+
+        let run = lookup.for_run();
+        let clone = run.clone();
+        let (a, b) = tokio::join!(run.txt("x.test"), clone.txt("X.test."));
+        assert_eq!((a, b), (DnsAnswer::NotFound, DnsAnswer::NotFound));
+        assert_eq!(run.txt("x.test").await, DnsAnswer::NotFound);
+        assert_eq!(asked(), 1, "one query for the same name and type in a run");
+        assert_eq!(run.mx("x.test").await, DnsAnswer::NotFound);
+        assert_eq!(asked(), 2, "another type is another query");
+
+        assert_eq!(lookup.for_run().txt("x.test").await, DnsAnswer::NotFound);
+        assert_eq!(asked(), 3, "the next run asks again");
+        lookup.txt("x.test").await;
+        lookup.txt("x.test").await;
+        assert_eq!(asked(), 5, "without a run handle every ask is a query");
     }
 
     #[test]

@@ -36,7 +36,8 @@
 //! The I/O half:
 //!
 //! - [`lookup`]: [`lookup::DnsLookup`], a hickory-resolver with no cache, a
-//!   timeout and bounded concurrency; every outcome is a [`DnsAnswer`].
+//!   timeout and bounded concurrency; every outcome is a [`DnsAnswer`]. One
+//!   audit run asks each (name, type) once ([`lookup::DnsLookup::for_run`]).
 //! - [`net`]: the STARTTLS probe of an MX and the HTTPS fetch of an MTA-STS
 //!   policy (rustls, certificates checked against configurable roots).
 //! - [`run`]: audits one domain (all checks concurrently) and many domains

@@ -134,8 +134,18 @@ impl Auditor {
     }
 
     /// Audits `domains` (normalised names), at most `parallel_domains` at
-    /// once; the reports come back in the order given.
+    /// once; the reports come back in the order given. A query asked twice in
+    /// this call is sent once ([`DnsLookup::for_run`]); the next call asks
+    /// again.
     pub async fn audit(&self, domains: &[String]) -> Vec<DomainReport> {
+        let run = Auditor {
+            lookup: self.lookup.for_run(),
+            ..self.clone()
+        };
+        run.audit_run(domains).await
+    }
+
+    async fn audit_run(&self, domains: &[String]) -> Vec<DomainReport> {
         let ip_results = self.ip_results().await;
         let gate = Arc::new(Semaphore::new(self.opts.parallel_domains.max(1)));
         let jobs = domains.iter().map(|d| {
