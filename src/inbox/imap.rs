@@ -165,9 +165,16 @@ pub async fn watch(w: ImapWatch) {
             // operator can fix that, so wait for a reload (or an hour)
             // instead of retrying. The token source logged what to do.
             Err(WatchError::OAuth(e)) if e.permanent() => {
-                tracing::warn!(seed = %w.seed, folder = w.role.as_str(), retry_in = ?REFUSED_HOLD, "inbox watcher waiting for a usable OAuth refresh token");
+                // Until the source's hold ends, when it asks again itself.
+                let until = match &w.login {
+                    Login::Bearer { source, .. } => source.refused_until().await,
+                    _ => None,
+                }
+                .unwrap_or_else(|| std::time::Instant::now() + REFUSED_HOLD);
+                let retry_in = until.saturating_duration_since(std::time::Instant::now());
+                tracing::warn!(seed = %w.seed, folder = w.role.as_str(), retry_in = ?retry_in, "inbox watcher waiting for a usable OAuth refresh token");
                 tokio::select! {
-                    _ = tokio::time::sleep(REFUSED_HOLD) => {}
+                    _ = tokio::time::sleep(retry_in.max(BACKOFF_MIN)) => {}
                     _ = w.stop.cancelled() => return,
                 }
             }

@@ -291,6 +291,15 @@ impl TokenSource {
         Ok((grant.access_token, grant.lifetime))
     }
 
+    /// When a refusal stops holding, if one holds now.
+    pub async fn refused_until(&self) -> Option<Instant> {
+        let st = self.state.lock().await;
+        st.refused
+            .as_ref()
+            .map(|(until, _)| *until)
+            .filter(|until| *until > Instant::now())
+    }
+
     /// Keep a fresh token at hand until `stop`: refresh at four fifths of
     /// each token's lifetime, back off on transient failures, and wait out
     /// refusals. This keeps the expiry metric true while IDLE sessions run
