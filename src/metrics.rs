@@ -403,6 +403,46 @@ impl Metrics {
         m
     }
 
+    /// Remove every series whose `probe`, `seed` or `domain` label names
+    /// something `configured` no longer has, so a probe, seed or domain
+    /// taken out by a reload leaves no series behind for alerts to trip on.
+    pub fn forget_unconfigured(&self, configured: &dyn Fn(&str, &str) -> bool) {
+        let stale = |name: &str, value: &str| {
+            matches!(name, "probe" | "seed" | "domain") && !configured(name, value)
+        };
+        prune(&self.probe_sent, &PROBE_SENT, &stale);
+        prune(&self.probe_send_failures, &PROBE_SEND_FAILURES, &stale);
+        prune(&self.probe_results, &PROBE_RESULTS, &stale);
+        prune(&self.delivery_latency, &DELIVERY_LATENCY, &stale);
+        prune(&self.probe_last_latency, &PROBE_LAST_LATENCY, &stale);
+        prune(
+            &self.probe_last_result_timestamp,
+            &PROBE_LAST_RESULT_TIMESTAMP,
+            &stale,
+        );
+        prune(&self.probe_placement, &PROBE_PLACEMENT, &stale);
+        prune(&self.auth_result, &AUTH_RESULT, &stale);
+        prune(&self.delivered_dkim_result, &DELIVERED_DKIM_RESULT, &stale);
+        prune(&self.arrived_after_expiry, &ARRIVED_AFTER_EXPIRY, &stale);
+        prune(&self.resend_out_of_order, &RESEND_OUT_OF_ORDER, &stale);
+        prune(&self.resend_duplicates, &RESEND_DUPLICATES, &stale);
+        prune(&self.dns_check_status, &DNS_CHECK_STATUS, &stale);
+        prune(&self.dns_findings, &DNS_FINDINGS, &stale);
+        prune(&self.spf_dns_lookups, &SPF_DNS_LOOKUPS, &stale);
+        prune(&self.dkim_key_bits, &DKIM_KEY_BITS, &stale);
+        prune(&self.dmarc_policy, &DMARC_POLICY, &stale);
+        prune(&self.dns_record_changes, &DNS_RECORD_CHANGES, &stale);
+        prune(&self.inbox_up, &INBOX_UP, &stale);
+        prune(&self.probe_tab, &PROBE_TAB, &stale);
+        prune(&self.oauth_token_expiry, &OAUTH_TOKEN_EXPIRY, &stale);
+        prune(&self.oauth_refreshes, &OAUTH_REFRESHES, &stale);
+        prune(
+            &self.oauth_refresh_failures,
+            &OAUTH_REFRESH_FAILURES,
+            &stale,
+        );
+    }
+
     /// The text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -417,6 +457,32 @@ impl Metrics {
     }
 }
 
+/// Remove the children of `vec` that have a label `stale` picks.
+fn prune<T: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<T>,
+    series: &Series,
+    stale: &dyn Fn(&str, &str) -> bool,
+) {
+    use prometheus::core::Collector;
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let pairs = metric.get_label();
+            if !pairs.iter().any(|p| stale(p.name(), p.value())) {
+                continue;
+            }
+            // The child's values in the order the vec declares its labels.
+            let values: Option<Vec<&str>> = series
+                .labels
+                .iter()
+                .map(|l| pairs.iter().find(|p| p.name() == *l).map(|p| p.value()))
+                .collect();
+            if let Some(values) = values {
+                let _ = vec.remove_label_values(&values);
+            }
+        }
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -426,6 +492,49 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_of_unconfigured_probes_seeds_and_domains_are_forgotten() {
+        let m = Metrics::new();
+        for (probe, seed, domain) in [
+            ("kept", "s-kept", "kept.test"),
+            ("gone", "s-gone", "gone.test"),
+        ] {
+            m.probe_sent.with_label_values(&[probe, "snd", seed]).inc();
+            m.delivery_latency
+                .with_label_values(&[probe, "snd", "prov", "inbox"])
+                .observe(1.0);
+            m.probe_last_latency
+                .with_label_values(&[probe, seed])
+                .set(1.0);
+            m.inbox_up.with_label_values(&[seed]).set(1);
+            m.oauth_refresh_failures
+                .with_label_values(&[seed, "revoked"])
+                .inc();
+            m.dns_check_status
+                .with_label_values(&[domain, "spf", "ok"])
+                .set(1);
+            m.dns_record_changes
+                .with_label_values(&[domain, "spf"])
+                .inc();
+        }
+        // Only the seed is gone here: the probe series naming it go too.
+        m.probe_placement
+            .with_label_values(&["kept", "s-gone", "inbox"])
+            .set(1);
+        let configured = |name: &str, value: &str| !value.contains("gone") || name == "sender";
+        m.forget_unconfigured(&configured);
+        let text = m.render();
+        assert!(!text.contains("gone"), "{text}");
+        for kept in [
+            r#"mailcanary_probe_sent_total{probe="kept",seed="s-kept",sender="snd"} 1"#,
+            r#"mailcanary_inbox_up{seed="s-kept"} 1"#,
+            r#"mailcanary_dns_check_status{check="spf",domain="kept.test",status="ok"} 1"#,
+            r#"mailcanary_delivery_latency_seconds_count{placement="inbox",probe="kept",provider="prov",sender="snd"} 1"#,
+        ] {
+            assert!(text.contains(kept), "{kept} missing:\n{text}");
+        }
+    }
 
     #[test]
     fn series_follow_the_naming_rules() {

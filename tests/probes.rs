@@ -753,3 +753,70 @@ fn a_body_rewritten_after_signing_fails_local_dkim_re_verification() {
 fn secret(s: String) -> mailcanary::config::Secret {
     mailcanary::config::Secret::from_test_value(s)
 }
+
+#[test]
+fn a_reload_that_removes_a_probe_and_its_seed_removes_their_series() {
+    let stack = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailcanary.toml");
+    let write = |probes: &str| {
+        let config =
+            stack_config(stack, probes).replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(&path, config).unwrap();
+    };
+    let stay = probe(
+        "stay",
+        "ok",
+        &["imaps2"],
+        "30s",
+        &template("verification-en"),
+    );
+    // void@ discards mail: this run is still open when the reload removes it.
+    let leave = probe("leave", "ok", &["void"], "4s", &template("verification-en"));
+    write(&format!("{stay}{leave}"));
+    let d = Daemon::start_at(&path);
+    let sent = series(
+        "mailcanary_probe_sent_total",
+        &[("probe", "leave"), ("sender", "ok"), ("seed", "void")],
+    );
+    let stay_inbox = series(
+        "mailcanary_probe_results_total",
+        &[
+            ("probe", "stay"),
+            ("sender", "ok"),
+            ("seed", "imaps2"),
+            ("provider", "imap-tls"),
+            ("placement", "inbox"),
+        ],
+    );
+    assert!(d.wait_metric(&sent, 1.0, WAIT), "logs:\n{}", d.logs());
+    assert!(d.wait_metric(&stay_inbox, 1.0, WAIT), "logs:\n{}", d.logs());
+    let token = tokens(&dir.path().join("state"), "leave")[0].clone();
+
+    write(&stay);
+    d.signal("HUP");
+    let gone = |text: &str| !text.contains(r#"probe="leave""#) && !text.contains(r#"seed="void""#);
+    assert!(
+        common::wait_until(WAIT, || gone(&d.get("/metrics").1)),
+        "series of the removed probe and seed remain:\n{}",
+        d.get("/metrics").1
+    );
+    // The removed probe's open run times out after the reload: it is
+    // recorded as missing, but its series do not come back.
+    assert!(
+        common::wait_until(WAIT, || {
+            common::run_row(&dir.path().join("state"), &token).is_some_and(
+                |(state, outcome, ..)| state == "final" && outcome.as_deref() == Some("missing"),
+            )
+        }),
+        "the removed probe's run did not end missing"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let text = d.get("/metrics").1;
+    assert!(gone(&text), "a late event brought them back:\n{text}");
+    // (A reload starts the schedules again: the kept probe fired twice.)
+    assert!(
+        d.metric(&stay_inbox).is_some_and(|n| n >= 1.0),
+        "the kept probe keeps its series"
+    );
+}

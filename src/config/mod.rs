@@ -90,6 +90,27 @@ pub enum TlsMode {
     Implicit,
 }
 
+impl Config {
+    /// Whether `seed` is watched: some probe sends to it. Seeds no probe
+    /// uses have no watcher and no series.
+    pub fn seed_in_use(&self, seed: &str) -> bool {
+        self.probes
+            .values()
+            .any(|p| p.seeds.iter().any(|s| s == seed))
+    }
+
+    /// Whether a `probe`, `seed` or `domain` label value names something
+    /// this configuration runs (other labels: always).
+    pub fn runs(&self, label: &str, value: &str) -> bool {
+        match label {
+            "probe" => self.probes.contains_key(value),
+            "seed" => self.seed_in_use(value),
+            "domain" => self.domains.contains_key(value),
+            _ => true,
+        }
+    }
+}
+
 /// A secret read from a file or the environment. Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -84,6 +84,40 @@ pub enum ProbeEvent<'a> {
 }
 
 impl ProbeEvent<'_> {
+    /// Whether the probe and seed the event is about run in `config`. A
+    /// reload that removed them also removed their series; events of runs
+    /// still in flight must not bring them back.
+    pub fn configured_in(&self, config: &crate::config::Config) -> bool {
+        let seed = match self {
+            ProbeEvent::Sent { run, .. }
+            | ProbeEvent::SendFailed { run, .. }
+            | ProbeEvent::Delivered { run, .. }
+            | ProbeEvent::Missing { run }
+            | ProbeEvent::Late { run, .. }
+            | ProbeEvent::OutOfOrder { run }
+            | ProbeEvent::Duplicate { run } => {
+                if !config.runs("probe", run.probe) {
+                    return false;
+                }
+                run.seed
+            }
+            ProbeEvent::InboxUp { seed, .. }
+            | ProbeEvent::OAuthRefreshed { seed, .. }
+            | ProbeEvent::OAuthRefreshFailed { seed, .. } => seed,
+        };
+        config.runs("seed", seed)
+    }
+
+    /// [`ProbeEvent::emit`] if [`ProbeEvent::configured_in`] the running
+    /// configuration; otherwise only a debug line.
+    pub fn emit_if_configured(&self, config: &crate::config::Config, m: &Metrics) {
+        if self.configured_in(config) {
+            self.emit(m);
+        } else {
+            tracing::debug!(event = ?std::mem::discriminant(self), "event of a probe or seed no longer configured; not counted");
+        }
+    }
+
     pub fn emit(&self, m: &Metrics) {
         match self {
             ProbeEvent::Sent { run, queue_id } => {

@@ -426,7 +426,7 @@ impl Recorder {
                     run: self.labels(&config, &open.probe, &open.sender, &open.seed),
                     queue_id: sent.queue_id.as_deref(),
                 }
-                .emit(&self.metrics);
+                .emit_if_configured(&self.config.borrow(), &self.metrics);
             }
             Cmd::SendFailed { token, failure } => {
                 let Some(open) = self.open.remove(&token) else {
@@ -446,7 +446,7 @@ impl Recorder {
                         run: run.clone(),
                         failure: &failure,
                     }
-                    .emit(&self.metrics);
+                    .emit_if_configured(&self.config.borrow(), &self.metrics);
                     self.publish(
                         &run,
                         &token,
@@ -475,19 +475,19 @@ impl Recorder {
                     seed: &seed,
                     up: all_up,
                 }
-                .emit(&self.metrics);
+                .emit_if_configured(&self.config.borrow(), &self.metrics);
             }
             WatchEvent::OAuth { seed, outcome } => match outcome {
                 TokenOutcome::Refreshed { expires } => ProbeEvent::OAuthRefreshed {
                     seed: &seed,
                     expires,
                 }
-                .emit(&self.metrics),
+                .emit_if_configured(&self.config.borrow(), &self.metrics),
                 TokenOutcome::Failed(error) => ProbeEvent::OAuthRefreshFailed {
                     seed: &seed,
                     error: &error,
                 }
-                .emit(&self.metrics),
+                .emit_if_configured(&self.config.borrow(), &self.metrics),
             },
             WatchEvent::Arrival(a) => {
                 let disposition = self.arrival(&a).await;
@@ -601,7 +601,8 @@ impl Recorder {
         if older && !b.out_of_order {
             b.out_of_order = true;
             let labels = self.labels(config, &run.probe, &run.sender, &run.seed);
-            ProbeEvent::OutOfOrder { run: labels }.emit(&self.metrics);
+            ProbeEvent::OutOfOrder { run: labels }
+                .emit_if_configured(&self.config.borrow(), &self.metrics);
         }
     }
 
@@ -613,7 +614,8 @@ impl Recorder {
                 Some(AppMatch::Run(t)) => t,
                 Some(AppMatch::Duplicate { probe, sender }) => {
                     let run = self.labels(&config, &probe, &sender, &a.seed);
-                    ProbeEvent::Duplicate { run }.emit(&self.metrics);
+                    ProbeEvent::Duplicate { run }
+                        .emit_if_configured(&self.config.borrow(), &self.metrics);
                     return Disposition::Remove;
                 }
                 None => return Disposition::Keep,
@@ -688,7 +690,7 @@ impl Recorder {
                                 dkim_local,
                                 spam_score: verdict.spam.as_ref().and_then(|s| s.score),
                             }
-                            .emit(&self.metrics);
+                            .emit_if_configured(&self.config.borrow(), &self.metrics);
                             self.publish(
                                 &run,
                                 &token,
@@ -751,7 +753,7 @@ impl Recorder {
                     latency,
                     expired,
                 }
-                .emit(&self.metrics);
+                .emit_if_configured(&self.config.borrow(), &self.metrics);
                 let seen_latency = since(seen_ms, row.submitted_ms);
                 self.publish(
                     &run,
@@ -783,7 +785,8 @@ impl Recorder {
         match done {
             Ok(true) => {
                 let run = self.labels(&config, &open.probe, &open.sender, &open.seed);
-                ProbeEvent::Missing { run: run.clone() }.emit(&self.metrics);
+                ProbeEvent::Missing { run: run.clone() }
+                    .emit_if_configured(&self.config.borrow(), &self.metrics);
                 self.publish(
                     &run,
                     token,
