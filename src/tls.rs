@@ -21,6 +21,49 @@ pub enum TlsSetupError {
     Rustls(#[from] rustls::Error),
 }
 
+/// Why an HTTP client (an app's send-code endpoint, an OAuth token
+/// endpoint) could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    #[error("cannot read CA file {path}: {source}")]
+    ReadCa {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("CA file {path}: {message}")]
+    BadCa { path: String, message: String },
+    #[error("{0}")]
+    Build(String),
+}
+
+/// The HTTP client mailcanary's outgoing requests use: `timeout` per
+/// request, no redirects (a redirect would carry tokens elsewhere), its own
+/// User-Agent, and trusting `ca_file` only when one is given.
+pub fn http_client(
+    timeout: std::time::Duration,
+    ca_file: Option<&Path>,
+) -> Result<reqwest::Client, HttpClientError> {
+    install_provider();
+    let mut b = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = ca_file {
+        let path = || ca.display().to_string();
+        let pem = std::fs::read(ca).map_err(|source| HttpClientError::ReadCa {
+            path: path(),
+            source,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| HttpClientError::BadCa {
+                path: path(),
+                message: e.to_string(),
+            })?;
+        b = b.tls_certs_only(certs);
+    }
+    b.build().map_err(|e| HttpClientError::Build(e.to_string()))
+}
+
 /// Install aws-lc-rs as the process-wide rustls provider. rustls panics on
 /// `ClientConfig::builder()` when it cannot tell which provider to use, so
 /// this runs before any TLS client is built; later calls are no-ops.

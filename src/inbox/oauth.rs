@@ -172,24 +172,17 @@ impl TokenSource {
         state_dir: Option<&Path>,
         events: mpsc::Sender<WatchEvent>,
     ) -> Result<Arc<TokenSource>, SetupError> {
-        crate::tls::install_provider();
-        let mut b = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &client.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| SetupError::CaFile {
-                path: ca.display().to_string(),
-                message: e.to_string(),
-            })?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SetupError::CaFile {
-                    path: ca.display().to_string(),
-                    message: e.to_string(),
-                })?;
-            b = b.tls_certs_only(certs);
-        }
-        let http = b.build().map_err(|e| SetupError::Client(e.to_string()))?;
+        use crate::tls::HttpClientError;
+        let http = crate::tls::http_client(REQUEST_TIMEOUT, client.ca_file.as_deref()).map_err(
+            |e| match e {
+                HttpClientError::ReadCa { path, source } => SetupError::CaFile {
+                    path,
+                    message: source.to_string(),
+                },
+                HttpClientError::BadCa { path, message } => SetupError::CaFile { path, message },
+                HttpClientError::Build(message) => SetupError::Client(message),
+            },
+        )?;
         let keep = state_dir.map(|d| Kept::new(d, seed, &client.refresh_token));
         let refresh_token = keep
             .as_ref()

@@ -26,27 +26,17 @@ pub struct HttpTrigger {
 
 impl HttpTrigger {
     pub fn new(cfg: &HttpSender) -> Result<HttpTrigger, SetupError> {
-        crate::tls::install_provider();
-        let mut b = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca).map_err(|source| SetupError::CaFile {
-                path: ca.display().to_string(),
-                source,
+        use crate::tls::HttpClientError;
+        let client =
+            crate::tls::http_client(cfg.timeout, cfg.ca_file.as_deref()).map_err(|e| match e {
+                HttpClientError::ReadCa { path, source } => SetupError::CaFile { path, source },
+                HttpClientError::BadCa { message, .. } | HttpClientError::Build(message) => {
+                    SetupError::Tls {
+                        host: cfg.url.clone(),
+                        message,
+                    }
+                }
             })?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SetupError::Tls {
-                    host: cfg.url.clone(),
-                    message: e.to_string(),
-                })?;
-            b = b.tls_certs_only(certs);
-        }
-        let client = b.build().map_err(|e| SetupError::Tls {
-            host: cfg.url.clone(),
-            message: e.to_string(),
-        })?;
         Ok(HttpTrigger {
             client,
             cfg: cfg.clone(),
