@@ -410,37 +410,42 @@ impl Metrics {
         let stale = |name: &str, value: &str| {
             matches!(name, "probe" | "seed" | "domain") && !configured(name, value)
         };
-        prune(&self.probe_sent, &PROBE_SENT, &stale);
-        prune(&self.probe_send_failures, &PROBE_SEND_FAILURES, &stale);
-        prune(&self.probe_results, &PROBE_RESULTS, &stale);
-        prune(&self.delivery_latency, &DELIVERY_LATENCY, &stale);
-        prune(&self.probe_last_latency, &PROBE_LAST_LATENCY, &stale);
-        prune(
-            &self.probe_last_result_timestamp,
-            &PROBE_LAST_RESULT_TIMESTAMP,
-            &stale,
-        );
-        prune(&self.probe_placement, &PROBE_PLACEMENT, &stale);
-        prune(&self.auth_result, &AUTH_RESULT, &stale);
-        prune(&self.delivered_dkim_result, &DELIVERED_DKIM_RESULT, &stale);
-        prune(&self.arrived_after_expiry, &ARRIVED_AFTER_EXPIRY, &stale);
-        prune(&self.resend_out_of_order, &RESEND_OUT_OF_ORDER, &stale);
-        prune(&self.resend_duplicates, &RESEND_DUPLICATES, &stale);
-        prune(&self.dns_check_status, &DNS_CHECK_STATUS, &stale);
-        prune(&self.dns_findings, &DNS_FINDINGS, &stale);
-        prune(&self.spf_dns_lookups, &SPF_DNS_LOOKUPS, &stale);
-        prune(&self.dkim_key_bits, &DKIM_KEY_BITS, &stale);
-        prune(&self.dmarc_policy, &DMARC_POLICY, &stale);
-        prune(&self.dns_record_changes, &DNS_RECORD_CHANGES, &stale);
-        prune(&self.inbox_up, &INBOX_UP, &stale);
-        prune(&self.probe_tab, &PROBE_TAB, &stale);
-        prune(&self.oauth_token_expiry, &OAUTH_TOKEN_EXPIRY, &stale);
-        prune(&self.oauth_refreshes, &OAUTH_REFRESHES, &stale);
-        prune(
-            &self.oauth_refresh_failures,
-            &OAUTH_REFRESH_FAILURES,
-            &stale,
-        );
+        for (vec, series) in self.scoped() {
+            vec.prune(series.labels, &stale);
+        }
+    }
+
+    /// Every family with a `probe`, `seed` or `domain` label (a test checks
+    /// none is missing).
+    fn scoped(&self) -> [(&dyn Prune, &'static Series); 23] {
+        [
+            (&self.probe_sent, &PROBE_SENT),
+            (&self.probe_send_failures, &PROBE_SEND_FAILURES),
+            (&self.probe_results, &PROBE_RESULTS),
+            (&self.delivery_latency, &DELIVERY_LATENCY),
+            (&self.probe_last_latency, &PROBE_LAST_LATENCY),
+            (
+                &self.probe_last_result_timestamp,
+                &PROBE_LAST_RESULT_TIMESTAMP,
+            ),
+            (&self.probe_placement, &PROBE_PLACEMENT),
+            (&self.auth_result, &AUTH_RESULT),
+            (&self.delivered_dkim_result, &DELIVERED_DKIM_RESULT),
+            (&self.arrived_after_expiry, &ARRIVED_AFTER_EXPIRY),
+            (&self.resend_out_of_order, &RESEND_OUT_OF_ORDER),
+            (&self.resend_duplicates, &RESEND_DUPLICATES),
+            (&self.dns_check_status, &DNS_CHECK_STATUS),
+            (&self.dns_findings, &DNS_FINDINGS),
+            (&self.spf_dns_lookups, &SPF_DNS_LOOKUPS),
+            (&self.dkim_key_bits, &DKIM_KEY_BITS),
+            (&self.dmarc_policy, &DMARC_POLICY),
+            (&self.dns_record_changes, &DNS_RECORD_CHANGES),
+            (&self.inbox_up, &INBOX_UP),
+            (&self.probe_tab, &PROBE_TAB),
+            (&self.oauth_token_expiry, &OAUTH_TOKEN_EXPIRY),
+            (&self.oauth_refreshes, &OAUTH_REFRESHES),
+            (&self.oauth_refresh_failures, &OAUTH_REFRESH_FAILURES),
+        ]
     }
 
     /// The text exposition format (version 0.0.4).
@@ -457,27 +462,30 @@ impl Metrics {
     }
 }
 
-/// Remove the children of `vec` that have a label `stale` picks.
-fn prune<T: prometheus::core::MetricVecBuilder>(
-    vec: &prometheus::core::MetricVec<T>,
-    series: &Series,
-    stale: &dyn Fn(&str, &str) -> bool,
-) {
-    use prometheus::core::Collector;
-    for family in vec.collect() {
-        for metric in family.get_metric() {
-            let pairs = metric.get_label();
-            if !pairs.iter().any(|p| stale(p.name(), p.value())) {
-                continue;
-            }
-            // The child's values in the order the vec declares its labels.
-            let values: Option<Vec<&str>> = series
-                .labels
-                .iter()
-                .map(|l| pairs.iter().find(|p| p.name() == *l).map(|p| p.value()))
-                .collect();
-            if let Some(values) = values {
-                let _ = vec.remove_label_values(&values);
+/// A metric family whose children can be removed by label.
+trait Prune {
+    /// Remove the children that have a label `stale` picks; `labels` are
+    /// the family's label names in declaration order.
+    fn prune(&self, labels: &[&str], stale: &dyn Fn(&str, &str) -> bool);
+}
+
+impl<T: prometheus::core::MetricVecBuilder> Prune for prometheus::core::MetricVec<T> {
+    fn prune(&self, labels: &[&str], stale: &dyn Fn(&str, &str) -> bool) {
+        use prometheus::core::Collector;
+        for family in self.collect() {
+            for metric in family.get_metric() {
+                let pairs = metric.get_label();
+                if !pairs.iter().any(|p| stale(p.name(), p.value())) {
+                    continue;
+                }
+                // The child's values in the order the family declares its labels.
+                let values: Option<Vec<&str>> = labels
+                    .iter()
+                    .map(|l| pairs.iter().find(|p| p.name() == *l).map(|p| p.value()))
+                    .collect();
+                if let Some(values) = values {
+                    let _ = self.remove_label_values(&values);
+                }
             }
         }
     }
@@ -492,6 +500,24 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_family_labelled_by_probe_seed_or_domain_is_pruned() {
+        let m = Metrics::new();
+        let scoped: Vec<&str> = m.scoped().iter().map(|(_, s)| s.name).collect();
+        for s in ALL {
+            if s.labels
+                .iter()
+                .any(|l| matches!(*l, "probe" | "seed" | "domain"))
+            {
+                assert!(
+                    scoped.contains(&s.name),
+                    "{} is not pruned on reload",
+                    s.name
+                );
+            }
+        }
+    }
 
     #[test]
     fn series_of_unconfigured_probes_seeds_and_domains_are_forgotten() {
