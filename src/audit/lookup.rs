@@ -1,22 +1,24 @@
 //! DNS lookups for the audit: the "look up" step of STYLE.md item 5.
 //!
-//! [`DnsLookup`] wraps a hickory-resolver pointed at any `HOST:PORT` (UDP,
-//! TCP when an answer is truncated) or at the system configuration, with no
-//! cache (`cache_size = 0`: every audit sees the DNS as it is now), a
-//! per-query timeout and a bound on queries in flight, so many domains can be
-//! audited at once without flooding the resolver.
+//! [`DnsLookup`] asks any `HOST:PORT` (UDP, TCP when an answer is
+//! truncated) or the servers of the system configuration, with no cache
+//! (every audit sees the DNS as it is now), a per-query timeout and a bound
+//! on queries in flight, so many domains can be audited at once without
+//! flooding the resolver. The queries go through [`super::wire`], hickory's
+//! multiplexed client on one socket per run; a hickory-resolver on the same
+//! servers serves mail-auth's SPF evaluation ([`DnsLookup::authenticator`]).
 //!
 //! One audit run (one [`crate::audit::run::Auditor::audit`] call) asks
 //! through [`DnsLookup::for_run`], which answers a query asked again in the
 //! same run (an SPF include shared by many domains, the MX that both SPF and
 //! the MX check ask for) from the first answer instead of the network. The
-//! memo lives as long as the run: the next run asks the DNS again.
+//! memo and the socket live as long as the run: the next run asks the DNS
+//! again, from another source port.
 //!
 //! Every outcome is one of [`DnsAnswer::Found`], [`DnsAnswer::NotFound`]
 //! (NXDOMAIN, or NOERROR without records of the type: NODATA) or
-//! [`DnsAnswer::Unknown`] (timeout, SERVFAIL, REFUSED, network error). The
-//! mapping lives in one function, [`classify`]; only NXDOMAIN and NODATA are
-//! ever "not found".
+//! [`DnsAnswer::Unknown`] (timeout, SERVFAIL, REFUSED, network error). Only
+//! NXDOMAIN and NODATA are ever "not found" ([`super::wire::Resolved`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -24,15 +26,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::{NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::TokioResolver;
 use tokio::sync::{OnceCell, Semaphore};
 
 use super::domain::normalize;
+use super::wire::{Resolved, Wire};
 use super::{join_character_strings, Answer, DnsAnswer, DnsFacts, Query, QueryKind, TxtRecords};
 
 /// Default bound on DNS queries in flight across all audited domains.
@@ -94,8 +95,9 @@ pub struct HostAddrs {
     pub cname: Option<String>,
 }
 
-/// The outcome of one query, shared by everyone in the run who asks it.
-type Outcome = Arc<Result<hickory_resolver::lookup::Lookup, Negative>>;
+/// The outcome of one query (the answer's records, CNAMEs first), shared by
+/// everyone in the run who asks it.
+type Outcome = Arc<Result<Vec<Record>, Negative>>;
 
 /// Answers obtained so far in one audit run, by name and type. A query in
 /// flight is shared too: the second asker waits for the first's answer.
@@ -105,7 +107,12 @@ type Memo = Mutex<HashMap<(Name, RecordType), Arc<OnceCell<Outcome>>>>;
 /// queries in flight (and the memo, for a [`DnsLookup::for_run`] handle).
 #[derive(Clone)]
 pub struct DnsLookup {
+    /// For mail-auth only; the audit's own queries go through `wire`.
     inner: TokioResolver,
+    wire: Arc<Wire>,
+    /// What a run's fresh [`Wire`] is built from.
+    servers: Vec<SocketAddr>,
+    settings: ResolverSettings,
     permits: Arc<Semaphore>,
     deadline: Duration,
     /// `Some` only on a [`DnsLookup::for_run`] handle.
@@ -116,18 +123,30 @@ impl DnsLookup {
     /// Builds the resolver. Must be called inside a tokio runtime.
     pub fn new(settings: &ResolverSettings) -> Result<Self, LookupSetupError> {
         let provider = TokioRuntimeProvider::default();
-        let mut builder = match settings.server {
+        let (mut builder, servers) = match settings.server {
             Some(addr) => {
                 let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
                 for conn in &mut ns.connections {
                     conn.port = addr.port();
                 }
                 let config = ResolverConfig::from_parts(None, vec![], vec![ns]);
-                TokioResolver::builder_with_config(config, provider)
-                    .with_options(ResolverOpts::default())
+                let builder = TokioResolver::builder_with_config(config, provider)
+                    .with_options(ResolverOpts::default());
+                (builder, vec![addr])
             }
-            None => TokioResolver::builder(provider)
-                .map_err(|e| LookupSetupError::SystemConfig(e.to_string()))?,
+            None => {
+                let (config, opts) = hickory_resolver::system_conf::read_system_conf()
+                    .map_err(|e| LookupSetupError::SystemConfig(e.to_string()))?;
+                let servers = udp_servers(&config);
+                if servers.is_empty() {
+                    return Err(LookupSetupError::SystemConfig(
+                        "no name server in it".into(),
+                    ));
+                }
+                let builder =
+                    TokioResolver::builder_with_config(config, provider).with_options(opts);
+                (builder, servers)
+            }
         };
         // hickory builds a DNS-over-TLS client configuration when the
         // resolver is built, reading the system's CA certificates (~5 ms,
@@ -150,6 +169,9 @@ impl DnsLookup {
         let attempts = u32::try_from(settings.attempts.max(1)).unwrap_or(u32::MAX);
         Ok(DnsLookup {
             inner,
+            wire: Arc::new(wire_for(&servers, settings)),
+            servers,
+            settings: settings.clone(),
             permits: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
             // A safety net above hickory's own timeouts (one per attempt and
             // transport, plus CNAME chasing).
@@ -167,6 +189,7 @@ impl DnsLookup {
     pub fn for_run(&self) -> DnsLookup {
         DnsLookup {
             memo: Some(Arc::default()),
+            wire: Arc::new(wire_for(&self.servers, &self.settings)),
             ..self.clone()
         }
     }
@@ -197,17 +220,22 @@ impl DnsLookup {
     }
 
     /// Asks the server, within the bound on queries in flight.
-    async fn query(
-        &self,
-        fqdn: Name,
-        rtype: RecordType,
-    ) -> Result<hickory_resolver::lookup::Lookup, Negative> {
+    async fn query(&self, fqdn: Name, rtype: RecordType) -> Result<Vec<Record>, Negative> {
+        match self.resolve(&fqdn, rtype).await? {
+            Resolved::Records(records) => Ok(records),
+            Resolved::Empty { .. } => Err(Negative::NotFound),
+        }
+    }
+
+    /// One resolution through the wire client, within the bound on queries
+    /// in flight and the overall deadline.
+    async fn resolve(&self, fqdn: &Name, rtype: RecordType) -> Result<Resolved, Negative> {
         let Ok(_permit) = self.permits.acquire().await else {
             return Err(Negative::Unknown("resolver shut down".into()));
         };
-        match tokio::time::timeout(self.deadline, self.inner.lookup(fqdn, rtype)).await {
-            Ok(Ok(lookup)) => Ok(lookup),
-            Ok(Err(e)) => Err(classify(&e)),
+        match tokio::time::timeout(self.deadline, self.wire.resolve(fqdn, rtype)).await {
+            Ok(Ok(resolved)) => Ok(resolved),
+            Ok(Err(unknown)) => Err(Negative::Unknown(unknown.0)),
             Err(_) => Err(Negative::Unknown("timed out".into())),
         }
     }
@@ -220,12 +248,8 @@ impl DnsLookup {
         pick: impl Fn(&RData) -> Option<T>,
     ) -> DnsAnswer<Vec<T>> {
         match &*self.raw(name, rtype).await {
-            Ok(lookup) => {
-                let items: Vec<T> = lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|r| pick(&r.data))
-                    .collect();
+            Ok(records) => {
+                let items: Vec<T> = records.iter().filter_map(|r| pick(&r.data)).collect();
                 if items.is_empty() {
                     DnsAnswer::NotFound
                 } else {
@@ -283,8 +307,8 @@ impl DnsLookup {
         let want = normalize(name);
         for result in [v4, v6] {
             match &*result {
-                Ok(lookup) => {
-                    for r in lookup.answers() {
+                Ok(records) => {
+                    for r in records {
                         match &r.data {
                             RData::A(a) => out.addrs.push(IpAddr::V4(a.0)),
                             RData::AAAA(a) => out.addrs.push(IpAddr::V6(a.0)),
@@ -332,44 +356,25 @@ impl DnsLookup {
             Some(n) => n,
             None => return DnsAnswer::Unknown("not a valid DNS name".into()),
         };
-        let Ok(_permit) = self.permits.acquire().await else {
-            return DnsAnswer::Unknown("resolver shut down".into());
-        };
-        let result =
-            tokio::time::timeout(self.deadline, self.inner.lookup(fqdn, RecordType::SOA)).await;
-        match result {
-            Err(_) => DnsAnswer::Unknown("timed out".into()),
-            Ok(Ok(lookup)) => lookup
-                .answers()
+        match self.resolve(&fqdn, RecordType::SOA).await {
+            Ok(Resolved::Records(records)) => records
                 .iter()
                 .find(|r| r.record_type() == RecordType::SOA)
                 .map(|r| DnsAnswer::Found(normalize(&r.name.to_ascii())))
                 .unwrap_or(DnsAnswer::NotFound),
-            Ok(Err(e)) => {
-                if let NetError::Dns(DnsError::NoRecordsFound(nr)) = &e {
-                    if let Some(soa) = &nr.soa {
-                        if matches!(
-                            nr.response_code,
-                            ResponseCode::NoError | ResponseCode::NXDomain
-                        ) {
-                            return DnsAnswer::Found(normalize(&soa.name.to_ascii()));
-                        }
-                    }
-                }
-                classify(&e).into_answer()
+            Ok(Resolved::Empty { soa: Some(apex) }) => {
+                DnsAnswer::Found(normalize(&apex.to_ascii()))
             }
+            Ok(Resolved::Empty { soa: None }) => DnsAnswer::NotFound,
+            Err(n) => n.into_answer(),
         }
     }
 
     /// How many records of `rtype` are at `name` (DNSKEY, DS).
     pub async fn count(&self, name: &str, rtype: RecordType) -> DnsAnswer<usize> {
         match &*self.raw(name, rtype).await {
-            Ok(lookup) => {
-                let n = lookup
-                    .answers()
-                    .iter()
-                    .filter(|r| r.record_type() == rtype)
-                    .count();
+            Ok(records) => {
+                let n = records.iter().filter(|r| r.record_type() == rtype).count();
                 if n == 0 {
                     DnsAnswer::NotFound
                 } else {
@@ -417,6 +422,30 @@ impl DnsLookup {
     }
 }
 
+/// The servers of a system configuration, each at its UDP port.
+fn udp_servers(config: &ResolverConfig) -> Vec<SocketAddr> {
+    config
+        .name_servers
+        .iter()
+        .filter_map(|ns| {
+            ns.connections
+                .iter()
+                .find(|c| c.protocol == ProtocolConfig::Udp)
+                .map(|c| SocketAddr::new(ns.ip, c.port))
+        })
+        .collect()
+}
+
+/// A fresh wire client on `servers` with the resolver settings.
+fn wire_for(servers: &[SocketAddr], settings: &ResolverSettings) -> Wire {
+    Wire::new(
+        servers.to_vec(),
+        settings.timeout,
+        settings.attempts,
+        settings.max_in_flight,
+    )
+}
+
 /// A TLS client configuration that trusts no one, for the resolver's DNS
 /// over TLS, which the audit never uses.
 fn unused_tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
@@ -443,37 +472,6 @@ impl Negative {
             Negative::NotFound => DnsAnswer::NotFound,
             Negative::Unknown(why) => DnsAnswer::Unknown(why),
         }
-    }
-}
-
-/// Maps a resolver error to "not found" or "unknown". Only NXDOMAIN and
-/// NOERROR-without-records are "not found"; hickory reports a SERVFAIL with
-/// an empty answer as `NoRecordsFound` too, so the response code decides.
-pub fn classify(err: &NetError) -> Negative {
-    match err {
-        NetError::Dns(DnsError::NoRecordsFound(nr)) => match nr.response_code {
-            ResponseCode::NXDomain | ResponseCode::NoError => Negative::NotFound,
-            code => Negative::Unknown(rcode_name(code)),
-        },
-        NetError::Dns(DnsError::ResponseCode(code)) => Negative::Unknown(rcode_name(*code)),
-        NetError::Timeout => Negative::Unknown("timed out".into()),
-        NetError::Io(e) => Negative::Unknown(format!("network error: {}", e.kind())),
-        NetError::NoConnections => Negative::Unknown("no connection to the resolver".into()),
-        NetError::Truncated => Negative::Unknown("truncated answer and no TCP".into()),
-        other => Negative::Unknown(super::excerpt(&other.to_string(), 100)),
-    }
-}
-
-/// `SERVFAIL`, `REFUSED`, … as in dig's output.
-fn rcode_name(code: ResponseCode) -> String {
-    match code {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        other => format!("response code {}", u16::from(other)),
     }
 }
 
@@ -522,44 +520,6 @@ pub fn reversed_labels(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_resolver::net::NoRecords;
-    use hickory_resolver::proto::op::Query as HQuery;
-
-    fn no_records(code: ResponseCode) -> NetError {
-        NetError::from(NoRecords::new(HQuery::default(), code))
-    }
-
-    #[test]
-    fn only_nxdomain_and_nodata_are_not_found() {
-        assert_eq!(
-            classify(&no_records(ResponseCode::NXDomain)),
-            Negative::NotFound
-        );
-        assert_eq!(
-            classify(&no_records(ResponseCode::NoError)),
-            Negative::NotFound
-        );
-        assert_eq!(
-            classify(&no_records(ResponseCode::ServFail)),
-            Negative::Unknown("SERVFAIL".into())
-        );
-        assert_eq!(
-            classify(&NetError::Dns(DnsError::ResponseCode(
-                ResponseCode::Refused
-            ))),
-            Negative::Unknown("REFUSED".into())
-        );
-        assert_eq!(
-            classify(&NetError::Timeout),
-            Negative::Unknown("timed out".into())
-        );
-        let io = NetError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert!(matches!(classify(&io), Negative::Unknown(w) if w.contains("refused")));
-        assert!(matches!(
-            classify(&NetError::from("weird")),
-            Negative::Unknown(_)
-        ));
-    }
 
     #[test]
     fn reverse_names() {
@@ -577,7 +537,7 @@ mod tests {
     /// A DNS server on port 0 that answers NXDOMAIN to everything and
     /// counts the queries it gets.
     async fn counting_server() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
-        use hickory_resolver::proto::op::Message;
+        use hickory_resolver::proto::op::{Message, ResponseCode};
         let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = sock.local_addr().unwrap();
         let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));

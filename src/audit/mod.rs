@@ -80,6 +80,7 @@ pub mod schedule;
 pub mod spf;
 pub mod tag_list;
 pub mod tls_rpt;
+pub mod wire;
 pub mod x509;
 
 #[cfg(test)]

@@ -1,0 +1,694 @@
+//! The audit's DNS client: hickory-net's multiplexed exchange on one UDP
+//! socket per server, TCP (one multiplexed connection) for truncated answers.
+//!
+//! Why not `TokioResolver::lookup` for every query: the resolver opens, binds,
+//! registers and closes a fresh UDP socket per query (the right default for a
+//! caching resolver, where a spoofed answer would be served for its TTL) and
+//! runs each query through its name-server pool, retry and caching layers.
+//! For an audit of many domains that is two thirds of the CPU time
+//! (`bench/checkdmarc-compare.sh`). Here hickory's own `DnsMultiplexer`
+//! matches answers to queries by id on one long-lived socket, and this module
+//! adds what the resolver did that the audit needs: the answer must come from
+//! the server and match the question, a truncated answer is asked again over
+//! TCP, CNAMEs are followed (RFC 1034 §3.6.2), and every outcome is records,
+//! "no such records" (NXDOMAIN or NODATA) or unknown.
+//!
+//! The socket lives as long as the [`Wire`] (one `check` run, one scheduled
+//! audit run), so answers are never cached across runs and the source port
+//! changes each run. The socket is connected: the kernel drops datagrams from
+//! anyone but the server, and the query id and question are checked.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use hickory_resolver::net::runtime::{TokioRuntimeProvider, TokioTime};
+use hickory_resolver::net::tcp::TcpClientStream;
+use hickory_resolver::net::udp::UdpStream;
+use hickory_resolver::net::xfer::{DnsClientStream, DnsExchange, DnsHandle, DnsMultiplexer};
+use hickory_resolver::net::NetError;
+use hickory_resolver::proto::op::{
+    DnsRequestOptions, DnsResponse, Query, ResponseCode, SerialMessage,
+};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+
+/// CNAME hops followed before the answer is unknown (hickory's resolver
+/// allows a similar depth; real chains are one or two long).
+const MAX_CNAME_HOPS: usize = 8;
+
+/// What a query found.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// Records of the asked type, with the CNAMEs that led to them first.
+    Records(Vec<Record>),
+    /// NXDOMAIN, or NOERROR without records of the type (NODATA). `soa` is the
+    /// owner of the SOA in the authority section (the zone's apex), if any.
+    Empty { soa: Option<Name> },
+}
+
+/// Why an answer could not be obtained; the text is support-safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown(pub String);
+
+impl Unknown {
+    fn new(why: impl Into<String>) -> Self {
+        Unknown(why.into())
+    }
+}
+
+/// Which transport a query goes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// A DNS client for one audit run: one UDP socket and, when needed, one TCP
+/// connection per server, connected on first use.
+pub struct Wire {
+    servers: Vec<Server>,
+    timeout: Duration,
+    attempts: usize,
+    max_in_flight: usize,
+}
+
+struct Server {
+    addr: SocketAddr,
+    udp: Mutex<Option<DnsExchange<TokioRuntimeProvider>>>,
+    tcp: Mutex<Option<DnsExchange<TokioRuntimeProvider>>>,
+}
+
+impl Wire {
+    /// A client asking `servers` in order (the next only when one cannot
+    /// answer). Nothing is connected until the first query.
+    pub fn new(
+        servers: Vec<SocketAddr>,
+        timeout: Duration,
+        attempts: usize,
+        max_in_flight: usize,
+    ) -> Self {
+        Wire {
+            servers: servers
+                .into_iter()
+                .map(|addr| Server {
+                    addr,
+                    udp: Mutex::new(None),
+                    tcp: Mutex::new(None),
+                })
+                .collect(),
+            timeout,
+            attempts: attempts.max(1),
+            max_in_flight: max_in_flight.max(1),
+        }
+    }
+
+    /// Resolves `name`/`rtype`, following CNAMEs.
+    pub async fn resolve(&self, name: &Name, rtype: RecordType) -> Result<Resolved, Unknown> {
+        let mut chain = Vec::new();
+        let mut current = name.clone();
+        for _ in 0..=MAX_CNAME_HOPS {
+            let response = self.ask(&current, rtype).await?;
+            match response.metadata.response_code {
+                ResponseCode::NoError | ResponseCode::NXDomain => {}
+                code => return Err(Unknown(rcode_name(code))),
+            }
+            let answers = &response.answers;
+            if answers.iter().any(|r| r.record_type() == rtype) {
+                chain.extend(answers.iter().cloned());
+                return Ok(Resolved::Records(chain));
+            }
+            // Follow the CNAME chain inside this answer and ask for where it
+            // ends, even after NXDOMAIN or NODATA: an authoritative server
+            // answers for the target only as far as its own zones go (knot
+            // says NXDOMAIN for a name in a zone of its that failed to load,
+            // which answers SERVFAIL when asked directly).
+            let mut target = current.clone();
+            let mut hops = Vec::new();
+            while let Some(r) = answers
+                .iter()
+                .find(|r| r.name == target && r.record_type() == RecordType::CNAME)
+            {
+                let RData::CNAME(c) = &r.data else { break };
+                hops.push(r.clone());
+                target = c.0.clone();
+                if hops.len() > MAX_CNAME_HOPS {
+                    return Err(Unknown::new("CNAME chain too long"));
+                }
+            }
+            if hops.is_empty() {
+                return Ok(Resolved::Empty {
+                    soa: authority_soa(&response),
+                });
+            }
+            chain.extend(hops);
+            current = target;
+        }
+        Err(Unknown::new("CNAME chain too long"))
+    }
+
+    /// One question, every server in turn: the first answer that is not
+    /// unknown, or the last server's reason.
+    async fn ask(&self, name: &Name, rtype: RecordType) -> Result<DnsResponse, Unknown> {
+        let mut last = Unknown::new("no name server configured");
+        for server in &self.servers {
+            match self.ask_server(server, name, rtype).await {
+                Ok(r) if is_server_failure(&r) && self.servers.len() > 1 => {
+                    last = Unknown(rcode_name(r.metadata.response_code));
+                }
+                Ok(r) => return Ok(r),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// One question to one server: UDP, then TCP if the answer is truncated;
+    /// `attempts` tries on timeouts and network errors.
+    async fn ask_server(
+        &self,
+        server: &Server,
+        name: &Name,
+        rtype: RecordType,
+    ) -> Result<DnsResponse, Unknown> {
+        let mut transport = Transport::Udp;
+        let mut last = Unknown::new("timed out");
+        let mut tries = 0;
+        while tries < self.attempts {
+            tries += 1;
+            let exchange = match self.exchange(server, transport).await {
+                Ok(e) => e,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            let mut options = DnsRequestOptions::default();
+            options.recursion_desired = true;
+            let query = Query::query(name.clone(), rtype);
+            let outcome = exchange.lookup(query, options).next().await;
+            match outcome {
+                Some(Ok(response)) => {
+                    if !answers_question(&response, name, rtype) {
+                        last = Unknown::new("answer does not match the question");
+                        continue;
+                    }
+                    if response.metadata.truncation && transport == Transport::Udp {
+                        // RFC 7766 §5: ask again over TCP; not an attempt.
+                        transport = Transport::Tcp;
+                        tries -= 1;
+                        continue;
+                    }
+                    return Ok(response);
+                }
+                // hickory ends the response stream without an item when the
+                // multiplexer's timer fires.
+                Some(Err(NetError::Timeout)) | None => last = Unknown::new("timed out"),
+                Some(Err(e)) => {
+                    // The socket or connection is gone (a dead exchange
+                    // refuses sends as busy): connect again on the next try.
+                    server.slot(transport).lock().map(|mut s| s.take()).ok();
+                    last = net_error(&e);
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// The exchange for `transport` to `server`, connecting it if needed.
+    async fn exchange(
+        &self,
+        server: &Server,
+        transport: Transport,
+    ) -> Result<DnsExchange<TokioRuntimeProvider>, Unknown> {
+        let slot = server.slot(transport);
+        if let Some(e) = slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return Ok(e.clone());
+        }
+        let fresh = match transport {
+            Transport::Udp => self.connect_udp(server.addr).await?,
+            Transport::Tcp => self.connect_tcp(server.addr).await?,
+        };
+        // Two queries may have connected at once; keep the first.
+        let mut held = slot.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(held.get_or_insert(fresh).clone())
+    }
+
+    /// One TCP connection, multiplexed. (`TcpClientStream::exchange` would
+    /// tie its background task to a runtime handle dropped on return.)
+    async fn connect_tcp(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<DnsExchange<TokioRuntimeProvider>, Unknown> {
+        let (connect, handle) = TcpClientStream::new(
+            addr,
+            None,
+            Some(self.timeout),
+            TokioRuntimeProvider::default(),
+        );
+        let stream = connect.await.map_err(|e| net_error(&e))?;
+        Ok(self.spawn_exchange(DnsMultiplexer::new(stream, handle)))
+    }
+
+    /// Starts the multiplexer's background task; the exchange ends with it.
+    fn spawn_exchange<S: DnsClientStream>(
+        &self,
+        multiplexer: DnsMultiplexer<S>,
+    ) -> DnsExchange<TokioRuntimeProvider> {
+        let multiplexer = multiplexer
+            .with_timeout(self.timeout)
+            .with_max_active_requests(self.max_in_flight.saturating_mul(2));
+        let (exchange, background) = DnsExchange::from_stream(multiplexer);
+        tokio::spawn(background);
+        exchange
+    }
+
+    async fn connect_udp(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<DnsExchange<TokioRuntimeProvider>, Unknown> {
+        let local: SocketAddr = match addr {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let network = |e: std::io::Error| Unknown(format!("network error: {}", e.kind()));
+        let socket = tokio::net::UdpSocket::bind(local).await.map_err(network)?;
+        socket.connect(addr).await.map_err(network)?;
+        let (stream, handle) = UdpStream::<TokioRuntimeProvider>::with_bound(socket, addr);
+        let link = UdpLink { stream, addr };
+        Ok(self.spawn_exchange(DnsMultiplexer::new(link, handle)))
+    }
+}
+
+impl Server {
+    fn slot(&self, transport: Transport) -> &Mutex<Option<DnsExchange<TokioRuntimeProvider>>> {
+        match transport {
+            Transport::Udp => &self.udp,
+            Transport::Tcp => &self.tcp,
+        }
+    }
+}
+
+/// The UDP socket as hickory's multiplexer wants it. A receive error (an
+/// ICMP "port unreachable" on the connected socket, say) is logged and
+/// skipped instead of ending the stream: the queries waiting then time out
+/// one by one and the socket stays usable when the server comes back.
+struct UdpLink {
+    stream: UdpStream<TokioRuntimeProvider>,
+    addr: SocketAddr,
+}
+
+impl Stream for UdpLink {
+    type Item = Result<SerialMessage, NetError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // A few errors in a row are skipped in one poll; more means the
+        // socket is unusable, which ends the stream (and the exchange, which
+        // `ask_server` then replaces).
+        for _ in 0..16 {
+            match self.stream.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(message))) if message.addr() == self.addr => {
+                    return Poll::Ready(Some(Ok(message)))
+                }
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::debug!(server = %self.addr, error = %e, "DNS socket receive error");
+                    continue;
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(None)
+    }
+}
+
+impl DnsClientStream for UdpLink {
+    type Time = TokioTime;
+
+    fn name_server_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// RFC 5452 §9.1: an answer is accepted only for the question asked.
+fn answers_question(response: &DnsResponse, name: &Name, rtype: RecordType) -> bool {
+    match response.queries.as_slice() {
+        [q] => q.name() == name && q.query_type() == rtype,
+        _ => false,
+    }
+}
+
+/// SERVFAIL, REFUSED, NOTIMP, FORMERR: worth asking the next server.
+fn is_server_failure(response: &DnsResponse) -> bool {
+    !matches!(
+        response.metadata.response_code,
+        ResponseCode::NoError | ResponseCode::NXDomain
+    )
+}
+
+/// The owner of the SOA in a negative answer's authority section.
+fn authority_soa(response: &DnsResponse) -> Option<Name> {
+    response
+        .authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::SOA)
+        .map(|r| r.name.clone())
+}
+
+/// A transport error as an unknown outcome's reason.
+fn net_error(err: &NetError) -> Unknown {
+    match err {
+        NetError::Timeout => Unknown::new("timed out"),
+        NetError::Io(e) => Unknown(format!("network error: {}", e.kind())),
+        NetError::Busy => Unknown::new("too many queries in flight"),
+        other => Unknown(super::excerpt(&other.to_string(), 100)),
+    }
+}
+
+/// `SERVFAIL`, `REFUSED`, … as in dig's output.
+pub fn rcode_name(code: ResponseCode) -> String {
+    match code {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => format!("response code {}", u16::from(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use hickory_resolver::proto::op::{Message, MessageType, OpCode};
+    use hickory_resolver::proto::rr::rdata::{A, CNAME, SOA, TXT};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    type Handler = dyn Fn(&Message, Transport) -> Option<Message> + Send + Sync;
+
+    /// A DNS server on a free loopback port, UDP and TCP, answering with
+    /// `handler` (None: stay silent) and counting queries per transport.
+    struct TestServer {
+        addr: SocketAddr,
+        udp: Arc<AtomicUsize>,
+        tcp: Arc<AtomicUsize>,
+    }
+
+    impl TestServer {
+        async fn start(handler: Arc<Handler>) -> TestServer {
+            let (udp_sock, tcp_listener) = loop {
+                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let port = udp.local_addr().unwrap().port();
+                if let Ok(tcp) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                    break (udp, tcp);
+                }
+            };
+            let addr = udp_sock.local_addr().unwrap();
+            let (udp, tcp) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let (h, n) = (handler.clone(), udp.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1500];
+                while let Ok((len, from)) = udp_sock.recv_from(&mut buf).await {
+                    let Ok(q) = Message::from_vec(&buf[..len]) else {
+                        continue;
+                    };
+                    n.fetch_add(1, Ordering::SeqCst);
+                    if let Some(r) = h(&q, Transport::Udp) {
+                        let _ = udp_sock.send_to(&r.to_vec().unwrap(), from).await;
+                    }
+                }
+            });
+            let n = tcp.clone();
+            tokio::spawn(async move {
+                while let Ok((mut conn, _)) = tcp_listener.accept().await {
+                    let (h, n) = (handler.clone(), n.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            let Ok(len) = conn.read_u16().await else {
+                                return;
+                            };
+                            let mut buf = vec![0u8; usize::from(len)];
+                            if conn.read_exact(&mut buf).await.is_err() {
+                                return;
+                            }
+                            let Ok(q) = Message::from_vec(&buf) else {
+                                return;
+                            };
+                            n.fetch_add(1, Ordering::SeqCst);
+                            if let Some(r) = h(&q, Transport::Tcp) {
+                                let bytes = r.to_vec().unwrap();
+                                let _ = conn.write_u16(bytes.len() as u16).await;
+                                let _ = conn.write_all(&bytes).await;
+                            }
+                        }
+                    });
+                }
+            });
+            TestServer { addr, udp, tcp }
+        }
+
+        fn wire(&self, attempts: usize) -> Wire {
+            Wire::new(vec![self.addr], Duration::from_millis(300), attempts, 8)
+        }
+    }
+
+    fn reply(q: &Message, code: ResponseCode) -> Message {
+        let mut r = Message::error_msg(q.metadata.id, OpCode::Query, code);
+        r.metadata.message_type = MessageType::Response;
+        r.add_queries(q.queries.iter().cloned());
+        r
+    }
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn asked(q: &Message) -> (String, RecordType) {
+        let q = &q.queries[0];
+        (q.name().to_ascii().to_lowercase(), q.query_type())
+    }
+
+    fn soa_at(apex: &str) -> Record {
+        let soa = SOA::new(
+            name(apex),
+            name("hostmaster.test."),
+            1,
+            3600,
+            600,
+            86400,
+            300,
+        );
+        Record::from_rdata(name(apex), 300, RData::SOA(soa))
+    }
+
+    #[tokio::test]
+    async fn a_truncated_answer_is_asked_again_over_tcp() {
+        let server = TestServer::start(Arc::new(|q: &Message, t: Transport| {
+            let mut r = reply(q, ResponseCode::NoError);
+            match t {
+                Transport::Udp => r.metadata.truncation = true,
+                Transport::Tcp => {
+                    r.add_answer(Record::from_rdata(
+                        q.queries[0].name().clone(),
+                        300,
+                        RData::TXT(TXT::new(vec!["v=spf1 -all".into()])),
+                    ));
+                }
+            }
+            Some(r)
+        }))
+        .await;
+        let wire = server.wire(1);
+        for _ in 0..2 {
+            let got = wire.resolve(&name("big.test."), RecordType::TXT).await;
+            assert!(
+                matches!(&got, Ok(Resolved::Records(r)) if r.len() == 1),
+                "{got:?}"
+            );
+        }
+        assert_eq!(server.udp.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            server.tcp.load(Ordering::SeqCst),
+            2,
+            "one TCP query per truncated answer"
+        );
+    }
+
+    #[tokio::test]
+    async fn cnames_are_followed_to_the_records() {
+        let server = TestServer::start(Arc::new(|q: &Message, _| {
+            let mut r = reply(q, ResponseCode::NoError);
+            let qname = q.queries[0].name().clone();
+            match asked(q).0.as_str() {
+                "alias.test." => r.add_answer(Record::from_rdata(
+                    qname,
+                    300,
+                    RData::CNAME(CNAME(name("mid.test."))),
+                )),
+                "mid.test." => r.add_answer(Record::from_rdata(
+                    qname,
+                    300,
+                    RData::CNAME(CNAME(name("host.test."))),
+                )),
+                // NXDOMAIN for the target, from a server that does not
+                // serve it: the target is asked anyway.
+                "partial.test." => {
+                    r.metadata.response_code = ResponseCode::NXDomain;
+                    r.add_answer(Record::from_rdata(
+                        qname,
+                        300,
+                        RData::CNAME(CNAME(name("host.test."))),
+                    ))
+                }
+                "host.test." => r.add_answer(Record::from_rdata(
+                    qname,
+                    300,
+                    RData::A(A::new(192, 0, 2, 1)),
+                )),
+                // A CNAME to itself: a loop.
+                _ => r.add_answer(Record::from_rdata(
+                    qname.clone(),
+                    300,
+                    RData::CNAME(CNAME(qname)),
+                )),
+            };
+            Some(r)
+        }))
+        .await;
+        let wire = server.wire(1);
+        let Ok(Resolved::Records(records)) =
+            wire.resolve(&name("alias.test."), RecordType::A).await
+        else {
+            panic!("alias.test. did not resolve");
+        };
+        let types: Vec<RecordType> = records.iter().map(|r| r.record_type()).collect();
+        assert_eq!(types, [RecordType::CNAME, RecordType::CNAME, RecordType::A]);
+        assert_eq!(server.udp.load(Ordering::SeqCst), 3);
+        let got = wire.resolve(&name("partial.test."), RecordType::A).await;
+        assert!(
+            matches!(&got, Ok(Resolved::Records(r)) if r.len() == 2),
+            "{got:?}"
+        );
+        assert_eq!(
+            wire.resolve(&name("loop.test."), RecordType::A)
+                .await
+                .unwrap_err(),
+            Unknown::new("CNAME chain too long")
+        );
+    }
+
+    #[tokio::test]
+    async fn nxdomain_and_nodata_are_empty_and_name_the_apex_other_codes_are_unknown() {
+        let server = TestServer::start(Arc::new(|q: &Message, _| {
+            let code = match asked(q).0.as_str() {
+                "gone.zone.test." => ResponseCode::NXDomain,
+                "empty.zone.test." => ResponseCode::NoError,
+                "broken.test." => ResponseCode::ServFail,
+                _ => ResponseCode::Refused,
+            };
+            let mut r = reply(q, code);
+            if code == ResponseCode::NXDomain || code == ResponseCode::NoError {
+                r.add_authority(soa_at("zone.test."));
+            }
+            Some(r)
+        }))
+        .await;
+        let wire = server.wire(2);
+        for n in ["gone.zone.test.", "empty.zone.test."] {
+            match wire.resolve(&name(n), RecordType::MX).await {
+                Ok(Resolved::Empty { soa: Some(apex) }) => assert_eq!(apex, name("zone.test.")),
+                other => panic!("{n}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            wire.resolve(&name("broken.test."), RecordType::MX)
+                .await
+                .unwrap_err(),
+            Unknown::new("SERVFAIL")
+        );
+        assert_eq!(
+            wire.resolve(&name("other.test."), RecordType::MX)
+                .await
+                .unwrap_err(),
+            Unknown::new("REFUSED")
+        );
+        assert_eq!(
+            server.udp.load(Ordering::SeqCst),
+            4,
+            "an answer is not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_to_another_question_is_not_taken() {
+        let server = TestServer::start(Arc::new(|q: &Message, _| {
+            let mut r = reply(q, ResponseCode::NoError);
+            r.queries.clear();
+            let forged = Query::query(name("other.test."), RecordType::TXT);
+            r.add_query(forged.clone());
+            r.add_answer(Record::from_rdata(
+                name("other.test."),
+                300,
+                RData::TXT(TXT::new(vec!["forged".into()])),
+            ));
+            Some(r)
+        }))
+        .await;
+        let wire = server.wire(2);
+        assert_eq!(
+            wire.resolve(&name("asked.test."), RecordType::TXT)
+                .await
+                .unwrap_err(),
+            Unknown::new("answer does not match the question")
+        );
+        assert_eq!(
+            server.udp.load(Ordering::SeqCst),
+            2,
+            "each attempt asks once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_unknown_after_every_attempt_and_the_socket_stays_usable() {
+        let answer = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let on = answer.clone();
+        let server = TestServer::start(Arc::new(move |q: &Message, _| {
+            on.load(Ordering::SeqCst)
+                .then(|| reply(q, ResponseCode::NXDomain))
+        }))
+        .await;
+        let wire = server.wire(2);
+        assert_eq!(
+            wire.resolve(&name("quiet.test."), RecordType::A)
+                .await
+                .unwrap_err(),
+            Unknown::new("timed out")
+        );
+        assert_eq!(server.udp.load(Ordering::SeqCst), 2);
+        answer.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            wire.resolve(&name("quiet.test."), RecordType::A).await,
+            Ok(Resolved::Empty { soa: None })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_server_is_unknown_not_missing() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        drop(sock);
+        let wire = Wire::new(vec![addr], Duration::from_millis(200), 2, 8);
+        assert!(wire
+            .resolve(&name("x.test."), RecordType::TXT)
+            .await
+            .is_err());
+    }
+}
