@@ -15,12 +15,13 @@
 //!
 //! The socket lives as long as the [`Wire`] (one `check` run, one scheduled
 //! audit run), so answers are never cached across runs and the source port
-//! changes each run. The socket is connected: the kernel drops datagrams from
-//! anyone but the server, and the query id and question are checked.
+//! changes each run. Datagrams from anyone but the server are dropped, and
+//! the query id and question are checked. (The socket is not connected: on a
+//! connected one every query to a stopped server would make hickory log a
+//! warning for the ICMP error.)
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,6 +35,14 @@ use hickory_resolver::proto::op::{
     DnsRequestOptions, DnsResponse, Query, ResponseCode, SerialMessage,
 };
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use tokio::sync::Mutex;
+
+/// Queries outstanding on one server's exchanges at most: hickory queues a
+/// multiplexer's messages to its socket in a channel of 32 and refuses the
+/// 34th while they wait (`channel is full`; they do in a run's first burst,
+/// before tokio's I/O driver has seen the new socket writable), which would
+/// turn a busy moment into unknown answers.
+const PER_SERVER_IN_FLIGHT: usize = 32;
 
 /// CNAME hops followed before the answer is unknown (hickory's resolver
 /// allows a similar depth; real chains are one or two long).
@@ -77,6 +86,7 @@ pub struct Wire {
 
 struct Server {
     addr: SocketAddr,
+    in_flight: tokio::sync::Semaphore,
     udp: Mutex<Option<DnsExchange<TokioRuntimeProvider>>>,
     tcp: Mutex<Option<DnsExchange<TokioRuntimeProvider>>>,
 }
@@ -95,6 +105,7 @@ impl Wire {
                 .into_iter()
                 .map(|addr| Server {
                     addr,
+                    in_flight: tokio::sync::Semaphore::new(PER_SERVER_IN_FLIGHT),
                     udp: Mutex::new(None),
                     tcp: Mutex::new(None),
                 })
@@ -188,7 +199,12 @@ impl Wire {
             let mut options = DnsRequestOptions::default();
             options.recursion_desired = true;
             let query = Query::query(name.clone(), rtype);
-            let outcome = exchange.lookup(query, options).next().await;
+            let outcome = {
+                let Ok(_permit) = server.in_flight.acquire().await else {
+                    return Err(Unknown::new("resolver shut down"));
+                };
+                exchange.lookup(query, options).next().await
+            };
             match outcome {
                 Some(Ok(response)) => {
                     if !answers_question(&response, name, rtype) {
@@ -209,7 +225,8 @@ impl Wire {
                 Some(Err(e)) => {
                     // The socket or connection is gone (a dead exchange
                     // refuses sends as busy): connect again on the next try.
-                    server.slot(transport).lock().map(|mut s| s.take()).ok();
+                    tracing::debug!(server = %server.addr, ?transport, error = %e, "DNS exchange replaced");
+                    server.slot(transport).lock().await.take();
                     last = net_error(&e);
                 }
             }
@@ -223,17 +240,17 @@ impl Wire {
         server: &Server,
         transport: Transport,
     ) -> Result<DnsExchange<TokioRuntimeProvider>, Unknown> {
-        let slot = server.slot(transport);
-        if let Some(e) = slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        // Held while connecting, so the queries of a run's first moments
+        // wait for one socket instead of each opening their own.
+        let mut slot = server.slot(transport).lock().await;
+        if let Some(e) = slot.as_ref() {
             return Ok(e.clone());
         }
         let fresh = match transport {
             Transport::Udp => self.connect_udp(server.addr).await?,
             Transport::Tcp => self.connect_tcp(server.addr).await?,
         };
-        // Two queries may have connected at once; keep the first.
-        let mut held = slot.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(held.get_or_insert(fresh).clone())
+        Ok(slot.insert(fresh).clone())
     }
 
     /// One TCP connection, multiplexed. (`TcpClientStream::exchange` would
@@ -275,7 +292,6 @@ impl Wire {
         };
         let network = |e: std::io::Error| Unknown(format!("network error: {}", e.kind()));
         let socket = tokio::net::UdpSocket::bind(local).await.map_err(network)?;
-        socket.connect(addr).await.map_err(network)?;
         let (stream, handle) = UdpStream::<TokioRuntimeProvider>::with_bound(socket, addr);
         let link = UdpLink { stream, addr };
         Ok(self.spawn_exchange(DnsMultiplexer::new(link, handle)))
@@ -291,10 +307,10 @@ impl Server {
     }
 }
 
-/// The UDP socket as hickory's multiplexer wants it. A receive error (an
-/// ICMP "port unreachable" on the connected socket, say) is logged and
-/// skipped instead of ending the stream: the queries waiting then time out
-/// one by one and the socket stays usable when the server comes back.
+/// The UDP socket as hickory's multiplexer wants it, taking datagrams from
+/// the server only. A receive error is logged and skipped instead of ending
+/// the stream: the queries waiting then time out one by one and the socket
+/// stays usable when the server comes back.
 struct UdpLink {
     stream: UdpStream<TokioRuntimeProvider>,
     addr: SocketAddr,
@@ -400,6 +416,8 @@ mod tests {
         addr: SocketAddr,
         udp: Arc<AtomicUsize>,
         tcp: Arc<AtomicUsize>,
+        /// Source ports the UDP queries came from.
+        ports: Arc<std::sync::Mutex<std::collections::BTreeSet<u16>>>,
     }
 
     impl TestServer {
@@ -413,7 +431,8 @@ mod tests {
             };
             let addr = udp_sock.local_addr().unwrap();
             let (udp, tcp) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-            let (h, n) = (handler.clone(), udp.clone());
+            let ports = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+            let (h, n, seen) = (handler.clone(), udp.clone(), ports.clone());
             tokio::spawn(async move {
                 let mut buf = [0u8; 1500];
                 while let Ok((len, from)) = udp_sock.recv_from(&mut buf).await {
@@ -421,6 +440,7 @@ mod tests {
                         continue;
                     };
                     n.fetch_add(1, Ordering::SeqCst);
+                    seen.lock().unwrap().insert(from.port());
                     if let Some(r) = h(&q, Transport::Udp) {
                         let _ = udp_sock.send_to(&r.to_vec().unwrap(), from).await;
                     }
@@ -452,7 +472,12 @@ mod tests {
                     });
                 }
             });
-            TestServer { addr, udp, tcp }
+            TestServer {
+                addr,
+                udp,
+                tcp,
+                ports,
+            }
         }
 
         fn wire(&self, attempts: usize) -> Wire {
@@ -519,6 +544,27 @@ mod tests {
             server.tcp.load(Ordering::SeqCst),
             2,
             "one TCP query per truncated answer"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_first_burst_of_queries_shares_one_socket_and_loses_none() {
+        let server = TestServer::start(Arc::new(|q: &Message, _| {
+            Some(reply(q, ResponseCode::NXDomain))
+        }))
+        .await;
+        let wire = Wire::new(vec![server.addr], Duration::from_secs(2), 1, 64);
+        let names: Vec<Name> = (0..64).map(|i| name(&format!("n{i}.test."))).collect();
+        let answers =
+            futures_util::future::join_all(names.iter().map(|n| wire.resolve(n, RecordType::TXT)))
+                .await;
+        let failed: Vec<_> = answers.iter().filter(|a| a.is_err()).collect();
+        assert!(failed.is_empty(), "{failed:?}");
+        assert_eq!(server.udp.load(Ordering::SeqCst), 64);
+        assert_eq!(
+            server.ports.lock().unwrap().len(),
+            1,
+            "one socket for the run"
         );
     }
 
@@ -678,6 +724,40 @@ mod tests {
             wire.resolve(&name("quiet.test."), RecordType::A).await,
             Ok(Resolved::Empty { soa: None })
         ));
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_another_address_is_not_taken() {
+        let asked = Arc::new(std::sync::Mutex::new(None::<Message>));
+        let keep = asked.clone();
+        let server = TestServer::start(Arc::new(move |q: &Message, _| {
+            *keep.lock().unwrap() = Some(q.clone());
+            None
+        }))
+        .await;
+        let wire = Wire::new(vec![server.addr], Duration::from_millis(500), 1, 8);
+        let spoofer = async {
+            let forger = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let q = asked.lock().unwrap().clone();
+                let port = server.ports.lock().unwrap().first().copied();
+                if let (Some(q), Some(port)) = (q, port) {
+                    let mut r = reply(&q, ResponseCode::NoError);
+                    r.add_answer(Record::from_rdata(
+                        q.queries[0].name().clone(),
+                        300,
+                        RData::TXT(TXT::new(vec!["forged".into()])),
+                    ));
+                    let to = SocketAddr::from(([127, 0, 0, 1], port));
+                    forger.send_to(&r.to_vec().unwrap(), to).await.unwrap();
+                    return;
+                }
+            }
+        };
+        let asked_name = name("x.test.");
+        let (got, ()) = tokio::join!(wire.resolve(&asked_name, RecordType::TXT), spoofer);
+        assert_eq!(got.unwrap_err(), Unknown::new("timed out"));
     }
 
     #[tokio::test]
