@@ -1216,6 +1216,19 @@ fn every_case_domain_yields_exactly_its_findings() {
         .to_string();
     assert!(rec.starts_with("zone signed.test: 2 DNSKEY, "), "{rec}");
     assert_eq!(status_of(&reports["clean.test"], "dnssec"), ["ok"]);
+    // A name below a signed apex: the apex comes from the negative DNSKEY
+    // answer, and the keys and DS are asked there.
+    let (_, below) = check_json(&["--resolver", &resolver, "--no-smtp", "www.signed.test"]);
+    let dnssec = below["www.signed.test"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "dnssec")
+        .cloned()
+        .unwrap();
+    assert_eq!(dnssec["status"], "ok", "{dnssec}");
+    let rec = dnssec["record"].as_str().unwrap();
+    assert!(rec.starts_with("zone signed.test: 2 DNSKEY, "), "{rec}");
     let nested = &reports["spf-nested.test"];
     let msg = nested["checks"][0]["findings"][0]["message"]
         .as_str()

@@ -8,7 +8,8 @@ use super::{excerpt, CheckResult, DnsAnswer, Finding};
 /// What the check reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnssecFacts {
-    /// The zone apex (from the SOA): the domain itself, or a parent.
+    /// The zone apex (from the DNSKEY answer or the SOA of the negative
+    /// one): the domain itself, or a parent.
     pub zone: DnsAnswer<String>,
     /// DNSKEY records at the apex.
     pub dnskey: Option<DnsAnswer<usize>>,
@@ -31,7 +32,7 @@ pub fn check(domain: &str, facts: &DnssecFacts) -> CheckResult {
             return CheckResult::new(
                 "dnssec",
                 None,
-                vec![dns_error(&format!("the SOA of {domain}"), why)],
+                vec![dns_error(&format!("the zone apex of {domain}"), why)],
             )
         }
         DnsAnswer::NotFound => domain.to_owned(),

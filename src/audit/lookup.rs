@@ -348,25 +348,42 @@ impl DnsLookup {
         .await
     }
 
-    /// The apex of the zone `name` is in, from the SOA in the answer (or, for
-    /// a name below the apex, in the authority section of the negative
-    /// answer). Not found when no SOA comes back at all.
-    pub async fn zone_apex(&self, name: &str) -> DnsAnswer<String> {
+    /// How many DNSKEY records are at `name`, and the apex of the zone the
+    /// answer came from: `name` itself when it has keys, else the owner of
+    /// the SOA in the negative answer's authority section (not found when
+    /// the server sent none). One query where a separate SOA lookup would
+    /// take two.
+    pub async fn dnskeys_and_apex(&self, name: &str) -> (DnsAnswer<usize>, DnsAnswer<String>) {
         let fqdn = match to_fqdn(name) {
             Some(n) => n,
-            None => return DnsAnswer::Unknown("not a valid DNS name".into()),
-        };
-        match self.resolve(&fqdn, RecordType::SOA).await {
-            Ok(Resolved::Records(records)) => records
-                .iter()
-                .find(|r| r.record_type() == RecordType::SOA)
-                .map(|r| DnsAnswer::Found(normalize(&r.name.to_ascii())))
-                .unwrap_or(DnsAnswer::NotFound),
-            Ok(Resolved::Empty { soa: Some(apex) }) => {
-                DnsAnswer::Found(normalize(&apex.to_ascii()))
+            None => {
+                let why = "not a valid DNS name";
+                return (
+                    DnsAnswer::Unknown(why.into()),
+                    DnsAnswer::Unknown(why.into()),
+                );
             }
-            Ok(Resolved::Empty { soa: None }) => DnsAnswer::NotFound,
-            Err(n) => n.into_answer(),
+        };
+        match self.resolve(&fqdn, RecordType::DNSKEY).await {
+            Ok(Resolved::Records(records)) => {
+                let keys: Vec<&Record> = records
+                    .iter()
+                    .filter(|r| r.record_type() == RecordType::DNSKEY)
+                    .collect();
+                match keys.first() {
+                    Some(k) => (
+                        DnsAnswer::Found(keys.len()),
+                        DnsAnswer::Found(normalize(&k.name.to_ascii())),
+                    ),
+                    None => (DnsAnswer::NotFound, DnsAnswer::NotFound),
+                }
+            }
+            Ok(Resolved::Empty { soa }) => (
+                DnsAnswer::NotFound,
+                soa.map(|apex| DnsAnswer::Found(normalize(&apex.to_ascii())))
+                    .unwrap_or(DnsAnswer::NotFound),
+            ),
+            Err(n) => (n.clone().into_answer(), n.into_answer()),
         }
     }
 

@@ -444,33 +444,25 @@ impl Auditor {
     }
 
     async fn dnssec(&self, domain: &str) -> CheckResult {
-        let zone = self.lookup.zone_apex(domain).await;
-        let apex = match &zone {
-            DnsAnswer::Found(z) => z.clone(),
-            DnsAnswer::NotFound => domain.to_owned(),
-            DnsAnswer::Unknown(_) => {
-                return dnssec::check(
-                    domain,
-                    &DnssecFacts {
-                        zone,
-                        dnskey: None,
-                        ds: None,
-                    },
-                )
-            }
-        };
-        let (dnskey, ds) = tokio::join!(
-            self.lookup.count(&apex, RecordType::DNSKEY),
-            self.lookup.count(&apex, RecordType::DS)
+        // DNSKEY and DS at the domain itself, which is usually its zone's
+        // apex; the DNSKEY answer names the apex, and only when that is a
+        // parent are both asked again there.
+        let ((dnskey, zone), ds) = tokio::join!(
+            self.lookup.dnskeys_and_apex(domain),
+            self.lookup.count(domain, RecordType::DS)
         );
-        dnssec::check(
-            domain,
-            &DnssecFacts {
-                zone,
-                dnskey: Some(dnskey),
-                ds: Some(ds),
-            },
-        )
+        let (dnskey, ds) = match &zone {
+            DnsAnswer::Found(apex) if apex != domain => {
+                let (dnskey, ds) = tokio::join!(
+                    self.lookup.count(apex, RecordType::DNSKEY),
+                    self.lookup.count(apex, RecordType::DS)
+                );
+                (Some(dnskey), Some(ds))
+            }
+            DnsAnswer::Unknown(_) => (None, None),
+            _ => (Some(dnskey), Some(ds)),
+        };
+        dnssec::check(domain, &DnssecFacts { zone, dnskey, ds })
     }
 }
 
