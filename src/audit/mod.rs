@@ -35,9 +35,12 @@
 //!
 //! The I/O half:
 //!
-//! - [`lookup`]: [`lookup::DnsLookup`], a hickory-resolver with no cache, a
+//! - [`lookup`]: [`lookup::DnsLookup`], DNS lookups with no cache, a
 //!   timeout and bounded concurrency; every outcome is a [`DnsAnswer`]. One
 //!   audit run asks each (name, type) once ([`lookup::DnsLookup::for_run`]).
+//! - [`wire`]: the client under it: hickory's multiplexer on one UDP socket
+//!   per run, TCP for truncated answers, CNAMEs followed, answers checked
+//!   against the server and the question.
 //! - [`net`]: the STARTTLS probe of an MX and the HTTPS fetch of an MTA-STS
 //!   policy (rustls, certificates checked against configurable roots).
 //! - [`run`]: audits one domain (all checks concurrently) and many domains
