@@ -761,6 +761,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_dropped_client_closes_its_socket() {
+        let server = TestServer::start(Arc::new(|q: &Message, _| {
+            Some(reply(q, ResponseCode::NXDomain))
+        }))
+        .await;
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let before = tasks();
+        for _ in 0..5 {
+            let wire = server.wire(1);
+            assert!(wire
+                .resolve(&name("x.test."), RecordType::TXT)
+                .await
+                .is_ok());
+            assert!(tasks() > before, "the client runs a background task");
+            drop(wire);
+        }
+        for _ in 0..100 {
+            if tasks() == before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            tasks(),
+            before,
+            "the exchanges (and their sockets) end with the client"
+        );
+        assert_eq!(server.ports.lock().unwrap().len(), 5);
+    }
+
+    #[tokio::test]
     async fn a_stopped_server_is_unknown_not_missing() {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = sock.local_addr().unwrap();
