@@ -262,4 +262,33 @@ fn a_resend_burst_counts_an_older_code_arriving_after_a_newer_one_once() {
         !d.logs().contains(&code),
         "the full code never reaches the logs"
     );
+    drop(d);
+
+    // `probe --once` ends with a line per burst that says what the user saw.
+    let app = App::start(stack, "reorder", 4.0);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("c.toml");
+    let cfg = config(stack, &app, "app-burst", "imaps2", "")
+        .replace(
+            "template = ",
+            "burst = 3\nburst_spacing = \"1500ms\"\ntemplate = ",
+        )
+        .replace("{dir}", &dir.path().display().to_string());
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["probe", "--once", "--config"])
+        .arg(&cfg_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.lines().any(|l| l
+            == "burst app-burst → imaps2: 3 requested, 3 arrived (inbox 3); out of order: \
+                code #1 arrived after the newest (#3), so a user may type a stale code"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for code in app.codes() {
+        assert!(!text.contains(&code), "a full code in probe output");
+    }
 }

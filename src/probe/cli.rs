@@ -158,6 +158,10 @@ async fn once(
             "{}",
             serde_json::to_string_pretty(&got).unwrap_or_else(|_| "[]".into())
         );
+    } else {
+        for summary in burst_summaries(config, &got) {
+            println!("{summary}");
+        }
     }
     for ((probe, seed), left) in &expected {
         eprintln!("warning: {left} result(s) of probe {probe} → {seed} missing at the deadline");
@@ -186,6 +190,88 @@ async fn follow(results: &mut broadcast::Receiver<RunResult>, format: Format) ->
             }
             Err(_) => return 1,
         }
+    }
+}
+
+/// One line per resend burst (a probe with `burst` > 1, per seed): how many
+/// of its codes arrived, and whether in the order they were requested, since
+/// a user who asked twice types the code that arrived last.
+fn burst_summaries(config: &Config, got: &[RunResult]) -> Vec<String> {
+    let mut groups: BTreeMap<(&str, &str), Vec<&RunResult>> = BTreeMap::new();
+    for r in got {
+        groups.entry((&r.probe, &r.seed)).or_default().push(r);
+    }
+    let mut out = Vec::new();
+    for ((probe, seed), mut runs) in groups {
+        let Some(sent) = config.probes.get(probe).map(|p| p.burst).filter(|&b| b > 1) else {
+            continue;
+        };
+        let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in &runs {
+            *outcomes.entry(r.outcome.as_str()).or_default() += 1;
+        }
+        let counts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
+        // Request order is the order the codes were made (each message's
+        // Date): an app's mail is matched to the oldest open run, not to the
+        // request that made it. Arrival is when the mailbox stored the
+        // message, else when it was seen.
+        runs.retain(|r| r.created_at_ms.is_some());
+        runs.sort_by_key(|r| (r.created_at_ms, r.submitted_at_ms));
+        let arrivals: Vec<Option<i64>> = runs
+            .iter()
+            .map(|r| r.stored_at_ms.or(r.seen_at_ms))
+            .collect();
+        let order = burst_order(&arrivals);
+        let arrived = got_arrived(&outcomes);
+        out.push(format!(
+            "burst {probe} → {seed}: {sent} requested, {arrived} arrived ({}); {order}",
+            counts.join(", ")
+        ));
+    }
+    out
+}
+
+/// Results that reached a mailbox (whatever the folder, in time or not).
+fn got_arrived(outcomes: &BTreeMap<&str, usize>) -> usize {
+    outcomes
+        .iter()
+        .filter(|(o, _)| !matches!(**o, "missing" | "send_failed"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Arrival times in request order (None: never arrived) → what the user saw.
+fn burst_order(arrivals: &[Option<i64>]) -> String {
+    let seen: Vec<(usize, i64)> = arrivals
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.map(|t| (i, t)))
+        .collect();
+    let Some(&(newest, newest_at)) = seen.last() else {
+        return "none arrived".into();
+    };
+    if seen.len() < 2 {
+        return format!("only code #{} of {} arrived", newest + 1, arrivals.len());
+    }
+    let stale: Vec<String> = seen
+        .iter()
+        .filter(|&&(i, t)| i < newest && t > newest_at)
+        .map(|&(i, _)| format!("#{}", i + 1))
+        .collect();
+    if !stale.is_empty() {
+        return format!(
+            "out of order: code {} arrived after the newest (#{}), so a user may type a stale code",
+            stale.join(", "),
+            newest + 1
+        );
+    }
+    if seen.windows(2).all(|w| w[0].1 <= w[1].1) {
+        "arrived in the order requested".into()
+    } else {
+        format!(
+            "out of order, but the newest (#{}) arrived last",
+            newest + 1
+        )
     }
 }
 
@@ -226,4 +312,35 @@ fn line(r: &RunResult) -> String {
         s.push_str(&format!(", code {code}"));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::burst_order;
+
+    #[test]
+    fn burst_order_tells_what_the_user_saw() {
+        assert_eq!(
+            burst_order(&[Some(10), Some(20), Some(30)]),
+            "arrived in the order requested"
+        );
+        assert_eq!(
+            burst_order(&[Some(40), Some(20), Some(30)]),
+            "out of order: code #1 arrived after the newest (#3), so a user may type a stale code"
+        );
+        assert_eq!(
+            burst_order(&[Some(20), Some(10), Some(30)]),
+            "out of order, but the newest (#3) arrived last"
+        );
+        assert_eq!(
+            burst_order(&[Some(50), None, Some(30)]),
+            "out of order: code #1 arrived after the newest (#3), so a user may type a stale code"
+        );
+        assert_eq!(
+            burst_order(&[None, Some(5), None]),
+            "only code #2 of 3 arrived"
+        );
+        assert_eq!(burst_order(&[None, None]), "none arrived");
+        assert_eq!(burst_order(&[]), "none arrived");
+    }
 }

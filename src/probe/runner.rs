@@ -150,6 +150,9 @@ pub struct RunResult {
     pub submitted_at_ms: Option<i64>,
     pub stored_at_ms: Option<i64>,
     pub seen_at_ms: Option<i64>,
+    /// Unix ms: the delivered message's Date, when its sender (for an app's
+    /// mail, the app, as it made the code) composed it; one-second resolution.
+    pub created_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -304,7 +307,8 @@ impl Recorder {
         place: Option<(&str, Option<inbox::gmail::Tab>)>,
         latency: Option<(Duration, Duration)>,
         verdict: Option<(&crate::verdict::Verdict, &'static str)>,
-        times: [Option<i64>; 3],
+        // Submitted, stored, seen, and the message's Date.
+        times: [Option<i64>; 4],
     ) {
         let (verdict, dkim_local) = match verdict {
             Some((v, d)) => (Some(v), Some(d.to_string())),
@@ -348,6 +352,7 @@ impl Recorder {
             submitted_at_ms: times[0],
             stored_at_ms: times[1],
             seen_at_ms: times[2],
+            created_at_ms: times[3],
         });
     }
 
@@ -455,7 +460,7 @@ impl Recorder {
                         None,
                         None,
                         None,
-                        [None; 3],
+                        [None; 4],
                     );
                 }
             }
@@ -586,11 +591,8 @@ impl Recorder {
 
     /// An older code arriving after a newer one of the same burst (by the
     /// Date the app gave each message) is counted, once per burst.
-    fn check_burst_order(&mut self, config: &Config, run: &record::OpenRun, raw: &[u8]) {
+    fn check_burst_order(&mut self, config: &Config, run: &record::OpenRun, date: Option<i64>) {
         let Some(id) = &run.burst else { return };
-        let date = mail_parser::MessageParser::new()
-            .parse_headers(raw)
-            .and_then(|m| m.date().map(|d| d.to_timestamp()));
         let b = self
             .bursts
             .entry(id.clone())
@@ -646,13 +648,17 @@ impl Recorder {
         };
         let seen_ms = ms(a.seen);
         let stored_ms = a.stored.map(ms);
+        // The Date the sender gave the message (an app: when it made the code).
+        let created_ms = mail_parser::MessageParser::new()
+            .parse_headers(&a.raw)
+            .and_then(|m| m.date().map(|d| d.to_timestamp().saturating_mul(1000)));
 
         if let Some(open) = self.open.get(&token).cloned() {
             if open.seed != a.seed {
                 // The same token in another seed's mailbox: not this run's copy.
                 return Disposition::Keep;
             }
-            self.check_burst_order(&config, &open, &a.raw);
+            self.check_burst_order(&config, &open, created_ms.map(|ms| ms / 1000));
             let arrived_ms = arrival_ms(a, seen_ms, stored_ms);
             if seen_ms <= open.deadline_ms || arrived_ms <= open.deadline_ms {
                 let latency = since(arrived_ms.max(open.submitted_ms), open.submitted_ms);
@@ -699,7 +705,12 @@ impl Recorder {
                                 Some((&a.folder, a.tab.filter(|_| placement == Placement::Tab))),
                                 Some((latency, seen_latency)),
                                 Some((&verdict, dkim_local)),
-                                [Some(open.submitted_ms), stored_ms, Some(seen_ms)],
+                                [
+                                    Some(open.submitted_ms),
+                                    stored_ms,
+                                    Some(seen_ms),
+                                    created_ms,
+                                ],
                             );
                         }
                         Disposition::Remove
@@ -763,7 +774,7 @@ impl Recorder {
                     Some((&a.folder, None)),
                     Some((latency, seen_latency)),
                     Some((&verdict, dkim_local)),
-                    [Some(row.submitted_ms), stored_ms, Some(seen_ms)],
+                    [Some(row.submitted_ms), stored_ms, Some(seen_ms), created_ms],
                 );
             }
         }
@@ -795,7 +806,7 @@ impl Recorder {
                     None,
                     None,
                     None,
-                    [Some(open.submitted_ms), None, None],
+                    [Some(open.submitted_ms), None, None, None],
                 );
             }
             Ok(false) => {}
