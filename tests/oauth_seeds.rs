@@ -501,3 +501,53 @@ fn a_rotated_refresh_token_is_kept_across_restarts() {
     );
     c.assert_not_in(&d.logs(), "the daemon's logs");
 }
+
+#[test]
+fn a_reload_keeps_the_token_unless_the_oauth_settings_changed() {
+    let stack = Stack::get();
+    let user = "oauth4@seed.test";
+    let c = Client::register(stack, user, 3600);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailcanary.toml");
+    let write = |every: &str, oauth_extra: &str| {
+        let config = stack_config(
+            stack,
+            &format!(
+                "{}{oauth_extra}{}",
+                c.seed(stack, "okeep", user, "xoauth2"),
+                probe("okp", "ok", &["okeep"], every, &template("verification-en")),
+            ),
+        )
+        .replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(&path, config).unwrap();
+    };
+    let reloads = |d: &Daemon| d.logs().matches("configuration reloaded").count();
+    write("30s", "");
+    let d = Daemon::start_at(&path);
+    let up = series("mailcanary_inbox_up", &[("seed", "okeep")]);
+    assert!(d.wait_metric(&up, 1.0, WAIT), "logs:\n{}", d.logs());
+    assert_eq!(c.stats(stack, "refreshes"), 1);
+
+    // Another probe interval, the same OAuth settings: no new token.
+    write("31s", "");
+    d.signal("HUP");
+    assert!(wait_until(WAIT, || reloads(&d) >= 1), "logs:\n{}", d.logs());
+    assert!(d.wait_metric(&up, 1.0, WAIT), "logs:\n{}", d.logs());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        c.stats(stack, "refreshes"),
+        1,
+        "a reload refreshed the token"
+    );
+
+    // Changed OAuth settings (a CA file): a new source, one refresh.
+    write("31s", &format!("ca_file = \"{}\"\n", stack.var("CA_CERT")));
+    d.signal("HUP");
+    assert!(wait_until(WAIT, || reloads(&d) >= 2), "logs:\n{}", d.logs());
+    assert!(
+        wait_until(WAIT, || c.stats(stack, "refreshes") == 2),
+        "no refresh after the OAuth settings changed; logs:\n{}",
+        d.logs()
+    );
+    c.assert_not_in(&d.logs(), "the daemon's logs");
+}

@@ -293,6 +293,29 @@ impl TokenSource {
             .filter(|until| *until > Instant::now())
     }
 
+    /// Whether a reload can keep this source for `client`: the same
+    /// endpoint, client, secret, refresh token, scope and CA file, and no
+    /// refusal being waited out (a reload is how an operator says "try again",
+    /// so a refused source is rebuilt and asks at once). Keeping it keeps its
+    /// access token: a reload costs no refresh.
+    pub fn reusable_for(&self, client: &OAuthClient) -> bool {
+        let c = &self.client;
+        let same = c.token_url == client.token_url
+            && c.client_id == client.client_id
+            && c.client_secret.as_ref().map(Secret::expose)
+                == client.client_secret.as_ref().map(Secret::expose)
+            && c.refresh_token.expose() == client.refresh_token.expose()
+            && c.scope == client.scope
+            && c.ca_file == client.ca_file;
+        // A refresh in progress holds the lock: not a refusal.
+        let refused = self.state.try_lock().is_ok_and(|st| {
+            st.refused
+                .as_ref()
+                .is_some_and(|(until, _)| *until > Instant::now())
+        });
+        same && !refused
+    }
+
     /// Keep a fresh token at hand until `stop`: refresh at four fifths of
     /// each token's lifetime, back off on transient failures, and wait out
     /// refusals. This keeps the expiry metric true while IDLE sessions run

@@ -75,6 +75,9 @@ pub struct Channels {
     pub results: broadcast::Sender<RunResult>,
     /// Senders an app asked to wait (429 Retry-After) until a time; outlives reloads.
     pub holds: Holds,
+    /// OAuth token sources by seed; outlive reloads that leave the seed's
+    /// OAuth settings as they were.
+    pub tokens: TokenSources,
 }
 
 /// What the recorder remembers of one resend burst.
@@ -115,6 +118,9 @@ enum AppMatch {
 
 /// Sender name → the moment it may be used again.
 pub type Holds = Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>;
+
+/// Seed name → its OAuth token source.
+pub type TokenSources = Arc<std::sync::Mutex<HashMap<String, Arc<inbox::oauth::TokenSource>>>>;
 
 /// A run's final result, as `mailcanary probe` prints it. Support-safe: the
 /// code is masked and no address or server text is in it.
@@ -210,6 +216,7 @@ pub async fn start_recorder(
         watch: watch_tx,
         results,
         holds: Holds::default(),
+        tokens: TokenSources::default(),
     })
 }
 
@@ -919,6 +926,8 @@ pub fn spawn_watchers(
         .values()
         .flat_map(|p| p.seeds.iter())
         .collect();
+    let mut tokens = ch.tokens.lock().unwrap_or_else(|e| e.into_inner());
+    tokens.retain(|seed, _| used.contains(seed));
     for name in used {
         let Some(seed) = config.seeds.get(name) else {
             continue;
@@ -937,17 +946,27 @@ pub fn spawn_watchers(
         let oauth = match &seed.inbox {
             Inbox::Imap(cfg) => match &cfg.auth {
                 crate::config::ImapAuth::OAuth { client, .. } => {
-                    match inbox::oauth::TokenSource::new(
-                        name,
-                        client,
-                        Some(&config.daemon.state_dir),
-                        ch.watch.clone(),
-                    ) {
+                    let kept = tokens
+                        .get(name)
+                        .filter(|src| src.reusable_for(client))
+                        .cloned();
+                    let made = match kept {
+                        Some(src) => Ok(src),
+                        None => inbox::oauth::TokenSource::new(
+                            name,
+                            client,
+                            Some(&config.daemon.state_dir),
+                            ch.watch.clone(),
+                        ),
+                    };
+                    match made {
                         Ok(src) => {
+                            tokens.insert(name.clone(), src.clone());
                             tracker.spawn(src.clone().keep_fresh(stop.clone()));
                             Some(src)
                         }
                         Err(e) => {
+                            tokens.remove(name);
                             tracing::error!(seed = %name, error = %e, "cannot set up the OAuth token client; seed not watched");
                             for role in [FolderRole::Inbox, FolderRole::Spam] {
                                 let _ = ch.watch.try_send(WatchEvent::Up {
