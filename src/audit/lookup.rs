@@ -166,18 +166,23 @@ impl DnsLookup {
         let inner = builder
             .build()
             .map_err(|e| LookupSetupError::Build(e.to_string()))?;
-        let attempts = u32::try_from(settings.attempts.max(1)).unwrap_or(u32::MAX);
+        // Each attempt asks each server, over UDP and (truncated) TCP.
+        let tries = settings
+            .attempts
+            .max(1)
+            .saturating_mul(servers.len().max(1));
+        let tries = u32::try_from(tries).unwrap_or(u32::MAX);
         Ok(DnsLookup {
             inner,
             wire: Arc::new(wire_for(&servers, settings)),
             servers,
             settings: settings.clone(),
             permits: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
-            // A safety net above hickory's own timeouts (one per attempt and
-            // transport, plus CNAME chasing).
+            // A safety net above the client's own timeouts (one per attempt,
+            // server and transport, plus CNAME chasing).
             deadline: settings
                 .timeout
-                .saturating_mul(attempts.saturating_mul(2).saturating_add(2)),
+                .saturating_mul(tries.saturating_mul(2).saturating_add(2)),
             memo: None,
         })
     }
@@ -455,12 +460,7 @@ fn udp_servers(config: &ResolverConfig) -> Vec<SocketAddr> {
 
 /// A fresh wire client on `servers` with the resolver settings.
 fn wire_for(servers: &[SocketAddr], settings: &ResolverSettings) -> Wire {
-    Wire::new(
-        servers.to_vec(),
-        settings.timeout,
-        settings.attempts,
-        settings.max_in_flight,
-    )
+    Wire::new(servers.to_vec(), settings.timeout, settings.attempts)
 }
 
 /// A TLS client configuration that trusts no one, for the resolver's DNS

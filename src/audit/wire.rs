@@ -23,8 +23,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
 use hickory_resolver::net::runtime::{TokioRuntimeProvider, TokioTime};
 use hickory_resolver::net::tcp::TcpClientStream;
@@ -36,6 +37,7 @@ use hickory_resolver::proto::op::{
 };
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
 
 /// Queries outstanding on one server's exchanges at most: hickory queues a
 /// multiplexer's messages to its socket in a channel of 32 and refuses the
@@ -43,6 +45,13 @@ use tokio::sync::Mutex;
 /// before tokio's I/O driver has seen the new socket writable), which would
 /// turn a busy moment into unknown answers.
 const PER_SERVER_IN_FLIGHT: usize = 32;
+
+/// Sends of one question over UDP within one timeout (hickory's UDP client
+/// sends up to three too).
+const UDP_SENDS: usize = 3;
+
+/// The shortest wait before a question is sent again over UDP.
+const RESEND_FLOOR: Duration = Duration::from_millis(500);
 
 /// CNAME hops followed before the answer is unknown (hickory's resolver
 /// allows a similar depth; real chains are one or two long).
@@ -81,38 +90,42 @@ pub struct Wire {
     servers: Vec<Server>,
     timeout: Duration,
     attempts: usize,
-    max_in_flight: usize,
 }
 
 struct Server {
     addr: SocketAddr,
     in_flight: tokio::sync::Semaphore,
-    udp: Mutex<Option<DnsExchange<TokioRuntimeProvider>>>,
-    tcp: Mutex<Option<DnsExchange<TokioRuntimeProvider>>>,
+    udp: Mutex<Slot>,
+    tcp: Mutex<Slot>,
+}
+
+/// One transport's exchange to one server.
+#[derive(Default)]
+struct Slot {
+    /// The exchange and its background task; the exchange is dead once the
+    /// task has ended (the server closed the connection, the socket failed).
+    live: Option<(DnsExchange<TokioRuntimeProvider>, JoinHandle<()>)>,
+    /// A failed connect, remembered for one timeout so the queries waiting
+    /// behind it fail at once instead of each trying again in turn.
+    failed: Option<(Instant, Unknown)>,
 }
 
 impl Wire {
     /// A client asking `servers` in order (the next only when one cannot
     /// answer). Nothing is connected until the first query.
-    pub fn new(
-        servers: Vec<SocketAddr>,
-        timeout: Duration,
-        attempts: usize,
-        max_in_flight: usize,
-    ) -> Self {
+    pub fn new(servers: Vec<SocketAddr>, timeout: Duration, attempts: usize) -> Self {
         Wire {
             servers: servers
                 .into_iter()
                 .map(|addr| Server {
                     addr,
                     in_flight: tokio::sync::Semaphore::new(PER_SERVER_IN_FLIGHT),
-                    udp: Mutex::new(None),
-                    tcp: Mutex::new(None),
+                    udp: Mutex::default(),
+                    tcp: Mutex::default(),
                 })
                 .collect(),
             timeout,
             attempts: attempts.max(1),
-            max_in_flight: max_in_flight.max(1),
         }
     }
 
@@ -150,6 +163,16 @@ impl Wire {
                 }
             }
             if hops.is_empty() {
+                if !answers.is_empty() {
+                    // Records, but neither of the type asked nor a CNAME of
+                    // the name: not an answer to trust as "none".
+                    return Err(Unknown::new("answer without records of the type asked"));
+                }
+                if is_referral(&response) {
+                    return Err(Unknown::new(
+                        "referral: the server does not resolve recursively",
+                    ));
+                }
                 return Ok(Resolved::Empty {
                     soa: authority_soa(&response),
                 });
@@ -160,81 +183,95 @@ impl Wire {
         Err(Unknown::new("CNAME chain too long"))
     }
 
-    /// One question, every server in turn: the first answer that is not
-    /// unknown, or the last server's reason.
+    /// One question: each attempt asks every server in turn (as the system
+    /// resolver does), so one dead server costs one timeout per attempt, not
+    /// every attempt. The first answer that is not unknown wins.
     async fn ask(&self, name: &Name, rtype: RecordType) -> Result<DnsResponse, Unknown> {
         let mut last = Unknown::new("no name server configured");
-        for server in &self.servers {
-            match self.ask_server(server, name, rtype).await {
-                Ok(r) if is_server_failure(&r) && self.servers.len() > 1 => {
-                    last = Unknown(rcode_name(r.metadata.response_code));
+        for _ in 0..self.attempts {
+            for server in &self.servers {
+                match self.ask_server(server, name, rtype).await {
+                    Ok(r) if is_server_failure(&r) && self.servers.len() > 1 => {
+                        last = Unknown(rcode_name(r.metadata.response_code));
+                    }
+                    Ok(r) => return Ok(r),
+                    Err(e) => last = e,
                 }
-                Ok(r) => return Ok(r),
-                Err(e) => last = e,
             }
         }
         Err(last)
     }
 
-    /// One question to one server: UDP, then TCP if the answer is truncated;
-    /// `attempts` tries on timeouts and network errors.
+    /// One attempt at one server: UDP, then TCP if the answer is truncated
+    /// (RFC 7766 §5).
     async fn ask_server(
         &self,
         server: &Server,
         name: &Name,
         rtype: RecordType,
     ) -> Result<DnsResponse, Unknown> {
-        let mut transport = Transport::Udp;
-        let mut last = Unknown::new("timed out");
-        let mut tries = 0;
-        while tries < self.attempts {
-            tries += 1;
-            let exchange = match self.exchange(server, transport).await {
-                Ok(e) => e,
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
-            };
-            let mut options = DnsRequestOptions::default();
-            options.recursion_desired = true;
-            let query = Query::query(name.clone(), rtype);
-            let outcome = {
-                let Ok(_permit) = server.in_flight.acquire().await else {
-                    return Err(Unknown::new("resolver shut down"));
-                };
-                exchange.lookup(query, options).next().await
-            };
-            match outcome {
-                Some(Ok(response)) => {
-                    if !answers_question(&response, name, rtype) {
-                        last = Unknown::new("answer does not match the question");
-                        continue;
-                    }
-                    if response.metadata.truncation && transport == Transport::Udp {
-                        // RFC 7766 §5: ask again over TCP; not an attempt.
-                        transport = Transport::Tcp;
-                        tries -= 1;
-                        continue;
-                    }
-                    return Ok(response);
-                }
-                // hickory ends the response stream without an item when the
-                // multiplexer's timer fires.
-                Some(Err(NetError::Timeout)) | None => last = Unknown::new("timed out"),
-                Some(Err(e)) => {
-                    // The socket or connection is gone (a dead exchange
-                    // refuses sends as busy): connect again on the next try.
-                    tracing::debug!(server = %server.addr, ?transport, error = %e, "DNS exchange replaced");
-                    server.slot(transport).lock().await.take();
-                    last = net_error(&e);
-                }
-            }
+        let response = self
+            .exchange_once(server, Transport::Udp, name, rtype)
+            .await?;
+        if !response.metadata.truncation {
+            return Ok(response);
         }
-        Err(last)
+        let response = self
+            .exchange_once(server, Transport::Tcp, name, rtype)
+            .await?;
+        if response.metadata.truncation {
+            return Err(Unknown::new("truncated answer over TCP"));
+        }
+        Ok(response)
     }
 
-    /// The exchange for `transport` to `server`, connecting it if needed.
+    /// One question over one transport within one timeout. Over UDP the
+    /// question is sent again every third of the timeout while no answer
+    /// has come (a lost datagram then costs a resend, not the attempt), and
+    /// the first answer to any of the sends is taken.
+    async fn exchange_once(
+        &self,
+        server: &Server,
+        transport: Transport,
+        name: &Name,
+        rtype: RecordType,
+    ) -> Result<DnsResponse, Unknown> {
+        let exchange = self.exchange(server, transport).await?;
+        let Ok(_permit) = server.in_flight.acquire().await else {
+            return Err(Unknown::new("resolver shut down"));
+        };
+        let sends = match transport {
+            Transport::Udp => UDP_SENDS,
+            Transport::Tcp => 1,
+        };
+        let resend = (self.timeout / 3).max(RESEND_FLOOR);
+        let asking = async {
+            let mut pending = FuturesUnordered::new();
+            let mut sent = 0;
+            loop {
+                if sent < sends {
+                    pending.push(one_request(&exchange, name, rtype));
+                    sent += 1;
+                }
+                tokio::select! {
+                    Some(outcome) = pending.next() => match outcome {
+                        Ok(response) => return Ok(response),
+                        // Another send may still be answered.
+                        Err(e) if pending.is_empty() && sent >= sends => return Err(e),
+                        Err(_) => {}
+                    },
+                    _ = tokio::time::sleep(resend), if sent < sends => {}
+                    else => return Err(Unknown::new("timed out")),
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, asking)
+            .await
+            .unwrap_or_else(|_| Err(Unknown::new("timed out")))
+    }
+
+    /// The exchange for `transport` to `server`, connecting it if there is
+    /// none or its background task has ended.
     async fn exchange(
         &self,
         server: &Server,
@@ -243,22 +280,41 @@ impl Wire {
         // Held while connecting, so the queries of a run's first moments
         // wait for one socket instead of each opening their own.
         let mut slot = server.slot(transport).lock().await;
-        if let Some(e) = slot.as_ref() {
-            return Ok(e.clone());
+        if let Some((e, task)) = &slot.live {
+            if !task.is_finished() {
+                return Ok(e.clone());
+            }
         }
-        let fresh = match transport {
-            Transport::Udp => self.connect_udp(server.addr).await?,
-            Transport::Tcp => self.connect_tcp(server.addr).await?,
+        if let Some((at, e)) = &slot.failed {
+            if at.elapsed() < self.timeout {
+                return Err(e.clone());
+            }
+        }
+        let made = match transport {
+            Transport::Udp => self.connect_udp(server.addr).await,
+            Transport::Tcp => self.connect_tcp(server.addr).await,
         };
-        Ok(slot.insert(fresh).clone())
+        match made {
+            Ok((exchange, task)) => {
+                *slot = Slot {
+                    live: Some((exchange.clone(), task)),
+                    failed: None,
+                };
+                Ok(exchange)
+            }
+            Err(e) => {
+                *slot = Slot {
+                    live: None,
+                    failed: Some((Instant::now(), e.clone())),
+                };
+                Err(e)
+            }
+        }
     }
 
     /// One TCP connection, multiplexed. (`TcpClientStream::exchange` would
     /// tie its background task to a runtime handle dropped on return.)
-    async fn connect_tcp(
-        &self,
-        addr: SocketAddr,
-    ) -> Result<DnsExchange<TokioRuntimeProvider>, Unknown> {
+    async fn connect_tcp(&self, addr: SocketAddr) -> Result<Connected, Unknown> {
         let (connect, handle) = TcpClientStream::new(
             addr,
             None,
@@ -270,22 +326,16 @@ impl Wire {
     }
 
     /// Starts the multiplexer's background task; the exchange ends with it.
-    fn spawn_exchange<S: DnsClientStream>(
-        &self,
-        multiplexer: DnsMultiplexer<S>,
-    ) -> DnsExchange<TokioRuntimeProvider> {
+    fn spawn_exchange<S: DnsClientStream>(&self, multiplexer: DnsMultiplexer<S>) -> Connected {
         let multiplexer = multiplexer
             .with_timeout(self.timeout)
-            .with_max_active_requests(self.max_in_flight.saturating_mul(2));
+            .with_max_active_requests(PER_SERVER_IN_FLIGHT * UDP_SENDS + 8);
         let (exchange, background) = DnsExchange::from_stream(multiplexer);
-        tokio::spawn(background);
-        exchange
+        let task = tokio::spawn(background);
+        (exchange, task)
     }
 
-    async fn connect_udp(
-        &self,
-        addr: SocketAddr,
-    ) -> Result<DnsExchange<TokioRuntimeProvider>, Unknown> {
+    async fn connect_udp(&self, addr: SocketAddr) -> Result<Connected, Unknown> {
         let local: SocketAddr = match addr {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -298,8 +348,34 @@ impl Wire {
     }
 }
 
+/// An exchange and the task that drives it.
+type Connected = (DnsExchange<TokioRuntimeProvider>, JoinHandle<()>);
+
+/// One request on an exchange: the first answer to this question, waiting
+/// past answers to another (a late or forged reply) until the timeout.
+async fn one_request(
+    exchange: &DnsExchange<TokioRuntimeProvider>,
+    name: &Name,
+    rtype: RecordType,
+) -> Result<DnsResponse, Unknown> {
+    let mut options = DnsRequestOptions::default();
+    options.recursion_desired = true;
+    let mut stream = exchange.lookup(Query::query(name.clone(), rtype), options);
+    // hickory ends the stream without an item when the multiplexer's timer
+    // fires.
+    let mut last = Unknown::new("timed out");
+    while let Some(outcome) = stream.next().await {
+        match outcome {
+            Ok(response) if answers_question(&response, name, rtype) => return Ok(response),
+            Ok(_) => last = Unknown::new("answer does not match the question"),
+            Err(e) => return Err(net_error(&e)),
+        }
+    }
+    Err(last)
+}
+
 impl Server {
-    fn slot(&self, transport: Transport) -> &Mutex<Option<DnsExchange<TokioRuntimeProvider>>> {
+    fn slot(&self, transport: Transport) -> &Mutex<Slot> {
         match transport {
             Transport::Udp => &self.udp,
             Transport::Tcp => &self.tcp,
@@ -308,9 +384,9 @@ impl Server {
 }
 
 /// The UDP socket as hickory's multiplexer wants it, taking datagrams from
-/// the server only. A receive error is logged and skipped instead of ending
-/// the stream: the queries waiting then time out one by one and the socket
-/// stays usable when the server comes back.
+/// the server only. Receive errors and stray datagrams are logged and
+/// skipped, never the end of the stream: the queries waiting then time out
+/// one by one and the socket stays usable.
 struct UdpLink {
     stream: UdpStream<TokioRuntimeProvider>,
     addr: SocketAddr,
@@ -320,12 +396,10 @@ impl Stream for UdpLink {
     type Item = Result<SerialMessage, NetError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // A few errors in a row are skipped in one poll; more means the
-        // socket is unusable, which ends the stream (and the exchange, which
-        // `ask_server` then replaces).
-        for _ in 0..16 {
+        // A bounded number of skips per poll, then yield to other tasks.
+        for _ in 0..64 {
             match self.stream.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(message))) if message.addr() == self.addr => {
+                Poll::Ready(Some(Ok(message))) if same_peer(message.addr(), self.addr) => {
                     return Poll::Ready(Some(Ok(message)))
                 }
                 Poll::Ready(Some(Ok(_))) => continue,
@@ -337,7 +411,8 @@ impl Stream for UdpLink {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        Poll::Ready(None)
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -347,6 +422,12 @@ impl DnsClientStream for UdpLink {
     fn name_server_addr(&self) -> SocketAddr {
         self.addr
     }
+}
+
+/// The same address and port, an IPv4-mapped IPv6 address counting as its
+/// IPv4 one.
+fn same_peer(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
 }
 
 /// RFC 5452 §9.1: an answer is accepted only for the question asked.
@@ -363,6 +444,19 @@ fn is_server_failure(response: &DnsResponse) -> bool {
         response.metadata.response_code,
         ResponseCode::NoError | ResponseCode::NXDomain
     )
+}
+
+/// A delegation instead of an answer: no answer, no SOA, name servers in
+/// the authority section, not authoritative (RFC 1034 §4.3.1). What a
+/// non-recursive server says for a name it does not serve.
+fn is_referral(response: &DnsResponse) -> bool {
+    response.answers.is_empty()
+        && !response.metadata.authoritative
+        && authority_soa(response).is_none()
+        && response
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::NS)
 }
 
 /// The owner of the SOA in a negative answer's authority section.
@@ -481,7 +575,7 @@ mod tests {
         }
 
         fn wire(&self, attempts: usize) -> Wire {
-            Wire::new(vec![self.addr], Duration::from_millis(300), attempts, 8)
+            Wire::new(vec![self.addr], Duration::from_millis(300), attempts)
         }
     }
 
@@ -553,7 +647,7 @@ mod tests {
             Some(reply(q, ResponseCode::NXDomain))
         }))
         .await;
-        let wire = Wire::new(vec![server.addr], Duration::from_secs(2), 1, 64);
+        let wire = Wire::new(vec![server.addr], Duration::from_secs(2), 1);
         let names: Vec<Name> = (0..64).map(|i| name(&format!("n{i}.test."))).collect();
         let answers =
             futures_util::future::join_all(names.iter().map(|n| wire.resolve(n, RecordType::TXT)))
@@ -693,7 +787,8 @@ mod tests {
             wire.resolve(&name("asked.test."), RecordType::TXT)
                 .await
                 .unwrap_err(),
-            Unknown::new("answer does not match the question")
+            Unknown::new("timed out"),
+            "the forged answer is not taken; the real one never came"
         );
         assert_eq!(
             server.udp.load(Ordering::SeqCst),
@@ -735,7 +830,7 @@ mod tests {
             None
         }))
         .await;
-        let wire = Wire::new(vec![server.addr], Duration::from_millis(500), 1, 8);
+        let wire = Wire::new(vec![server.addr], Duration::from_millis(500), 1);
         let spoofer = async {
             let forger = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
             loop {
@@ -796,11 +891,99 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_next_server_answers_when_the_first_is_silent() {
+        let silent = TestServer::start(Arc::new(|_: &Message, _| None)).await;
+        let good = TestServer::start(Arc::new(|q: &Message, _| {
+            Some(reply(q, ResponseCode::NXDomain))
+        }))
+        .await;
+        let wire = Wire::new(vec![silent.addr, good.addr], Duration::from_millis(300), 2);
+        assert!(matches!(
+            wire.resolve(&name("x.test."), RecordType::TXT).await,
+            Ok(Resolved::Empty { .. })
+        ));
+        assert_eq!(silent.udp.load(Ordering::SeqCst), 1);
+        assert_eq!(good.udp.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lost_datagram_is_sent_again_and_stray_ones_do_not_end_the_socket() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        // Drops the first query, as a lossy path would; answers the next.
+        let server = TestServer::start(Arc::new(move |q: &Message, _| {
+            (count.fetch_add(1, Ordering::SeqCst) > 0).then(|| reply(q, ResponseCode::NXDomain))
+        }))
+        .await;
+        let wire = Wire::new(vec![server.addr], Duration::from_secs(3), 1);
+        let flood = async {
+            // Junk from another address while the question is outstanding.
+            while server.ports.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let port = *server.ports.lock().unwrap().first().unwrap();
+            let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            for _ in 0..300 {
+                let _ = junk.send_to(b"not dns", ("127.0.0.1", port)).await;
+            }
+        };
+        let started = std::time::Instant::now();
+        let asked = name("x.test.");
+        let (got, ()) = tokio::join!(wire.resolve(&asked, RecordType::TXT), flood);
+        assert!(matches!(got, Ok(Resolved::Empty { .. })), "{got:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "answered within the attempt"
+        );
+        assert_eq!(server.udp.load(Ordering::SeqCst), 2, "sent again once");
+        assert_eq!(server.ports.lock().unwrap().len(), 1, "the same socket");
+    }
+
+    #[tokio::test]
+    async fn a_referral_or_an_answer_of_another_type_is_unknown_not_missing() {
+        let server = TestServer::start(Arc::new(|q: &Message, _| {
+            let mut r = reply(q, ResponseCode::NoError);
+            match asked(q).0.as_str() {
+                "referred.test." => {
+                    r.metadata.authoritative = false;
+                    r.add_authority(Record::from_rdata(
+                        name("test."),
+                        300,
+                        RData::NS(hickory_resolver::proto::rr::rdata::NS(name("ns.test."))),
+                    ));
+                }
+                _ => {
+                    r.add_answer(Record::from_rdata(
+                        q.queries[0].name().clone(),
+                        300,
+                        RData::A(A::new(192, 0, 2, 1)),
+                    ));
+                }
+            }
+            Some(r)
+        }))
+        .await;
+        let wire = server.wire(1);
+        assert_eq!(
+            wire.resolve(&name("referred.test."), RecordType::TXT)
+                .await
+                .unwrap_err(),
+            Unknown::new("referral: the server does not resolve recursively")
+        );
+        assert_eq!(
+            wire.resolve(&name("odd.test."), RecordType::TXT)
+                .await
+                .unwrap_err(),
+            Unknown::new("answer without records of the type asked")
+        );
+    }
+
+    #[tokio::test]
     async fn a_stopped_server_is_unknown_not_missing() {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = sock.local_addr().unwrap();
         drop(sock);
-        let wire = Wire::new(vec![addr], Duration::from_millis(200), 2, 8);
+        let wire = Wire::new(vec![addr], Duration::from_millis(200), 2);
         assert!(wire
             .resolve(&name("x.test."), RecordType::TXT)
             .await
