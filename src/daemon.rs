@@ -220,7 +220,10 @@ fn start_generation(
     let stop = CancellationToken::new();
     // Series of probes, seeds and domains a reload removed go; the recorder
     // drops late events about them (`ProbeEvent::emit_if_configured`).
-    metrics.forget_unconfigured(&|label, value| config.runs(label, value));
+    metrics.forget_unconfigured(
+        &|label, value| config.runs(label, value),
+        config.domains.keys().cloned().collect(),
+    );
     crate::probe::events::init_series(metrics, config);
     runner::spawn_watchers(config, channels, tracker, &stop);
     runner::spawn_schedulers(config, channels, tracker, &stop);

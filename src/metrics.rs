@@ -290,6 +290,11 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// The registry and a handle to every family in it.
 pub struct Metrics {
     pub registry: Registry,
+    /// The audited domains of the running configuration (`None` until the
+    /// first generation starts). Held while a reload prunes and while an
+    /// audit exports, so an audit that ends as its domain is removed cannot
+    /// bring the domain's series back.
+    audited: std::sync::Mutex<Option<std::collections::BTreeSet<String>>>,
     pub build_info: IntGaugeVec,
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success_timestamp: Gauge,
@@ -396,6 +401,7 @@ impl Metrics {
             oauth_refreshes: counter_vec(&OAUTH_REFRESHES),
             oauth_refresh_failures: counter_vec(&OAUTH_REFRESH_FAILURES),
             registry,
+            audited: std::sync::Mutex::new(None),
         };
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -406,12 +412,29 @@ impl Metrics {
     /// Remove every series whose `probe`, `seed` or `domain` label names
     /// something `configured` no longer has, so a probe, seed or domain
     /// taken out by a reload leaves no series behind for alerts to trip on.
-    pub fn forget_unconfigured(&self, configured: &dyn Fn(&str, &str) -> bool) {
+    /// `domains` are the audited domains from now on ([`Metrics::for_domain`]).
+    pub fn forget_unconfigured(
+        &self,
+        configured: &dyn Fn(&str, &str) -> bool,
+        domains: std::collections::BTreeSet<String>,
+    ) {
+        let mut audited = self.audited.lock().unwrap_or_else(|e| e.into_inner());
+        *audited = Some(domains);
         let stale = |name: &str, value: &str| {
             matches!(name, "probe" | "seed" | "domain") && !configured(name, value)
         };
         for (vec, series) in self.scoped() {
             vec.prune(series.labels, &stale);
+        }
+    }
+
+    /// Runs `update` on the metrics if `domain` is audited by the running
+    /// configuration; the check and the update are one step with respect to
+    /// a reload's pruning.
+    pub fn for_domain(&self, domain: &str, update: impl FnOnce(&Metrics)) {
+        let audited = self.audited.lock().unwrap_or_else(|e| e.into_inner());
+        if audited.as_ref().is_none_or(|d| d.contains(domain)) {
+            update(self);
         }
     }
 
@@ -549,7 +572,7 @@ mod tests {
             .with_label_values(&["kept", "s-gone", "inbox"])
             .set(1);
         let configured = |name: &str, value: &str| !value.contains("gone") || name == "sender";
-        m.forget_unconfigured(&configured);
+        m.forget_unconfigured(&configured, ["kept.test".to_string()].into());
         let text = m.render();
         assert!(!text.contains("gone"), "{text}");
         for kept in [
@@ -560,6 +583,23 @@ mod tests {
         ] {
             assert!(text.contains(kept), "{kept} missing:\n{text}");
         }
+        // An audit of a removed domain that ends after the pruning exports
+        // nothing; one of a kept domain does.
+        for domain in ["gone.test", "kept.test"] {
+            m.for_domain(domain, |m| {
+                m.dns_record_changes
+                    .with_label_values(&[domain, "mx"])
+                    .inc()
+            });
+        }
+        let text = m.render();
+        assert!(!text.contains("gone"), "{text}");
+        assert!(
+            text.contains(
+                r#"mailcanary_dns_record_changes_total{domain="kept.test",record="mx"} 1"#
+            ),
+            "{text}"
+        );
     }
 
     #[test]

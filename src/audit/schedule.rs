@@ -67,7 +67,7 @@ pub fn spawn(
                     _ = stop.cancelled() => return,
                 };
                 if let Some(report) = report.into_iter().next() {
-                    export(&metrics, &domain, &report);
+                    metrics.for_domain(&report.domain, |m| export(m, &domain, &report));
                     record_changes(&store, &metrics, &domain, &report).await;
                 }
             }
@@ -269,9 +269,12 @@ async fn record_changes(store: &Store, m: &Metrics, d: &Domain, r: &DomainReport
         Ok(changed) => {
             for (label, before, after) in changed {
                 tracing::warn!(domain = %domain, record = %label, %before, %after, "DNS record changed");
-                m.dns_record_changes
-                    .with_label_values(&[&domain, &label])
-                    .inc();
+                // Not counted if a reload removed the domain meanwhile.
+                m.for_domain(&domain, |m| {
+                    m.dns_record_changes
+                        .with_label_values(&[&domain, &label])
+                        .inc()
+                });
             }
         }
         Err(e) => {
