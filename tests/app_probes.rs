@@ -148,6 +148,43 @@ fn app_refusals_carry_a_bounded_reason() {
         "no connect failure; logs:\n{}",
         d.logs()
     );
+    drop(d);
+
+    // HTTPS with a certificate the sender does not trust: tls. With the
+    // stack's CA as the sender's ca_file the same app takes the request.
+    let app = App::start_tls(stack, "ok", 0.0);
+    let untrusted = config(stack, &app, "app-tls", "md3", "");
+    let d = Daemon::start(&untrusted);
+    let failed = series(
+        "mailcanary_probe_send_failures_total",
+        &[
+            ("probe", "app-tls"),
+            ("sender", "app"),
+            ("seed", "md3"),
+            ("reason", "tls"),
+        ],
+    );
+    assert!(
+        d.wait_metric(&failed, 1.0, WAIT),
+        "no tls failure; logs:\n{}",
+        d.logs()
+    );
+    drop(d);
+    let trusted = untrusted.replace(
+        "timeout = \"3s\"",
+        &format!("timeout = \"3s\"\nca_file = \"{}\"", stack.var("CA_CERT")),
+    );
+    assert_ne!(trusted, untrusted);
+    let d = Daemon::start(&trusted);
+    let sent = series(
+        "mailcanary_probe_sent_total",
+        &[("probe", "app-tls"), ("sender", "app"), ("seed", "md3")],
+    );
+    assert!(
+        d.wait_metric(&sent, 1.0, WAIT),
+        "not sent with the CA trusted; logs:\n{}",
+        d.logs()
+    );
 }
 
 #[test]

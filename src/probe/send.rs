@@ -248,20 +248,25 @@ fn classify(e: &SmtpError) -> SendReason {
 pub(crate) fn tls_in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if err.is::<rustls::Error>() {
+        if is_rustls(err) {
             return true;
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
-                return true;
-            }
         }
         cur = err.source();
     }
     false
+}
+
+/// A rustls error, bare or inside `io::Error`s, however deep: reqwest's
+/// connector hands an untrusted certificate on as an `io::Error` inside an
+/// `io::Error`, and `io::Error::source()` skips the error it wraps (so such a
+/// failure was classed `connect` before this looked inside).
+fn is_rustls(err: &(dyn std::error::Error + 'static)) -> bool {
+    if err.is::<rustls::Error>() {
+        return true;
+    }
+    err.downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        .is_some_and(|inner| is_rustls(inner))
 }
 
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
@@ -297,6 +302,19 @@ fn queue_id(reply: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_rustls_error_is_found_inside_nested_io_errors() {
+        use std::io::{Error, ErrorKind};
+        let cert = || rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let nested = Error::new(ErrorKind::Other, Error::new(ErrorKind::InvalidData, cert()));
+        assert!(tls_in_chain(&nested));
+        assert!(tls_in_chain(&Error::new(ErrorKind::InvalidData, cert())));
+        assert!(tls_in_chain(&cert()));
+        let refused = Error::new(ErrorKind::Other, Error::from(ErrorKind::ConnectionRefused));
+        assert!(!tls_in_chain(&refused));
+    }
+
     use super::*;
 
     #[test]

@@ -90,6 +90,13 @@ class Handler(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if os.environ.get("APP_TLS_CERT"):
+    # HTTPS with the stack's server certificate (for localhost).
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.environ["APP_TLS_CERT"], os.environ["APP_TLS_KEY"])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
 with open(PORT_FILE + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
 os.rename(PORT_FILE + ".tmp", PORT_FILE)

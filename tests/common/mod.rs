@@ -642,6 +642,8 @@ pub fn swaks(server: SocketAddr, to: &str, headers: &[&str], body: &str) {
 pub struct App {
     child: Child,
     pub port: u16,
+    /// Served over HTTPS with the stack's certificate (for `localhost`).
+    pub tls: bool,
     pub codes: PathBuf,
     pub token_file: PathBuf,
     _dir: tempfile::TempDir,
@@ -653,12 +655,26 @@ pub const APP_TOKEN: &str = "app-secret-token-4711";
 impl App {
     /// Start the app in `mode` (see the script's doc), sending through RELAY_OK.
     pub fn start(stack: &Stack, mode: &str, delay_s: f64) -> App {
+        App::start_with(stack, mode, delay_s, false)
+    }
+
+    /// [`App::start`] over HTTPS, with the stack's server certificate.
+    pub fn start_tls(stack: &Stack, mode: &str, delay_s: f64) -> App {
+        App::start_with(stack, mode, delay_s, true)
+    }
+
+    fn start_with(stack: &Stack, mode: &str, delay_s: f64, tls: bool) -> App {
         let dir = tempfile::tempdir().unwrap();
         let port_file = dir.path().join("port");
         let codes = dir.path().join("codes");
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, format!("{APP_TOKEN}\n")).unwrap();
-        let child = Command::new("python3")
+        let mut cmd = Command::new("python3");
+        if tls {
+            cmd.env("APP_TLS_CERT", stack.var("TLS_CERT"))
+                .env("APP_TLS_KEY", stack.var("TLS_KEY"));
+        }
+        let child = cmd
             .arg(repo().join("tests/app/send_code_app.py"))
             .arg(&port_file)
             .arg(stack.var("RELAY_OK"))
@@ -683,6 +699,7 @@ impl App {
         App {
             child,
             port,
+            tls,
             codes,
             token_file,
             _dir: dir,
@@ -709,7 +726,7 @@ impl App {
         format!(
             r#"[senders.{name}]
 kind = "http"
-url = "http://127.0.0.1:{port}/send-code"
+url = "{url}/send-code"
 headers = {{ "Content-Type" = "application/json" }}
 body = '{{"email": "{{address}}"}}'
 token_file = "{token}"
@@ -721,7 +738,11 @@ code_pattern = 'code is (\d{{6}})'
 timeout = "{timeout}"
 
 "#,
-            port = self.port,
+            url = if self.tls {
+                format!("https://localhost:{}", self.port)
+            } else {
+                format!("http://127.0.0.1:{}", self.port)
+            },
             token = self.token_file.display()
         )
     }
