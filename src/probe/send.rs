@@ -307,11 +307,11 @@ mod tests {
     fn a_rustls_error_is_found_inside_nested_io_errors() {
         use std::io::{Error, ErrorKind};
         let cert = || rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        let nested = Error::new(ErrorKind::Other, Error::new(ErrorKind::InvalidData, cert()));
+        let nested = Error::other(Error::new(ErrorKind::InvalidData, cert()));
         assert!(tls_in_chain(&nested));
         assert!(tls_in_chain(&Error::new(ErrorKind::InvalidData, cert())));
         assert!(tls_in_chain(&cert()));
-        let refused = Error::new(ErrorKind::Other, Error::from(ErrorKind::ConnectionRefused));
+        let refused = Error::other(Error::from(ErrorKind::ConnectionRefused));
         assert!(!tls_in_chain(&refused));
     }
 
