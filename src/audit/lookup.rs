@@ -110,9 +110,6 @@ pub struct DnsLookup {
     /// For mail-auth only; the audit's own queries go through `wire`.
     inner: TokioResolver,
     wire: Arc<Wire>,
-    /// What a run's fresh [`Wire`] is built from.
-    servers: Vec<SocketAddr>,
-    settings: ResolverSettings,
     permits: Arc<Semaphore>,
     deadline: Duration,
     /// `Some` only on a [`DnsLookup::for_run`] handle.
@@ -174,9 +171,7 @@ impl DnsLookup {
         let tries = u32::try_from(tries).unwrap_or(u32::MAX);
         Ok(DnsLookup {
             inner,
-            wire: Arc::new(wire_for(&servers, settings)),
-            servers,
-            settings: settings.clone(),
+            wire: Arc::new(Wire::new(servers, settings.timeout, settings.attempts)),
             permits: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
             // A safety net above the client's own timeouts (one per attempt,
             // server and transport, plus CNAME chasing).
@@ -194,7 +189,7 @@ impl DnsLookup {
     pub fn for_run(&self) -> DnsLookup {
         DnsLookup {
             memo: Some(Arc::default()),
-            wire: Arc::new(wire_for(&self.servers, &self.settings)),
+            wire: Arc::new(self.wire.renewed()),
             ..self.clone()
         }
     }
@@ -456,11 +451,6 @@ fn udp_servers(config: &ResolverConfig) -> Vec<SocketAddr> {
                 .map(|c| SocketAddr::new(ns.ip, c.port))
         })
         .collect()
-}
-
-/// A fresh wire client on `servers` with the resolver settings.
-fn wire_for(servers: &[SocketAddr], settings: &ResolverSettings) -> Wire {
-    Wire::new(servers.to_vec(), settings.timeout, settings.attempts)
 }
 
 /// A TLS client configuration that trusts no one, for the resolver's DNS

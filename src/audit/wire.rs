@@ -129,6 +129,16 @@ impl Wire {
         }
     }
 
+    /// A client on the same servers with the same settings and nothing
+    /// connected: the next run's, with a socket (and source port) of its own.
+    pub fn renewed(&self) -> Wire {
+        Wire::new(
+            self.servers.iter().map(|s| s.addr).collect(),
+            self.timeout,
+            self.attempts,
+        )
+    }
+
     /// Resolves `name`/`rtype`, following CNAMEs.
     pub async fn resolve(&self, name: &Name, rtype: RecordType) -> Result<Resolved, Unknown> {
         let mut chain = Vec::new();
@@ -340,8 +350,9 @@ impl Wire {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         };
-        let network = |e: std::io::Error| Unknown(format!("network error: {}", e.kind()));
-        let socket = tokio::net::UdpSocket::bind(local).await.map_err(network)?;
+        let socket = tokio::net::UdpSocket::bind(local)
+            .await
+            .map_err(|e| io_error(&e))?;
         let (stream, handle) = UdpStream::<TokioRuntimeProvider>::with_bound(socket, addr);
         let link = UdpLink { stream, addr };
         Ok(self.spawn_exchange(DnsMultiplexer::new(link, handle)))
@@ -472,14 +483,19 @@ fn authority_soa(response: &DnsResponse) -> Option<Name> {
 fn net_error(err: &NetError) -> Unknown {
     match err {
         NetError::Timeout => Unknown::new("timed out"),
-        NetError::Io(e) => Unknown(format!("network error: {}", e.kind())),
+        NetError::Io(e) => io_error(e),
         NetError::Busy => Unknown::new("too many queries in flight"),
         other => Unknown(super::excerpt(&other.to_string(), 100)),
     }
 }
 
+/// A socket error as an unknown outcome's reason (its kind, never an address).
+fn io_error(e: &std::io::Error) -> Unknown {
+    Unknown(format!("network error: {}", e.kind()))
+}
+
 /// `SERVFAIL`, `REFUSED`, … as in dig's output.
-pub fn rcode_name(code: ResponseCode) -> String {
+fn rcode_name(code: ResponseCode) -> String {
     match code {
         ResponseCode::NoError => "NOERROR".into(),
         ResponseCode::FormErr => "FORMERR".into(),
