@@ -308,7 +308,7 @@ impl OAuthMechanism {
 
 /// An OAuth 2.0 client that trades a refresh token for access tokens
 /// (RFC 6749 §6).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthClient {
     pub token_url: String,
     pub client_id: String,

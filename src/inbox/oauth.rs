@@ -148,6 +148,16 @@ struct State {
     refused: Option<(Instant, TokenError)>,
 }
 
+impl State {
+    /// When the refusal stops holding, if one holds now.
+    fn refused_until(&self) -> Option<Instant> {
+        self.refused
+            .as_ref()
+            .map(|(until, _)| *until)
+            .filter(|until| *until > Instant::now())
+    }
+}
+
 /// Access tokens for one seed.
 pub struct TokenSource {
     seed: String,
@@ -286,11 +296,7 @@ impl TokenSource {
 
     /// When a refusal stops holding, if one holds now.
     pub async fn refused_until(&self) -> Option<Instant> {
-        let st = self.state.lock().await;
-        st.refused
-            .as_ref()
-            .map(|(until, _)| *until)
-            .filter(|until| *until > Instant::now())
+        self.state.lock().await.refused_until()
     }
 
     /// Whether a reload can keep this source for `client`: the same
@@ -299,21 +305,12 @@ impl TokenSource {
     /// so a refused source is rebuilt and asks at once). Keeping it keeps its
     /// access token: a reload costs no refresh.
     pub fn reusable_for(&self, client: &OAuthClient) -> bool {
-        let c = &self.client;
-        let same = c.token_url == client.token_url
-            && c.client_id == client.client_id
-            && c.client_secret.as_ref().map(Secret::expose)
-                == client.client_secret.as_ref().map(Secret::expose)
-            && c.refresh_token.expose() == client.refresh_token.expose()
-            && c.scope == client.scope
-            && c.ca_file == client.ca_file;
         // A refresh in progress holds the lock: not a refusal.
-        let refused = self.state.try_lock().is_ok_and(|st| {
-            st.refused
-                .as_ref()
-                .is_some_and(|(until, _)| *until > Instant::now())
-        });
-        same && !refused
+        let refused = self
+            .state
+            .try_lock()
+            .is_ok_and(|st| st.refused_until().is_some());
+        self.client == *client && !refused
     }
 
     /// Keep a fresh token at hand until `stop`: refresh at four fifths of

@@ -85,7 +85,7 @@ struct BurstState {
     probe: String,
     sender: String,
     seed: String,
-    /// The newest Date (the app made the code) of the burst's mail so far.
+    /// The newest Date (Unix ms; when the app made the code) of the burst's mail so far.
     newest_date: Option<i64>,
     out_of_order: bool,
     /// Codes seen (in memory only, never logged), to tell duplicates.
@@ -665,7 +665,7 @@ impl Recorder {
                 // The same token in another seed's mailbox: not this run's copy.
                 return Disposition::Keep;
             }
-            self.check_burst_order(&config, &open, created_ms.map(|ms| ms / 1000));
+            self.check_burst_order(&config, &open, created_ms);
             let arrived_ms = arrival_ms(a, seen_ms, stored_ms);
             if seen_ms <= open.deadline_ms || arrived_ms <= open.deadline_ms {
                 let latency = since(arrived_ms.max(open.submitted_ms), open.submitted_ms);

@@ -302,6 +302,7 @@ fn queue_id(reply: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_rustls_error_is_found_inside_nested_io_errors() {
@@ -314,8 +315,6 @@ mod tests {
         let refused = Error::other(Error::from(ErrorKind::ConnectionRefused));
         assert!(!tls_in_chain(&refused));
     }
-
-    use super::*;
 
     #[test]
     fn queue_ids_are_found_in_postfix_replies() {
