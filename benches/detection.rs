@@ -82,7 +82,7 @@ fn watch_maildirs(dirs: Vec<PathBuf>) -> Arc<Mutex<HashMap<String, i64>>> {
                     .duration_since(UNIX_EPOCH)
                     .unwrap()
                     .as_millis() as i64;
-                if let Some(t) = mailcanary::verdict::find_token(&raw) {
+                if let Some(t) = mailcanary::message::find_token(&raw) {
                     out.lock().unwrap().insert(t, mtime);
                 }
             }

@@ -24,7 +24,7 @@ use crate::config::{self, Config};
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
 use crate::notify;
-use crate::probe::runner;
+use crate::probe::pipeline::Pipeline;
 use crate::store::{Store, StoreError};
 
 /// Why the daemon could not start.
@@ -95,7 +95,7 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let recorder_stop = CancellationToken::new();
     let recorder_tracker = TaskTracker::new();
-    let channels = runner::start_recorder(
+    let pipeline = Pipeline::start(
         config_rx,
         store.clone(),
         metrics.clone(),
@@ -104,7 +104,7 @@ pub async fn run(
     )
     .await?;
     let mut generation =
-        start_generation(&config_tx.borrow(), &channels, &store, &metrics, &tracker);
+        start_generation(&config_tx.borrow(), &pipeline, &store, &metrics, &tracker);
 
     let watchdog_stop = CancellationToken::new();
     let watchdog = notify::watchdog_interval()
@@ -138,7 +138,7 @@ pub async fn run(
                         http_state.set_web(new.http.web.clone());
                         config_tx.send_replace(Arc::new(new));
                         generation.cancel();
-                        generation = start_generation(&config_tx.borrow(), &channels, &store, &metrics, &tracker);
+                        generation = start_generation(&config_tx.borrow(), &pipeline, &store, &metrics, &tracker);
                         notify::ready(&serving_status(&config_tx.borrow(), http_addr));
                     }
                     Err(reason) => {
@@ -172,7 +172,7 @@ pub async fn run(
     {
         tracing::warn!(tasks = tracker.len(), "in-flight work did not finish within the grace period; it resumes from the store on the next start");
     }
-    drop(channels);
+    drop(pipeline);
     recorder_stop.cancel();
     recorder_tracker.close();
     let _ = tokio::time::timeout_at(
@@ -212,7 +212,7 @@ async fn reload_config(current: &Config) -> Result<Config, config::ConfigError> 
 /// Start the schedulers, watchers and domain audits of one config generation.
 fn start_generation(
     config: &Arc<Config>,
-    channels: &runner::Channels,
+    pipeline: &Pipeline,
     store: &Store,
     metrics: &Arc<Metrics>,
     tracker: &TaskTracker,
@@ -225,8 +225,8 @@ fn start_generation(
         config.domains.keys().cloned().collect(),
     );
     crate::probe::events::init_series(metrics, config);
-    runner::spawn_watchers(config, channels, tracker, &stop);
-    runner::spawn_schedulers(config, channels, tracker, &stop);
+    pipeline.watch(config, tracker, &stop);
+    pipeline.schedule(config, tracker, &stop);
     crate::audit::schedule::spawn(config, store, metrics, tracker, &stop);
     stop
 }

@@ -3,7 +3,7 @@
 //! Paths follow Prometheus' own conventions so existing probes and load
 //! balancer checks fit. Only GET and HEAD are served.
 //!
-//! With a web-config file ([`web_config`], the exporter toolkit's `web.yml`
+//! With a web-config file ([`crate::config::web`], the exporter toolkit's `web.yml`
 //! format) the endpoint speaks TLS and/or asks for Basic auth
 //! ([`auth`]). As in the toolkit, auth covers every path, `/-/healthy`
 //! included. The web config is read per connection (TLS) and per request
@@ -11,7 +11,6 @@
 //! connection without a restart.
 
 pub mod auth;
-pub mod web_config;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,9 +29,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::web::WebConfig;
 use crate::metrics::Metrics;
 use auth::Authenticator;
-use web_config::WebConfig;
 
 /// Content type of the Prometheus text exposition format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -24,7 +24,7 @@
 //!   unit, labels), and the registry that renders `/metrics`.
 //! - [`http`] — hyper 1 endpoint: `/metrics`, `/-/healthy`, `/-/ready`;
 //!   optional TLS and Basic auth from an exporter-toolkit `web.yml`
-//!   ([`http::web_config`], [`http::auth`]).
+//!   ([`config::web`], [`http::auth`]).
 //! - [`notify`] — systemd `sd_notify`: READY, RELOADING, STOPPING, STATUS and
 //!   watchdog pings; a no-op outside systemd.
 //! - [`logging`] — tracing subscriber, text or JSON.
@@ -47,9 +47,11 @@ pub mod daemon;
 pub mod http;
 pub mod inbox;
 pub mod logging;
+pub mod message;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod secret;
 pub mod store;
 pub mod tls;
 pub mod verdict;

@@ -30,256 +30,124 @@ pub struct Series {
     pub help: &'static str,
 }
 
-/// Defines a [`Series`] constant whose doc comment is its help text.
-macro_rules! series {
-    ($help:literal, $id:ident, $name:literal, $kind:ident, $unit:literal, [$($label:literal),*]) => {
-        #[doc = $help]
-        pub const $id: Series = Series {
-            name: $name,
-            kind: Kind::$kind,
-            unit: $unit,
-            labels: &[$($label),*],
-            help: $help,
-        };
+/// Defines every series once: from one entry per family come its
+/// [`Series`] constant (whose doc is its help text), its place in [`ALL`],
+/// its field in [`Metrics`], its registration, and, for families labelled
+/// by a probe, seed or domain, its pruning on reload.
+macro_rules! families {
+    ($($field:ident: $ty:ty = $id:ident($name:literal, $kind:ident, $unit:literal, [$($label:literal),*], $help:literal);)*) => {
+        $(
+            #[doc = $help]
+            pub const $id: Series = Series {
+                name: $name,
+                kind: Kind::$kind,
+                unit: $unit,
+                labels: &[$($label),*],
+                help: $help,
+            };
+        )*
+
+        /// Every series, in exposition order.
+        pub const ALL: &[Series] = &[$($id),*];
+
+        /// The registry and a handle to every family in it.
+        pub struct Metrics {
+            pub registry: Registry,
+            /// The audited domains of the running configuration (`None` until the
+            /// first generation starts). Held while a reload prunes and while an
+            /// audit exports, so an audit that ends as its domain is removed cannot
+            /// bring the domain's series back.
+            audited: std::sync::Mutex<Option<std::collections::BTreeSet<String>>>,
+            $(
+                #[doc = $help]
+                pub $field: $ty,
+            )*
+        }
+
+        impl Metrics {
+            pub fn new() -> Self {
+                let registry = Registry::new();
+                let m = Metrics {
+                    $($field: register(&registry, <$ty as Family>::make(&$id)),)*
+                    registry,
+                    audited: std::sync::Mutex::new(None),
+                };
+                m.build_info
+                    .with_label_values(&[env!("CARGO_PKG_VERSION")])
+                    .set(1);
+                m
+            }
+
+            /// Every family that has labels, with its series.
+            fn labelled(&self) -> Vec<(&dyn Prune, &'static Series)> {
+                let mut out: Vec<(&dyn Prune, &'static Series)> = Vec::new();
+                $(
+                    if let Some(p) = self.$field.prunable() {
+                        out.push((p, &$id));
+                    }
+                )*
+                out
+            }
+        }
     };
 }
 
-series!(
-    "Build metadata; always 1.",
-    BUILD_INFO,
-    "mailcanary_build_info",
-    Gauge,
-    "",
-    ["version"]
-);
-series!("1 if the last configuration (re)load succeeded, 0 if it failed and the previous config is still running.",
-    CONFIG_LAST_RELOAD_SUCCESSFUL, "mailcanary_config_last_reload_successful", Gauge, "", []);
-series!(
-    "Unix time of the last successful configuration load.",
-    CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP,
-    "mailcanary_config_last_reload_success_timestamp_seconds",
-    Gauge,
-    "seconds",
-    []
-);
-series!(
-    "Probe messages accepted by the sending relay.",
-    PROBE_SENT,
-    "mailcanary_probe_sent_total",
-    Counter,
-    "",
-    ["probe", "sender", "seed"]
-);
-series!(
-    "Probe sends that failed, by bounded reason (connect, tls, auth, smtp_4xx, smtp_5xx, timeout).",
-    PROBE_SEND_FAILURES,
-    "mailcanary_probe_send_failures_total",
-    Counter,
-    "",
-    ["probe", "sender", "seed", "reason"]
-);
-series!(
-    "Final probe results by placement (inbox, spam, tab, missing, late).",
-    PROBE_RESULTS,
-    "mailcanary_probe_results_total",
-    Counter,
-    "",
-    ["probe", "sender", "seed", "provider", "placement"]
-);
-series!(
-    "Submit-to-arrival time of delivered probes.",
-    DELIVERY_LATENCY,
-    "mailcanary_delivery_latency_seconds",
-    Histogram,
-    "seconds",
-    ["probe", "sender", "provider", "placement"]
-);
-series!("Submit-to-arrival time of the last delivered probe; removed when the last probe did not arrive.",
-    PROBE_LAST_LATENCY, "mailcanary_probe_last_latency_seconds", Gauge, "seconds", ["probe", "seed"]);
-series!(
-    "Unix time of the last final probe result.",
-    PROBE_LAST_RESULT_TIMESTAMP,
-    "mailcanary_probe_last_result_timestamp_seconds",
-    Gauge,
-    "seconds",
-    ["probe", "seed"]
-);
-series!(
-    "Placement of the last probe as a state set: exactly one placement is 1.",
-    PROBE_PLACEMENT,
-    "mailcanary_probe_placement",
-    Gauge,
-    "",
-    ["probe", "seed", "placement"]
-);
-series!(
-    "The receiver's authentication verdicts on the last probe as a state set per method.",
-    AUTH_RESULT,
-    "mailcanary_auth_result",
-    Gauge,
-    "",
-    ["probe", "seed", "method", "result"]
-);
-series!(
-    "DNS audit status per domain and check as a state set (ok, warning, error, unknown).",
-    DNS_CHECK_STATUS,
-    "mailcanary_dns_check_status",
-    Gauge,
-    "",
-    ["domain", "check", "status"]
-);
-series!(
-    "Number of DNS audit findings per domain, check and severity.",
-    DNS_FINDINGS,
-    "mailcanary_dns_findings",
-    Gauge,
-    "",
-    ["domain", "check", "severity"]
-);
-series!(
-    "DNS lookups the domain's SPF record needs (RFC 7208 limit: 10).",
-    SPF_DNS_LOOKUPS,
-    "mailcanary_spf_dns_lookups",
-    Gauge,
-    "",
-    ["domain"]
-);
-series!(
-    "Size of the DKIM public key.",
-    DKIM_KEY_BITS,
-    "mailcanary_dkim_key_bits",
-    Gauge,
-    "bits",
-    ["domain", "selector"]
-);
-series!(
-    "The domain's DMARC policy as a state set (none, quarantine, reject).",
-    DMARC_POLICY,
-    "mailcanary_dmarc_policy",
-    Gauge,
-    "",
-    ["domain", "policy"]
-);
-series!(
-    "1 if the target is listed on the DNS blocklist.",
-    DNSBL_LISTED,
-    "mailcanary_dnsbl_listed",
-    Gauge,
-    "",
-    ["target", "list"]
-);
-series!(
-    "Changes of a DNS record's content since the previous audit.",
-    DNS_RECORD_CHANGES,
-    "mailcanary_dns_record_changes_total",
-    Counter,
-    "",
-    ["domain", "record"]
-);
-series!(
-    "Probe mail that arrived after its code's validity (probes.NAME.code_validity), whether in time for the probe (placement expired) or late.",
-    ARRIVED_AFTER_EXPIRY,
-    "mailcanary_probe_arrived_after_expiry_total",
-    Counter,
-    "",
-    ["probe", "sender", "seed"]
-);
-series!(
-    "Resend bursts in which an older code arrived after a newer one (by the Date the app gave each message); counted once per burst.",
-    RESEND_OUT_OF_ORDER,
-    "mailcanary_resend_out_of_order_total",
-    Counter,
-    "",
-    ["probe", "sender", "seed"]
-);
-series!(
-    "Messages of a resend burst that repeated a code already received.",
-    RESEND_DUPLICATES,
-    "mailcanary_resend_duplicates_total",
-    Counter,
-    "",
-    ["probe", "sender", "seed"]
-);
-series!(
-    "The delivered copy's DKIM as mailcanary re-verifies it, as a state set (pass, fail, none, temperror, permerror); fail where the receiver said pass means the message was changed after the border.",
-    DELIVERED_DKIM_RESULT,
-    "mailcanary_delivered_dkim_result",
-    Gauge,
-    "",
-    ["probe", "seed", "result"]
-);
-series!(
-    "1 if the seed's inbox watcher is connected and watching.",
-    INBOX_UP,
-    "mailcanary_inbox_up",
-    Gauge,
-    "",
-    ["seed"]
-);
-
-series!(
-    "Deliveries to a Gmail category tab (placement tab), by tab: promotions, social, updates, forums.",
-    PROBE_TAB,
-    "mailcanary_probe_tab_total",
-    Counter,
-    "",
-    ["probe", "sender", "seed", "provider", "tab"]
-);
-series!(
-    "When the seed's current OAuth access token expires; 0 while there is none (refresh refused).",
-    OAUTH_TOKEN_EXPIRY,
-    "mailcanary_oauth_token_expiry_timestamp_seconds",
-    Gauge,
-    "seconds",
-    ["seed"]
-);
-series!(
-    "OAuth access tokens obtained from the seed's token endpoint.",
-    OAUTH_REFRESHES,
-    "mailcanary_oauth_refreshes_total",
-    Counter,
-    "",
-    ["seed"]
-);
-series!(
-    "Failed OAuth token refreshes, by reason (revoked, invalid_client, http_4xx, http_5xx, http_other, timeout, connect, network, malformed).",
-    OAUTH_REFRESH_FAILURES,
-    "mailcanary_oauth_refresh_failures_total",
-    Counter,
-    "",
-    ["seed", "reason"]
-);
-
-/// Every series, for documentation checks.
-pub const ALL: &[Series] = &[
-    BUILD_INFO,
-    CONFIG_LAST_RELOAD_SUCCESSFUL,
-    CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP,
-    PROBE_SENT,
-    PROBE_SEND_FAILURES,
-    PROBE_RESULTS,
-    DELIVERY_LATENCY,
-    PROBE_LAST_LATENCY,
-    PROBE_LAST_RESULT_TIMESTAMP,
-    PROBE_PLACEMENT,
-    AUTH_RESULT,
-    DELIVERED_DKIM_RESULT,
-    ARRIVED_AFTER_EXPIRY,
-    RESEND_OUT_OF_ORDER,
-    RESEND_DUPLICATES,
-    DNS_CHECK_STATUS,
-    DNS_FINDINGS,
-    SPF_DNS_LOOKUPS,
-    DKIM_KEY_BITS,
-    DMARC_POLICY,
-    DNSBL_LISTED,
-    DNS_RECORD_CHANGES,
-    INBOX_UP,
-    PROBE_TAB,
-    OAUTH_TOKEN_EXPIRY,
-    OAUTH_REFRESHES,
-    OAUTH_REFRESH_FAILURES,
-];
+families! {
+    build_info: IntGaugeVec = BUILD_INFO("mailcanary_build_info", Gauge, "", ["version"],
+        "Build metadata; always 1.");
+    config_last_reload_successful: IntGauge = CONFIG_LAST_RELOAD_SUCCESSFUL("mailcanary_config_last_reload_successful", Gauge, "", [],
+        "1 if the last configuration (re)load succeeded, 0 if it failed and the previous config is still running.");
+    config_last_reload_success_timestamp: Gauge = CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP("mailcanary_config_last_reload_success_timestamp_seconds", Gauge, "seconds", [],
+        "Unix time of the last successful configuration load.");
+    probe_sent: IntCounterVec = PROBE_SENT("mailcanary_probe_sent_total", Counter, "", ["probe", "sender", "seed"],
+        "Probe messages accepted by the sending relay.");
+    probe_send_failures: IntCounterVec = PROBE_SEND_FAILURES("mailcanary_probe_send_failures_total", Counter, "", ["probe", "sender", "seed", "reason"],
+        "Probe sends that failed, by bounded reason (the send-failure reasons in docs/metrics.md).");
+    probe_results: IntCounterVec = PROBE_RESULTS("mailcanary_probe_results_total", Counter, "", ["probe", "sender", "seed", "provider", "placement"],
+        "Final probe results by placement (the outcomes in docs/metrics.md, send_failed excepted).");
+    delivery_latency: HistogramVec = DELIVERY_LATENCY("mailcanary_delivery_latency_seconds", Histogram, "seconds", ["probe", "sender", "provider", "placement"],
+        "Submit-to-arrival time of delivered probes.");
+    probe_last_latency: GaugeVec = PROBE_LAST_LATENCY("mailcanary_probe_last_latency_seconds", Gauge, "seconds", ["probe", "seed"],
+        "Submit-to-arrival time of the last delivered probe; removed when the last probe did not arrive.");
+    probe_last_result_timestamp: GaugeVec = PROBE_LAST_RESULT_TIMESTAMP("mailcanary_probe_last_result_timestamp_seconds", Gauge, "seconds", ["probe", "seed"],
+        "Unix time of the last final probe result.");
+    probe_placement: IntGaugeVec = PROBE_PLACEMENT("mailcanary_probe_placement", Gauge, "", ["probe", "seed", "placement"],
+        "Placement of the last probe as a state set: exactly one placement is 1.");
+    auth_result: IntGaugeVec = AUTH_RESULT("mailcanary_auth_result", Gauge, "", ["probe", "seed", "method", "result"],
+        "The receiver's authentication verdicts on the last probe as a state set per method.");
+    delivered_dkim_result: IntGaugeVec = DELIVERED_DKIM_RESULT("mailcanary_delivered_dkim_result", Gauge, "", ["probe", "seed", "result"],
+        "The delivered copy's DKIM as mailcanary re-verifies it, as a state set (pass, fail, none, temperror, permerror); fail where the receiver said pass means the message was changed after the border.");
+    arrived_after_expiry: IntCounterVec = ARRIVED_AFTER_EXPIRY("mailcanary_probe_arrived_after_expiry_total", Counter, "", ["probe", "sender", "seed"],
+        "Probe mail that arrived after its code's validity (probes.NAME.code_validity), whether in time for the probe (placement expired) or late.");
+    resend_out_of_order: IntCounterVec = RESEND_OUT_OF_ORDER("mailcanary_resend_out_of_order_total", Counter, "", ["probe", "sender", "seed"],
+        "Resend bursts in which an older code arrived after a newer one (by the Date the app gave each message); counted once per burst.");
+    resend_duplicates: IntCounterVec = RESEND_DUPLICATES("mailcanary_resend_duplicates_total", Counter, "", ["probe", "sender", "seed"],
+        "Messages of a resend burst that repeated a code already received.");
+    dns_check_status: IntGaugeVec = DNS_CHECK_STATUS("mailcanary_dns_check_status", Gauge, "", ["domain", "check", "status"],
+        "DNS audit status per domain and check as a state set (ok, warning, error, unknown).");
+    dns_findings: IntGaugeVec = DNS_FINDINGS("mailcanary_dns_findings", Gauge, "", ["domain", "check", "severity"],
+        "Number of DNS audit findings per domain, check and severity.");
+    spf_dns_lookups: IntGaugeVec = SPF_DNS_LOOKUPS("mailcanary_spf_dns_lookups", Gauge, "", ["domain"],
+        "DNS lookups the domain's SPF record needs (RFC 7208 limit: 10).");
+    dkim_key_bits: IntGaugeVec = DKIM_KEY_BITS("mailcanary_dkim_key_bits", Gauge, "bits", ["domain", "selector"],
+        "Size of the DKIM public key.");
+    dmarc_policy: IntGaugeVec = DMARC_POLICY("mailcanary_dmarc_policy", Gauge, "", ["domain", "policy"],
+        "The domain's DMARC policy as a state set (none, quarantine, reject).");
+    dnsbl_listed: IntGaugeVec = DNSBL_LISTED("mailcanary_dnsbl_listed", Gauge, "", ["target", "list"],
+        "1 if the target is listed on the DNS blocklist.");
+    dns_record_changes: IntCounterVec = DNS_RECORD_CHANGES("mailcanary_dns_record_changes_total", Counter, "", ["domain", "record"],
+        "Changes of a DNS record's content since the previous audit.");
+    inbox_up: IntGaugeVec = INBOX_UP("mailcanary_inbox_up", Gauge, "", ["seed"],
+        "1 if the seed's inbox watcher is connected and watching.");
+    probe_tab: IntCounterVec = PROBE_TAB("mailcanary_probe_tab_total", Counter, "", ["probe", "sender", "seed", "provider", "tab"],
+        "Deliveries to a Gmail category tab (placement tab), by tab: promotions, social, updates, forums.");
+    oauth_token_expiry: IntGaugeVec = OAUTH_TOKEN_EXPIRY("mailcanary_oauth_token_expiry_timestamp_seconds", Gauge, "seconds", ["seed"],
+        "When the seed's current OAuth access token expires; 0 while there is none (refresh refused).");
+    oauth_refreshes: IntCounterVec = OAUTH_REFRESHES("mailcanary_oauth_refreshes_total", Counter, "", ["seed"],
+        "OAuth access tokens obtained from the seed's token endpoint.");
+    oauth_refresh_failures: IntCounterVec = OAUTH_REFRESH_FAILURES("mailcanary_oauth_refresh_failures_total", Counter, "", ["seed", "reason"],
+        "Failed OAuth token refreshes, by bounded reason (see docs/metrics.md).");
+}
 
 /// Histogram buckets for delivery latency: sub-second local delivery up to an
 /// hour of greylisting.
@@ -287,128 +155,71 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
 ];
 
-/// The registry and a handle to every family in it.
-pub struct Metrics {
-    pub registry: Registry,
-    /// The audited domains of the running configuration (`None` until the
-    /// first generation starts). Held while a reload prunes and while an
-    /// audit exports, so an audit that ends as its domain is removed cannot
-    /// bring the domain's series back.
-    audited: std::sync::Mutex<Option<std::collections::BTreeSet<String>>>,
-    pub build_info: IntGaugeVec,
-    pub config_last_reload_successful: IntGauge,
-    pub config_last_reload_success_timestamp: Gauge,
-    pub probe_sent: IntCounterVec,
-    pub probe_send_failures: IntCounterVec,
-    pub probe_results: IntCounterVec,
-    pub delivery_latency: HistogramVec,
-    pub probe_last_latency: GaugeVec,
-    pub probe_last_result_timestamp: GaugeVec,
-    pub probe_placement: IntGaugeVec,
-    pub auth_result: IntGaugeVec,
-    pub delivered_dkim_result: IntGaugeVec,
-    pub arrived_after_expiry: IntCounterVec,
-    pub resend_out_of_order: IntCounterVec,
-    pub resend_duplicates: IntCounterVec,
-    pub dns_check_status: IntGaugeVec,
-    pub dns_findings: IntGaugeVec,
-    pub spf_dns_lookups: IntGaugeVec,
-    pub dkim_key_bits: IntGaugeVec,
-    pub dmarc_policy: IntGaugeVec,
-    pub dnsbl_listed: IntGaugeVec,
-    pub dns_record_changes: IntCounterVec,
-    pub inbox_up: IntGaugeVec,
-    pub probe_tab: IntCounterVec,
-    pub oauth_token_expiry: IntGaugeVec,
-    pub oauth_refreshes: IntCounterVec,
-    pub oauth_refresh_failures: IntCounterVec,
+/// Registers a family. Names and labels are compile-time constants checked
+/// by the tests below, so registration cannot fail at run time.
+fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    r.register(Box::new(c.clone()))
+        .expect("series are unique and valid");
+    c
+}
+
+/// A metric type a [`Series`] can be made into.
+trait Family: Sized {
+    fn make(s: &Series) -> Self;
+    /// The family as something whose children can be removed, if it has labels.
+    fn prunable(&self) -> Option<&dyn Prune> {
+        None
+    }
 }
 
 fn opts(s: &Series) -> Opts {
     Opts::new(s.name, s.help)
 }
 
-impl Metrics {
-    pub fn new() -> Self {
-        let registry = Registry::new();
-        // Names and labels are compile-time constants checked by the tests
-        // below, so registration cannot fail at run time.
-        fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
-            r.register(Box::new(c.clone()))
-                .expect("series are unique and valid");
-            c
+macro_rules! vec_family {
+    ($($ty:ty),*) => {$(
+        impl Family for $ty {
+            fn make(s: &Series) -> Self {
+                <$ty>::new(opts(s), s.labels).expect("valid series")
+            }
+            fn prunable(&self) -> Option<&dyn Prune> {
+                Some(self)
+            }
         }
-        let gauge_vec = |s: &Series| {
-            reg(
-                &registry,
-                IntGaugeVec::new(opts(s), s.labels).expect("valid series"),
-            )
-        };
-        let fgauge_vec = |s: &Series| {
-            reg(
-                &registry,
-                GaugeVec::new(opts(s), s.labels).expect("valid series"),
-            )
-        };
-        let counter_vec = |s: &Series| {
-            reg(
-                &registry,
-                IntCounterVec::new(opts(s), s.labels).expect("valid series"),
-            )
-        };
+    )*};
+}
+vec_family!(IntGaugeVec, GaugeVec, IntCounterVec);
 
-        let m = Metrics {
-            build_info: gauge_vec(&BUILD_INFO),
-            config_last_reload_successful: reg(
-                &registry,
-                IntGauge::with_opts(opts(&CONFIG_LAST_RELOAD_SUCCESSFUL)).expect("valid series"),
-            ),
-            config_last_reload_success_timestamp: reg(
-                &registry,
-                Gauge::with_opts(opts(&CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP))
-                    .expect("valid series"),
-            ),
-            probe_sent: counter_vec(&PROBE_SENT),
-            probe_send_failures: counter_vec(&PROBE_SEND_FAILURES),
-            probe_results: counter_vec(&PROBE_RESULTS),
-            delivery_latency: reg(
-                &registry,
-                HistogramVec::new(
-                    HistogramOpts::new(DELIVERY_LATENCY.name, DELIVERY_LATENCY.help)
-                        .buckets(LATENCY_BUCKETS.to_vec()),
-                    DELIVERY_LATENCY.labels,
-                )
-                .expect("valid series"),
-            ),
-            probe_last_latency: fgauge_vec(&PROBE_LAST_LATENCY),
-            probe_last_result_timestamp: fgauge_vec(&PROBE_LAST_RESULT_TIMESTAMP),
-            probe_placement: gauge_vec(&PROBE_PLACEMENT),
-            auth_result: gauge_vec(&AUTH_RESULT),
-            delivered_dkim_result: gauge_vec(&DELIVERED_DKIM_RESULT),
-            arrived_after_expiry: counter_vec(&ARRIVED_AFTER_EXPIRY),
-            resend_out_of_order: counter_vec(&RESEND_OUT_OF_ORDER),
-            resend_duplicates: counter_vec(&RESEND_DUPLICATES),
-            dns_check_status: gauge_vec(&DNS_CHECK_STATUS),
-            dns_findings: gauge_vec(&DNS_FINDINGS),
-            spf_dns_lookups: gauge_vec(&SPF_DNS_LOOKUPS),
-            dkim_key_bits: gauge_vec(&DKIM_KEY_BITS),
-            dmarc_policy: gauge_vec(&DMARC_POLICY),
-            dnsbl_listed: gauge_vec(&DNSBL_LISTED),
-            dns_record_changes: counter_vec(&DNS_RECORD_CHANGES),
-            inbox_up: gauge_vec(&INBOX_UP),
-            probe_tab: counter_vec(&PROBE_TAB),
-            oauth_token_expiry: gauge_vec(&OAUTH_TOKEN_EXPIRY),
-            oauth_refreshes: counter_vec(&OAUTH_REFRESHES),
-            oauth_refresh_failures: counter_vec(&OAUTH_REFRESH_FAILURES),
-            registry,
-            audited: std::sync::Mutex::new(None),
-        };
-        m.build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        m
+impl Family for HistogramVec {
+    fn make(s: &Series) -> Self {
+        HistogramVec::new(
+            HistogramOpts::new(s.name, s.help).buckets(LATENCY_BUCKETS.to_vec()),
+            s.labels,
+        )
+        .expect("valid series")
     }
+    fn prunable(&self) -> Option<&dyn Prune> {
+        Some(self)
+    }
+}
 
+impl Family for IntGauge {
+    fn make(s: &Series) -> Self {
+        IntGauge::with_opts(opts(s)).expect("valid series")
+    }
+}
+
+impl Family for Gauge {
+    fn make(s: &Series) -> Self {
+        Gauge::with_opts(opts(s)).expect("valid series")
+    }
+}
+
+/// Labels whose values name something configured; a reload that removes
+/// the thing removes the series.
+const SCOPED_LABELS: [&str; 3] = ["probe", "seed", "domain"];
+
+impl Metrics {
     /// Remove every series whose `probe`, `seed` or `domain` label names
     /// something `configured` no longer has, so a probe, seed or domain
     /// taken out by a reload leaves no series behind for alerts to trip on.
@@ -420,9 +231,8 @@ impl Metrics {
     ) {
         let mut audited = self.audited.lock().unwrap_or_else(|e| e.into_inner());
         *audited = Some(domains);
-        let stale = |name: &str, value: &str| {
-            matches!(name, "probe" | "seed" | "domain") && !configured(name, value)
-        };
+        let stale =
+            |name: &str, value: &str| SCOPED_LABELS.contains(&name) && !configured(name, value);
         for (vec, series) in self.scoped() {
             vec.prune(series.labels, &stale);
         }
@@ -438,37 +248,11 @@ impl Metrics {
         }
     }
 
-    /// Every family with a `probe`, `seed` or `domain` label (a test checks
-    /// none is missing).
-    fn scoped(&self) -> [(&dyn Prune, &'static Series); 23] {
-        [
-            (&self.probe_sent, &PROBE_SENT),
-            (&self.probe_send_failures, &PROBE_SEND_FAILURES),
-            (&self.probe_results, &PROBE_RESULTS),
-            (&self.delivery_latency, &DELIVERY_LATENCY),
-            (&self.probe_last_latency, &PROBE_LAST_LATENCY),
-            (
-                &self.probe_last_result_timestamp,
-                &PROBE_LAST_RESULT_TIMESTAMP,
-            ),
-            (&self.probe_placement, &PROBE_PLACEMENT),
-            (&self.auth_result, &AUTH_RESULT),
-            (&self.delivered_dkim_result, &DELIVERED_DKIM_RESULT),
-            (&self.arrived_after_expiry, &ARRIVED_AFTER_EXPIRY),
-            (&self.resend_out_of_order, &RESEND_OUT_OF_ORDER),
-            (&self.resend_duplicates, &RESEND_DUPLICATES),
-            (&self.dns_check_status, &DNS_CHECK_STATUS),
-            (&self.dns_findings, &DNS_FINDINGS),
-            (&self.spf_dns_lookups, &SPF_DNS_LOOKUPS),
-            (&self.dkim_key_bits, &DKIM_KEY_BITS),
-            (&self.dmarc_policy, &DMARC_POLICY),
-            (&self.dns_record_changes, &DNS_RECORD_CHANGES),
-            (&self.inbox_up, &INBOX_UP),
-            (&self.probe_tab, &PROBE_TAB),
-            (&self.oauth_token_expiry, &OAUTH_TOKEN_EXPIRY),
-            (&self.oauth_refreshes, &OAUTH_REFRESHES),
-            (&self.oauth_refresh_failures, &OAUTH_REFRESH_FAILURES),
-        ]
+    /// Every family with a `probe`, `seed` or `domain` label.
+    fn scoped(&self) -> impl Iterator<Item = (&dyn Prune, &'static Series)> {
+        self.labelled()
+            .into_iter()
+            .filter(|(_, s)| s.labels.iter().any(|l| SCOPED_LABELS.contains(l)))
     }
 
     /// The text exposition format (version 0.0.4).
@@ -527,7 +311,7 @@ mod tests {
     #[test]
     fn every_family_labelled_by_probe_seed_or_domain_is_pruned() {
         let m = Metrics::new();
-        let scoped: Vec<&str> = m.scoped().iter().map(|(_, s)| s.name).collect();
+        let scoped: Vec<&str> = m.scoped().map(|(_, s)| s.name).collect();
         for s in ALL {
             if s.labels
                 .iter()

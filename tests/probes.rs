@@ -679,17 +679,17 @@ fn a_body_rewritten_after_signing_fails_local_dkim_re_verification() {
         "rewritten"
     )
     .is_empty()));
-    let token =
-        mailcanary::probe::compose::Token::parse(&tokens(&d.state_dir(), "rewritten")[0]).unwrap();
-    let t = mailcanary::probe::compose::Template::load(std::path::Path::new(&template(
+    let token = mailcanary::message::compose::Token::parse(&tokens(&d.state_dir(), "rewritten")[0])
+        .unwrap();
+    let t = mailcanary::message::compose::Template::load(std::path::Path::new(&template(
         "verification-en",
     )))
     .unwrap();
     let from: Mailbox = "no-reply@sender.test".parse().unwrap();
     let to: Mailbox = "seed4@seed.test".parse().unwrap();
     let mut rng = rand::rng();
-    let composed = mailcanary::probe::compose::compose(
-        &mailcanary::probe::compose::Parts {
+    let composed = mailcanary::message::compose::compose(
+        &mailcanary::message::compose::Parts {
             template: &t,
             from: &from,
             reply_to: None,
@@ -700,16 +700,16 @@ fn a_body_rewritten_after_signing_fails_local_dkim_re_verification() {
             date: std::time::SystemTime::now(),
         },
         token,
-        mailcanary::probe::compose::Code::random(&mut rng, 6),
+        mailcanary::message::compose::Code::random(&mut rng, 6),
     )
     .unwrap();
-    let key = mailcanary::config::DkimSigning {
-        selector: stack.var("DKIM_SELECTOR").to_string(),
-        domain: "sender.test".into(),
-        key_pem: secret(std::fs::read_to_string(stack.var("DKIM_KEY")).unwrap()),
-    };
-    let signed =
-        String::from_utf8(mailcanary::probe::sign::sign(&composed.bytes, &key).unwrap()).unwrap();
+    let key = mailcanary::message::sign::DkimKey::new(
+        stack.var("DKIM_SELECTOR"),
+        "sender.test",
+        &std::fs::read_to_string(stack.var("DKIM_KEY")).unwrap(),
+    )
+    .unwrap();
+    let signed = String::from_utf8(key.sign(&composed.bytes).unwrap()).unwrap();
     let tampered = signed.replacen("Hi,", "Hi there, (added by a gateway)", 1);
     assert_ne!(signed, tampered);
     let file = tempfile::NamedTempFile::new().unwrap();
@@ -747,11 +747,6 @@ fn a_body_rewritten_after_signing_fails_local_dkim_re_verification() {
         "local re-verification does not fail; logs:\n{}",
         d.logs()
     );
-}
-
-/// A config secret from a string (the test builds signing settings directly).
-fn secret(s: String) -> mailcanary::config::Secret {
-    mailcanary::config::Secret::from_test_value(s)
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use base64::Engine;
 use hyper::header::HeaderValue;
 
-use super::web_config::WebConfig;
+use crate::config::web::WebConfig;
 
 /// Entries kept; when full, one is dropped at random (as the toolkit does).
 const CACHE_SIZE: usize = 100;

@@ -157,7 +157,11 @@ pub async fn watch(w: ImapWatch) {
             r = session(&w, &mut ignored) => r,
             _ = w.stop.cancelled() => Ok(()),
         };
-        report_up(&w.events, &w.seed, w.role, false).await;
+        // A requested stop (shutdown, or a reload replacing this watcher)
+        // is not an outage: only a watcher that lost its folder reports down.
+        if !w.stop.is_cancelled() {
+            report_up(&w.events, &w.seed, w.role, false).await;
+        }
         match result {
             Ok(()) => return,
             Err(WatchError::RecorderGone) => return,

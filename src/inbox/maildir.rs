@@ -47,7 +47,11 @@ pub async fn watch(w: MaildirWatch) {
     let mut ignored: HashSet<OsString> = HashSet::new();
     loop {
         let r = session(&w, &mut ignored).await;
-        report_up(&w.events, &w.seed, w.role, false).await;
+        // A requested stop (shutdown, or a reload replacing this watcher)
+        // is not an outage: only a watcher that lost its folder reports down.
+        if !w.stop.is_cancelled() {
+            report_up(&w.events, &w.seed, w.role, false).await;
+        }
         match r {
             Ok(()) => return,
             Err(e) => {

@@ -13,12 +13,15 @@ pub mod imap;
 pub mod maildir;
 pub mod oauth;
 pub mod sasl;
+mod spawn;
+
+pub use spawn::spawn_watchers;
 
 use std::time::SystemTime;
 
 use tokio::sync::oneshot;
 
-use crate::probe::compose::Token;
+use crate::message::Token;
 
 /// What a folder means for placement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,9 +110,9 @@ pub async fn report_up(
 }
 
 /// Find a probe token in a message (Message-ID first, then the probe
-/// header, then the body); see [`crate::verdict::find_token`].
+/// header, then the body); see [`crate::message::find_token`].
 pub fn find_token(raw: &[u8]) -> Option<Token> {
-    crate::verdict::find_token(raw)
+    crate::message::find_token(raw)
         .as_deref()
         .and_then(Token::parse)
 }
@@ -131,7 +134,7 @@ pub fn wanted(token: &Option<Token>, from: &Option<String>, match_from: &[String
 
 /// Find a probe token in one header value, e.g. an IMAP ENVELOPE's Message-ID.
 pub fn find_token_in_value(value: &[u8]) -> Option<Token> {
-    crate::verdict::find_token_in_value(value)
+    crate::message::find_token_in_value(value)
         .as_deref()
         .and_then(Token::parse)
 }

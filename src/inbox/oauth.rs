@@ -158,6 +158,12 @@ impl State {
     }
 }
 
+/// Seed name → its OAuth token source; kept across reloads that leave the
+/// seed's OAuth settings as they were.
+pub type TokenSources = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<TokenSource>>>,
+>;
+
 /// Access tokens for one seed.
 pub struct TokenSource {
     seed: String,

@@ -15,7 +15,10 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::runner::{self, RunResult};
+use super::outcome::Outcome;
+use super::pipeline::Pipeline;
+use super::result::RunResult;
+use super::scheduler;
 use crate::config::{self, Config};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -77,7 +80,7 @@ pub async fn run(args: ProbeArgs) -> u8 {
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (_config_tx, config_rx) = watch::channel(config.clone());
-    let channels = match runner::start_recorder(
+    let pipeline = match Pipeline::start(
         config_rx,
         store,
         Arc::new(Metrics::new()),
@@ -92,13 +95,13 @@ pub async fn run(args: ProbeArgs) -> u8 {
             return 1;
         }
     };
-    let mut results = channels.results.subscribe();
-    runner::spawn_watchers(&config, &channels, &tracker, &stop);
+    let mut results = pipeline.channels.results.subscribe();
+    pipeline.watch(&config, &tracker, &stop);
 
     let code = if args.once {
-        once(&config, &channels, &tracker, &mut results, args.format).await
+        once(&config, &pipeline, &tracker, &mut results, args.format).await
     } else {
-        runner::spawn_schedulers(&config, &channels, &tracker, &stop);
+        pipeline.schedule(&config, &tracker, &stop);
         follow(&mut results, args.format).await
     };
     stop.cancel();
@@ -109,18 +112,18 @@ pub async fn run(args: ProbeArgs) -> u8 {
 
 async fn once(
     config: &Arc<Config>,
-    ch: &runner::Channels,
+    pipeline: &Pipeline,
     tracker: &TaskTracker,
     results: &mut broadcast::Receiver<RunResult>,
     format: Format,
 ) -> u8 {
     // Give the watchers a moment to connect so the first arrival is seen live.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let clients = Arc::new(runner::Senders::new(config, &ch.holds));
+    let clients = pipeline.senders(config);
     // Results still to come per (probe, seed): one per send, `burst` sends a round.
     let mut expected: BTreeMap<(String, String), u32> = BTreeMap::new();
     for (name, p) in &config.probes {
-        runner::fire(config, name, &clients, ch, tracker);
+        scheduler::fire(config, name, &clients, &pipeline.channels, tracker);
         for s in &p.seeds {
             expected.insert((name.clone(), s.clone()), p.burst.max(1));
         }
@@ -166,7 +169,7 @@ async fn once(
     for ((probe, seed), left) in &expected {
         eprintln!("warning: {left} result(s) of probe {probe} → {seed} missing at the deadline");
     }
-    let all_inbox = expected.is_empty() && got.iter().all(|r| r.outcome == "inbox");
+    let all_inbox = expected.is_empty() && got.iter().all(|r| r.outcome == Outcome::Inbox);
     if all_inbox {
         0
     } else {
@@ -206,11 +209,13 @@ fn burst_summaries(config: &Config, got: &[RunResult]) -> Vec<String> {
         let Some(sent) = config.probes.get(probe).map(|p| p.burst).filter(|&b| b > 1) else {
             continue;
         };
-        let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut outcomes: BTreeMap<Outcome, usize> = BTreeMap::new();
         for r in &runs {
-            *outcomes.entry(r.outcome.as_str()).or_default() += 1;
+            *outcomes.entry(r.outcome).or_default() += 1;
         }
-        let counts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
+        // By name, as the line has always listed them.
+        let mut counts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
+        counts.sort();
         // Request order is the order the codes were made (each message's
         // Date): an app's mail is matched to the oldest open run, not to the
         // request that made it. Arrival is when the mailbox stored the
@@ -232,10 +237,10 @@ fn burst_summaries(config: &Config, got: &[RunResult]) -> Vec<String> {
 }
 
 /// Results that reached a mailbox (whatever the folder, in time or not).
-fn got_arrived(outcomes: &BTreeMap<&str, usize>) -> usize {
+fn got_arrived(outcomes: &BTreeMap<Outcome, usize>) -> usize {
     outcomes
         .iter()
-        .filter(|(o, _)| !matches!(**o, "missing" | "send_failed"))
+        .filter(|(o, _)| o.has_latency())
         .map(|(_, n)| n)
         .sum()
 }
@@ -278,10 +283,10 @@ fn burst_order(arrivals: &[Option<i64>]) -> String {
 /// One support-safe line per result.
 fn line(r: &RunResult) -> String {
     let colour = std::io::stdout().is_terminal();
-    let outcome = match (colour, r.outcome.as_str()) {
-        (true, "inbox") => format!("\x1b[32m{}\x1b[0m", r.outcome),
+    let outcome = match (colour, r.outcome) {
+        (true, Outcome::Inbox) => format!("\x1b[32m{}\x1b[0m", r.outcome),
         (true, _) => format!("\x1b[31m{}\x1b[0m", r.outcome),
-        (false, _) => r.outcome.clone(),
+        (false, _) => r.outcome.to_string(),
     };
     let mut s = format!("{} → {} ({}): {outcome}", r.probe, r.seed, r.provider);
     if let Some(reason) = &r.reason {

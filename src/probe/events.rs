@@ -6,26 +6,11 @@
 //! state away from `inbox` and removes the last latency and the receiver's
 //! verdicts of the previous probe.
 
-use std::time::Duration;
-
 use crate::metrics::Metrics;
-use crate::probe::send::SendFailure;
-use crate::probe::Placement;
-use crate::verdict::authres::{AuthVerdict, EXPORTED_METHODS, RESULT_LABELS};
-
-/// Values of the `mailcanary_probe_placement` state set: the placements a
-/// probe can end in, plus `send_failed` for a probe that never left.
-pub const PLACEMENT_STATES: [&str; 6] =
-    ["inbox", "spam", "tab", "missing", "expired", "send_failed"];
-
-/// Who a probe run belongs to; the label values of its series.
-#[derive(Debug, Clone)]
-pub struct RunLabels<'a> {
-    pub probe: &'a str,
-    pub sender: &'a str,
-    pub seed: &'a str,
-    pub provider: &'a str,
-}
+pub use crate::probe::outcome::RunLabels;
+use crate::probe::outcome::{Ended, Outcome};
+use crate::verdict::authres::{EXPORTED_METHODS, RESULT_LABELS};
+use crate::verdict::reverify::LocalDkim;
 
 /// Something that happened to a probe run.
 pub enum ProbeEvent<'a> {
@@ -34,37 +19,8 @@ pub enum ProbeEvent<'a> {
         run: RunLabels<'a>,
         queue_id: Option<&'a str>,
     },
-    /// The send failed for good.
-    SendFailed {
-        run: RunLabels<'a>,
-        failure: &'a SendFailure,
-    },
-    /// The message arrived in time.
-    Delivered {
-        run: RunLabels<'a>,
-        placement: Placement,
-        /// The Gmail tab, with placement `tab`.
-        tab: Option<crate::inbox::gmail::Tab>,
-        folder: &'a str,
-        /// Submit → mailbox (INTERNALDATE / file mtime), the histogram's value.
-        latency: Duration,
-        /// Submit → mailcanary first saw it.
-        seen_latency: Duration,
-        auth: &'a AuthVerdict,
-        /// The delivered copy's DKIM as mailcanary re-verified it.
-        dkim_local: &'a str,
-        spam_score: Option<f64>,
-    },
-    /// The timeout passed without an arrival.
-    Missing { run: RunLabels<'a> },
-    /// A missing probe arrived after all.
-    Late {
-        run: RunLabels<'a>,
-        folder: &'a str,
-        latency: Duration,
-        /// After the code's validity too.
-        expired: bool,
-    },
+    /// The run ended (or, with outcome `late`, a missing run arrived after all).
+    Ended(&'a Ended),
     /// In a resend burst, an older code arrived after a newer one.
     OutOfOrder { run: RunLabels<'a> },
     /// In a resend burst, the same code arrived twice.
@@ -88,18 +44,22 @@ impl ProbeEvent<'_> {
     /// reload that removed them also removed their series; events of runs
     /// still in flight must not bring them back.
     pub fn configured_in(&self, config: &crate::config::Config) -> bool {
+        let ended;
         let seed = match self {
             ProbeEvent::Sent { run, .. }
-            | ProbeEvent::SendFailed { run, .. }
-            | ProbeEvent::Delivered { run, .. }
-            | ProbeEvent::Missing { run }
-            | ProbeEvent::Late { run, .. }
             | ProbeEvent::OutOfOrder { run }
             | ProbeEvent::Duplicate { run } => {
                 if !config.runs("probe", run.probe) {
                     return false;
                 }
                 run.seed
+            }
+            ProbeEvent::Ended(e) => {
+                ended = e.labels();
+                if !config.runs("probe", ended.probe) {
+                    return false;
+                }
+                ended.seed
             }
             ProbeEvent::InboxUp { seed, .. }
             | ProbeEvent::OAuthRefreshed { seed, .. }
@@ -132,126 +92,7 @@ impl ProbeEvent<'_> {
                     .with_label_values(&[run.probe, run.sender, run.seed])
                     .inc();
             }
-            ProbeEvent::SendFailed { run, failure } => {
-                tracing::warn!(
-                    probe = run.probe,
-                    seed = run.seed,
-                    sender = run.sender,
-                    reason = failure.reason.as_str(),
-                    attempts = failure.attempts,
-                    detail = %failure.detail,
-                    "probe send failed"
-                );
-                m.probe_send_failures
-                    .with_label_values(&[run.probe, run.sender, run.seed, failure.reason.as_str()])
-                    .inc();
-                set_placement(m, run, "send_failed");
-                forget_last_delivery(m, run);
-            }
-            ProbeEvent::Delivered {
-                run,
-                placement,
-                tab,
-                folder,
-                latency,
-                seen_latency,
-                auth,
-                dkim_local,
-                spam_score,
-            } => {
-                tracing::info!(
-                    probe = run.probe,
-                    seed = run.seed,
-                    placement = placement.as_str(),
-                    tab = tab.map(|t| t.as_str()),
-                    folder,
-                    latency_ms = latency.as_millis() as u64,
-                    seen_latency_ms = seen_latency.as_millis() as u64,
-                    spf = auth.label(&EXPORTED_METHODS[0]),
-                    dkim = auth.label(&EXPORTED_METHODS[1]),
-                    dmarc = auth.label(&EXPORTED_METHODS[2]),
-                    dkim_local,
-                    spam_score = spam_score.unwrap_or(f64::NAN),
-                    "probe delivered"
-                );
-                count_result(m, run, placement.as_str());
-                if let Some(tab) = tab {
-                    m.probe_tab
-                        .with_label_values(&[
-                            run.probe,
-                            run.sender,
-                            run.seed,
-                            run.provider,
-                            tab.as_str(),
-                        ])
-                        .inc();
-                }
-                if *placement == Placement::Expired {
-                    m.arrived_after_expiry
-                        .with_label_values(&[run.probe, run.sender, run.seed])
-                        .inc();
-                }
-                m.delivery_latency
-                    .with_label_values(&[run.probe, run.sender, run.provider, placement.as_str()])
-                    .observe(latency.as_secs_f64());
-                m.probe_last_latency
-                    .with_label_values(&[run.probe, run.seed])
-                    .set(latency.as_secs_f64());
-                set_placement(m, run, placement.as_str());
-                for result in crate::probe::reverify::RESULTS {
-                    m.delivered_dkim_result
-                        .with_label_values(&[run.probe, run.seed, result])
-                        .set(i64::from(result == *dkim_local));
-                }
-                for method in &EXPORTED_METHODS {
-                    let got = auth.label(method);
-                    for result in RESULT_LABELS {
-                        m.auth_result
-                            .with_label_values(&[run.probe, run.seed, method.as_str(), result])
-                            .set(i64::from(result == got));
-                    }
-                }
-            }
-            ProbeEvent::Missing { run } => {
-                tracing::warn!(
-                    probe = run.probe,
-                    seed = run.seed,
-                    sender = run.sender,
-                    "probe missing: no arrival before the timeout"
-                );
-                count_result(m, run, Placement::Missing.as_str());
-                set_placement(m, run, "missing");
-                forget_last_delivery(m, run);
-            }
-            ProbeEvent::Late {
-                run,
-                folder,
-                latency,
-                expired,
-            } => {
-                tracing::warn!(
-                    probe = run.probe,
-                    seed = run.seed,
-                    folder,
-                    latency_ms = latency.as_millis() as u64,
-                    expired,
-                    "probe arrived late"
-                );
-                count_result(m, run, Placement::Late.as_str());
-                if *expired {
-                    m.arrived_after_expiry
-                        .with_label_values(&[run.probe, run.sender, run.seed])
-                        .inc();
-                }
-                m.delivery_latency
-                    .with_label_values(&[
-                        run.probe,
-                        run.sender,
-                        run.provider,
-                        Placement::Late.as_str(),
-                    ])
-                    .observe(latency.as_secs_f64());
-            }
+            ProbeEvent::Ended(e) => ended(m, e),
             ProbeEvent::OutOfOrder { run } => {
                 tracing::warn!(
                     probe = run.probe,
@@ -315,23 +156,128 @@ impl ProbeEvent<'_> {
     }
 }
 
-fn count_result(m: &Metrics, run: &RunLabels<'_>, placement: &str) {
-    m.probe_results
-        .with_label_values(&[run.probe, run.sender, run.seed, run.provider, placement])
-        .inc();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    m.probe_last_result_timestamp
-        .with_label_values(&[run.probe, run.seed])
-        .set(now);
+/// Log and count a run that ended. Which series an outcome touches follows
+/// from its properties ([`Outcome::is_result`], [`Outcome::is_state`],
+/// [`Outcome::has_latency`]).
+fn ended(m: &Metrics, e: &Ended) {
+    log_ended(e);
+    let run = e.labels();
+    let o = e.outcome;
+    if let Some(f) = &e.failure {
+        m.probe_send_failures
+            .with_label_values(&[run.probe, run.sender, run.seed, f.reason.as_str()])
+            .inc();
+    }
+    if o.is_result() {
+        m.probe_results
+            .with_label_values(&[run.probe, run.sender, run.seed, run.provider, o.as_str()])
+            .inc();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        m.probe_last_result_timestamp
+            .with_label_values(&[run.probe, run.seed])
+            .set(now);
+    }
+    if let Some(a) = &e.arrived {
+        let d = &a.delivery;
+        if let Some(tab) = d.tab {
+            m.probe_tab
+                .with_label_values(&[run.probe, run.sender, run.seed, run.provider, tab.as_str()])
+                .inc();
+        }
+        if d.after_expiry {
+            m.arrived_after_expiry
+                .with_label_values(&[run.probe, run.sender, run.seed])
+                .inc();
+        }
+        m.delivery_latency
+            .with_label_values(&[run.probe, run.sender, run.provider, o.as_str()])
+            .observe(d.latency.as_secs_f64());
+    }
+    if !o.is_state() {
+        // A late arrival does not change what the last probe showed.
+        return;
+    }
+    for s in Outcome::states() {
+        m.probe_placement
+            .with_label_values(&[run.probe, run.seed, s.as_str()])
+            .set(i64::from(s == o));
+    }
+    match e.arrived.as_ref().filter(|_| o.has_latency()) {
+        Some(a) => {
+            m.probe_last_latency
+                .with_label_values(&[run.probe, run.seed])
+                .set(a.delivery.latency.as_secs_f64());
+            for result in LocalDkim::ALL {
+                m.delivered_dkim_result
+                    .with_label_values(&[run.probe, run.seed, result.as_str()])
+                    .set(i64::from(result == a.dkim_local));
+            }
+            for method in &EXPORTED_METHODS {
+                let got = a.verdict.auth.label(method);
+                for result in RESULT_LABELS {
+                    m.auth_result
+                        .with_label_values(&[run.probe, run.seed, method.as_str(), result])
+                        .set(i64::from(result == got));
+                }
+            }
+        }
+        None => forget_last_delivery(m, &run),
+    }
 }
 
-fn set_placement(m: &Metrics, run: &RunLabels<'_>, state: &str) {
-    for s in PLACEMENT_STATES {
-        m.probe_placement
-            .with_label_values(&[run.probe, run.seed, s])
-            .set(i64::from(s == state));
+/// The log line of a run that ended: info when it arrived in time, warn otherwise.
+fn log_ended(e: &Ended) {
+    let run = e.labels();
+    match (e.outcome, &e.failure, &e.arrived) {
+        (Outcome::SendFailed, Some(f), _) => tracing::warn!(
+            probe = run.probe,
+            seed = run.seed,
+            sender = run.sender,
+            reason = f.reason.as_str(),
+            attempts = f.attempts,
+            detail = %f.detail,
+            "probe send failed"
+        ),
+        (Outcome::Late, _, Some(a)) => tracing::warn!(
+            probe = run.probe,
+            seed = run.seed,
+            folder = a.folder,
+            latency_ms = a.delivery.latency.as_millis() as u64,
+            expired = a.delivery.after_expiry,
+            "probe arrived late"
+        ),
+        (_, _, Some(a)) => {
+            let auth = &a.verdict.auth;
+            tracing::info!(
+                probe = run.probe,
+                seed = run.seed,
+                placement = e.outcome.as_str(),
+                tab = a.delivery.tab.map(|t| t.as_str()),
+                folder = a.folder,
+                latency_ms = a.delivery.latency.as_millis() as u64,
+                seen_latency_ms = a.delivery.seen_latency.as_millis() as u64,
+                spf = auth.label(&EXPORTED_METHODS[0]),
+                dkim = auth.label(&EXPORTED_METHODS[1]),
+                dmarc = auth.label(&EXPORTED_METHODS[2]),
+                dkim_local = a.dkim_local.as_str(),
+                spam_score = a
+                    .verdict
+                    .spam
+                    .as_ref()
+                    .and_then(|s| s.score)
+                    .unwrap_or(f64::NAN),
+                "probe delivered"
+            )
+        }
+        _ => tracing::warn!(
+            probe = run.probe,
+            seed = run.seed,
+            sender = run.sender,
+            outcome = e.outcome.as_str(),
+            "probe missing: no arrival before the timeout"
+        ),
     }
 }
 
@@ -341,10 +287,10 @@ fn forget_last_delivery(m: &Metrics, run: &RunLabels<'_>) {
     let _ = m
         .probe_last_latency
         .remove_label_values(&[run.probe, run.seed]);
-    for result in crate::probe::reverify::RESULTS {
-        let _ = m
-            .delivered_dkim_result
-            .remove_label_values(&[run.probe, run.seed, result]);
+    for result in LocalDkim::ALL {
+        let _ =
+            m.delivered_dkim_result
+                .remove_label_values(&[run.probe, run.seed, result.as_str()]);
     }
     for method in &EXPORTED_METHODS {
         for result in RESULT_LABELS {
@@ -362,33 +308,24 @@ pub fn init_series(m: &Metrics, config: &crate::config::Config) {
     use crate::config::Sender;
     use crate::probe::send::SendReason;
     for (name, probe) in &config.probes {
-        let reasons: &[SendReason] = match config.senders.get(&probe.sender) {
-            Some(Sender::Http(_)) => &[
-                SendReason::Connect,
-                SendReason::Tls,
-                SendReason::Timeout,
-                SendReason::RateLimited,
-                SendReason::Quota,
-                SendReason::Http4xx,
-                SendReason::Http5xx,
-            ],
-            _ => &[
-                SendReason::Connect,
-                SendReason::Tls,
-                SendReason::Auth,
-                SendReason::Smtp4xx,
-                SendReason::Smtp5xx,
-                SendReason::Timeout,
-            ],
-        };
+        let http = matches!(config.senders.get(&probe.sender), Some(Sender::Http(_)));
+        let reasons = SendReason::ALL.into_iter().filter(|r| r.possible(http));
+        let reasons: Vec<SendReason> = reasons.collect();
         for seed in &probe.seeds {
             let provider = config
                 .seeds
                 .get(seed)
                 .map_or("unknown", |s| s.provider.as_str());
-            m.probe_sent
-                .with_label_values(&[name.as_str(), &probe.sender, seed]);
-            for r in reasons {
+            let run = [name.as_str(), &probe.sender, seed];
+            for counter in [
+                &m.probe_sent,
+                &m.arrived_after_expiry,
+                &m.resend_out_of_order,
+                &m.resend_duplicates,
+            ] {
+                counter.with_label_values(&run);
+            }
+            for r in &reasons {
                 m.probe_send_failures.with_label_values(&[
                     name.as_str(),
                     &probe.sender,
@@ -396,7 +333,7 @@ pub fn init_series(m: &Metrics, config: &crate::config::Config) {
                     r.as_str(),
                 ]);
             }
-            for p in Placement::ALL {
+            for p in Outcome::results() {
                 m.probe_results.with_label_values(&[
                     name.as_str(),
                     &probe.sender,
@@ -447,26 +384,10 @@ mod tests {
     #[test]
     fn a_missing_probe_leaves_no_good_value_of_the_previous_one_standing() {
         let m = Metrics::new();
-        let run = RunLabels {
-            probe: "p",
-            sender: "s",
-            seed: "seed",
-            provider: "prov",
-        };
         let raw = b"Authentication-Results: mx.test; spf=pass smtp.mailfrom=a.test; dkim=pass header.d=a.test; dmarc=pass header.from=a.test\r\nFrom: a@a.test\r\n\r\nbody\r\n";
         let verdict = crate::verdict::judge(raw, Some("mx.test"));
-        ProbeEvent::Delivered {
-            run: run.clone(),
-            placement: Placement::Inbox,
-            tab: None,
-            folder: "INBOX",
-            latency: Duration::from_secs(1),
-            seen_latency: Duration::from_secs(1),
-            auth: &verdict.auth,
-            dkim_local: "pass",
-            spam_score: None,
-        }
-        .emit(&m);
+        let delivered = ended(Outcome::Inbox, Some(verdict));
+        ProbeEvent::Ended(&delivered).emit(&m);
         let text = m.render();
         assert!(
             text.contains(
@@ -481,7 +402,7 @@ mod tests {
             "{text}"
         );
 
-        ProbeEvent::Missing { run }.emit(&m);
+        ProbeEvent::Ended(&ended(Outcome::Missing, None)).emit(&m);
         let text = m.render();
         assert!(
             text.contains(
@@ -501,6 +422,155 @@ mod tests {
             "mailcanary_probe_last_latency_seconds{",
         ] {
             assert!(!text.contains(gone), "{gone} still standing:\n{text}");
+        }
+    }
+
+    /// A run of probe `p` to `seed` that ended with `outcome`.
+    fn ended(outcome: Outcome, verdict: Option<crate::verdict::Verdict>) -> Ended {
+        use crate::probe::evaluate::Delivery;
+        use std::time::Duration;
+        Ended {
+            token: "t".into(),
+            probe: "p".into(),
+            sender: "s".into(),
+            seed: "seed".into(),
+            provider: "prov".into(),
+            outcome,
+            failure: None,
+            arrived: verdict.map(|verdict| crate::probe::outcome::Arrived {
+                delivery: Delivery {
+                    outcome,
+                    tab: None,
+                    latency: Duration::from_secs(1),
+                    seen_latency: Duration::from_secs(1),
+                    after_expiry: false,
+                },
+                folder: "INBOX".into(),
+                seen_tab: None,
+                verdict,
+                dkim_local: LocalDkim::Pass,
+                seen_ms: 1_000,
+                stored_ms: None,
+                created_ms: None,
+            }),
+            submitted_ms: Some(0),
+            final_ms: 1_000,
+        }
+    }
+
+    /// Every label value an event can count is created at 0 when the
+    /// configuration starts, so `increase()` sees the first event.
+    #[test]
+    fn every_countable_label_value_is_pre_created_at_zero() {
+        use crate::probe::send::{SendFailure, SendReason};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let template = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/probes/templates/verification-en.toml"
+        );
+        std::fs::write(
+            &path,
+            r#"
+[daemon]
+state_dir = "state"
+[senders.mail]
+kind = "smtp"
+host = "127.0.0.1"
+port = 25
+tls = "none"
+from = "no-reply@sender.test"
+[senders.app]
+kind = "http"
+url = "http://127.0.0.1:9/send-code"
+body = '{"email": "{address}"}'
+from = "no-reply@sender.test"
+code_pattern = 'code is (\d{6})'
+[seeds.box]
+provider = "gmail"
+address = "box@seed.test"
+kind = "maildir"
+path = "/tmp/nowhere"
+[probes.smtp]
+sender = "mail"
+seeds = ["box"]
+every = "1m"
+timeout = "30s"
+template = "TEMPLATE"
+[probes.app]
+sender = "app"
+seeds = ["box"]
+every = "1m"
+timeout = "30s"
+template = "TEMPLATE"
+"#
+            .replace("TEMPLATE", template),
+        )
+        .unwrap();
+        let config = match crate::config::load(&path) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let m = Metrics::new();
+        init_series(&m, &config);
+        let before = m.render();
+        let zero = |line: &str| before.lines().any(|l| l == format!("{line} 0"));
+        for probe in ["smtp", "app"] {
+            let http = probe == "app";
+            let sender = if http { "app" } else { "mail" };
+            for o in Outcome::results() {
+                let line = format!(
+                    r#"mailcanary_probe_results_total{{placement="{}",probe="{probe}",provider="gmail",seed="box",sender="{sender}"}}"#,
+                    o.as_str()
+                );
+                assert!(zero(&line), "{line} not at 0:\n{before}");
+            }
+            for r in SendReason::ALL.into_iter().filter(|r| r.possible(http)) {
+                let line = format!(
+                    r#"mailcanary_probe_send_failures_total{{probe="{probe}",reason="{}",seed="box",sender="{sender}"}}"#,
+                    r.as_str()
+                );
+                assert!(zero(&line), "{line} not at 0");
+            }
+            for family in [
+                "mailcanary_probe_sent_total",
+                "mailcanary_probe_arrived_after_expiry_total",
+                "mailcanary_resend_out_of_order_total",
+                "mailcanary_resend_duplicates_total",
+            ] {
+                let line = format!(r#"{family}{{probe="{probe}",seed="box",sender="{sender}"}}"#);
+                assert!(zero(&line), "{line} not at 0");
+            }
+        }
+        // Counting any outcome or reason then changes an existing series
+        // instead of creating one: the number of series stays the same.
+        let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+        for o in Outcome::ALL.into_iter().filter(|o| !o.has_latency()) {
+            let mut e = ended(o, None);
+            e.probe = "smtp".into();
+            e.sender = "mail".into();
+            e.seed = "box".into();
+            e.provider = "gmail".into();
+            e.failure = (o == Outcome::SendFailed).then(|| SendFailure {
+                reason: SendReason::Smtp5xx,
+                detail: String::new(),
+                attempts: 1,
+                retry_after: None,
+            });
+            let counted_before = series(&m.render());
+            ProbeEvent::Ended(&e).emit(&m);
+            let after = m.render();
+            let new_counters: Vec<&str> = after
+                .lines()
+                .filter(|l| {
+                    l.contains("_total{") && !before.contains(l.split(' ').next().unwrap_or(""))
+                })
+                .collect();
+            assert!(
+                new_counters.is_empty(),
+                "{o}: counters born at 1: {new_counters:?}"
+            );
+            assert!(series(&after) >= counted_before);
         }
     }
 }

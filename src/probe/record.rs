@@ -8,6 +8,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::outcome::{Ended, Outcome};
+
 /// A run written before its message is sent.
 #[derive(Debug, Clone)]
 pub struct NewRun {
@@ -43,19 +45,55 @@ pub struct RunRow {
     pub seed: String,
     pub submitted_ms: i64,
     /// `None` while in flight; the outcome once final.
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
 }
 
-/// The final facts of a run.
-#[derive(Debug, Clone, Default)]
+/// The final facts of a run, as the store keeps them.
+#[derive(Debug, Clone)]
 pub struct Finish {
-    pub outcome: String,
-    pub reason: Option<String>,
+    pub outcome: Outcome,
+    pub reason: Option<&'static str>,
     pub folder: Option<String>,
     pub seen_ms: Option<i64>,
     pub internal_ms: Option<i64>,
     pub verdict_json: Option<String>,
     pub final_ms: i64,
+}
+
+impl Finish {
+    /// A run that ended with `outcome` at `final_ms`, with nothing else known.
+    pub fn bare(outcome: Outcome, final_ms: i64) -> Finish {
+        Finish {
+            outcome,
+            reason: None,
+            folder: None,
+            seen_ms: None,
+            internal_ms: None,
+            verdict_json: None,
+            final_ms,
+        }
+    }
+
+    /// What the store keeps of a run that ended.
+    pub fn of(e: &Ended) -> Finish {
+        let a = e.arrived.as_ref();
+        Finish {
+            outcome: e.outcome,
+            reason: e.reason(),
+            folder: a.map(|a| a.folder.clone()),
+            seen_ms: a.map(|a| a.seen_ms),
+            internal_ms: a.and_then(|a| a.stored_ms),
+            verdict_json: a.and_then(|a| {
+                serde_json::to_string(&serde_json::json!({
+                    "receiver": &a.verdict,
+                    "dkim_local": a.dkim_local,
+                    "tab": a.seen_tab.map(|t| t.as_str()),
+                }))
+                .ok()
+            }),
+            final_ms: e.final_ms,
+        }
+    }
 }
 
 pub fn insert(c: &Connection, r: &NewRun) -> rusqlite::Result<()> {
@@ -95,16 +133,16 @@ pub fn finish(c: &Connection, token: &str, f: &Finish) -> rusqlite::Result<bool>
         "UPDATE probe_run SET state = 'final', outcome = ?2, reason = ?3, folder = ?4, seen_ms = ?5,
                 internal_ms = ?6, verdict_json = ?7, final_ms = ?8, counted = 1
          WHERE token = ?1 AND state != 'final'",
-        params![token, f.outcome, f.reason, f.folder, f.seen_ms, f.internal_ms, f.verdict_json, f.final_ms],
+        params![token, f.outcome.as_str(), f.reason, f.folder, f.seen_ms, f.internal_ms, f.verdict_json, f.final_ms],
     )? == 1)
 }
 
 /// A run that went missing has arrived after all. True only once.
 pub fn mark_late(c: &Connection, token: &str, f: &Finish) -> rusqlite::Result<bool> {
     Ok(c.execute(
-        "UPDATE probe_run SET outcome = 'late', folder = ?2, seen_ms = ?3, internal_ms = ?4, verdict_json = ?5
-         WHERE token = ?1 AND state = 'final' AND outcome = 'missing'",
-        params![token, f.folder, f.seen_ms, f.internal_ms, f.verdict_json],
+        "UPDATE probe_run SET outcome = ?6, folder = ?2, seen_ms = ?3, internal_ms = ?4, verdict_json = ?5
+         WHERE token = ?1 AND state = 'final' AND outcome = ?7",
+        params![token, f.folder, f.seen_ms, f.internal_ms, f.verdict_json, Outcome::Late.as_str(), Outcome::Missing.as_str()],
     )? == 1)
 }
 
@@ -120,7 +158,11 @@ pub fn lookup(c: &Connection, token: &str) -> rusqlite::Result<Option<RunRow>> {
                 sender: r.get(1)?,
                 seed: r.get(2)?,
                 submitted_ms: r.get(3)?,
-                outcome: if state == "final" { r.get(5)? } else { None },
+                outcome: if state == "final" {
+                    r.get::<_, Option<String>>(5)?.as_deref().and_then(Outcome::parse)
+                } else {
+                    None
+                },
             })
         },
     )
@@ -141,9 +183,9 @@ pub fn oldest_missing(
         .map_or(0, |d| d.as_millis() as i64)
         - 86_400_000;
     c.query_row(
-        "SELECT token FROM probe_run WHERE seed = ?1 AND sender = ?2 AND state = 'final' AND outcome = 'missing'
+        "SELECT token FROM probe_run WHERE seed = ?1 AND sender = ?2 AND state = 'final' AND outcome = ?5
          AND created_ms > ?3 AND created_ms <= ?4 ORDER BY created_ms LIMIT 1",
-        rusqlite::params![seed, sender, since, arrived_ms],
+        rusqlite::params![seed, sender, since, arrived_ms, Outcome::Missing.as_str()],
         |r| r.get(0),
     )
     .optional()
@@ -207,18 +249,14 @@ mod tests {
         assert_eq!(lookup(&c, "t").unwrap().unwrap().outcome, None);
         assert!(mark_sent(&c, "t", 1_100, Some("Q1"), 61_100).unwrap());
         assert_eq!(open_runs(&c).unwrap()[0].submitted_ms, 1_100);
-        let missing = Finish {
-            outcome: "missing".into(),
-            final_ms: 61_200,
-            ..Default::default()
-        };
+        let missing = Finish::bare(Outcome::Missing, 61_200);
         assert!(finish(&c, "t", &missing).unwrap());
         assert!(
             !finish(
                 &c,
                 "t",
                 &Finish {
-                    outcome: "inbox".into(),
+                    outcome: Outcome::Inbox,
                     ..missing.clone()
                 }
             )
@@ -226,19 +264,19 @@ mod tests {
             "final once"
         );
         assert_eq!(
-            lookup(&c, "t").unwrap().unwrap().outcome.as_deref(),
-            Some("missing")
+            lookup(&c, "t").unwrap().unwrap().outcome,
+            Some(Outcome::Missing)
         );
         let late = Finish {
-            outcome: "late".into(),
+            outcome: Outcome::Late,
             folder: Some("INBOX".into()),
             ..missing.clone()
         };
         assert!(mark_late(&c, "t", &late).unwrap());
         assert!(!mark_late(&c, "t", &late).unwrap(), "late once");
         assert_eq!(
-            lookup(&c, "t").unwrap().unwrap().outcome.as_deref(),
-            Some("late")
+            lookup(&c, "t").unwrap().unwrap().outcome,
+            Some(Outcome::Late)
         );
         assert!(open_runs(&c).unwrap().is_empty());
         assert_eq!(lookup(&c, "other").unwrap(), None);

@@ -77,6 +77,20 @@ impl SendReason {
     pub fn parse(s: &str) -> Option<SendReason> {
         SendReason::ALL.into_iter().find(|r| r.as_str() == s)
     }
+
+    /// Whether a sender of this kind (an app's endpoint when `http`, else
+    /// SMTP) can fail for this reason; those are the label values created
+    /// at 0 for its probes.
+    pub fn possible(self, http: bool) -> bool {
+        match self {
+            SendReason::Auth | SendReason::Smtp4xx | SendReason::Smtp5xx => !http,
+            SendReason::RateLimited
+            | SendReason::Quota
+            | SendReason::Http4xx
+            | SendReason::Http5xx => http,
+            SendReason::Connect | SendReason::Tls | SendReason::Timeout | SendReason::Local => true,
+        }
+    }
 }
 
 /// A message the relay accepted.

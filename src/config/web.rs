@@ -38,7 +38,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
-use crate::config::Diagnostic;
+use super::Diagnostic;
 
 /// A loaded, checked web-config file.
 pub struct WebConfig {

@@ -1,0 +1,86 @@
+//! `[domains.*]`: the domains the DNS audit checks.
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::Check;
+use crate::config::diag::Source;
+use crate::config::model::*;
+use crate::config::raw;
+use crate::config::valid_name;
+
+impl Check<'_> {
+    pub(in crate::config) fn domain(
+        &mut self,
+        src: &Source,
+        name: &str,
+        d: &Spanned<raw::RawDomain>,
+    ) -> Option<Domain> {
+        let k = |f: &str| format!("domains.{name}.{f}");
+        let raw = d.get_ref();
+        let valid_domain = name.len() <= 253
+            && name.contains('.')
+            && name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            });
+        let mut ok = true;
+        if !valid_domain {
+            ok = false;
+            self.problems.push(src.at_value(d, &format!("domains.{name}"), format!(
+                "{name:?} is not a lower-case DNS name (it becomes a metric label); quote it: [domains.\"example.com\"]"
+            )));
+        }
+        for sel in &raw.selectors {
+            if !valid_name(sel) {
+                ok = false;
+                self.problems.push(src.at_value(
+                    d,
+                    &k("selectors"),
+                    format!("selector {sel:?} must be 1-64 characters of a-z, 0-9, '-', '_', '.'"),
+                ));
+            }
+        }
+        let mut ips = Vec::new();
+        for ip in &raw.sending_ips {
+            match ip.get_ref().parse::<std::net::IpAddr>() {
+                Ok(a) => ips.push(a),
+                Err(_) => {
+                    ok = false;
+                    self.problems.push(src.at_value(
+                        ip,
+                        &k("sending_ips"),
+                        format!("{:?} is not an IP address", ip.get_ref()),
+                    ));
+                }
+            }
+        }
+        let every = raw
+            .every
+            .as_ref()
+            .map_or(Duration::from_secs(900), |e| e.get_ref().0);
+        if every < Duration::from_secs(1) {
+            ok = false;
+            let at = raw.every.as_ref().map_or(d.span(), |e| e.span());
+            self.problems
+                .push(src.at(at, &k("every"), "audit interval must be at least 1s"));
+        }
+        ok.then(|| Domain {
+            receiving: raw.roles.contains(&raw::DomainRole::Receiving),
+            selectors: raw.selectors.clone(),
+            sending_ips: ips,
+            dnsbl_ip_zones: raw.dnsbl_ip_zones.clone(),
+            dnsbl_domain_zones: raw.dnsbl_domain_zones.clone(),
+            every,
+            smtp_port: match raw.starttls {
+                Some(false) => None,
+                _ => Some(raw.smtp_port.unwrap_or(25)),
+            },
+            https_port: raw.https_port.unwrap_or(443),
+            cert_warn_days: raw.cert_warn_days.unwrap_or(14),
+        })
+    }
+}
