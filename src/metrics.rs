@@ -1,7 +1,7 @@
 //! Every series mailcanary exports, defined once.
 //!
 //! Each [`Series`] constant names the metric, its type, unit and labels; the
-//! README's metric table is checked against [`ALL`] by a test. Labels are
+//! metric table in `docs/metrics.md` is checked against [`ALL`] by a test. Labels are
 //! bounded: configured names (`probe`, `sender`, `seed`, `provider`,
 //! `domain`, `selector`) and closed enums (`placement`, `check`, `result`,
 //! `reason`) — never an address, token, code, Message-ID or server text.

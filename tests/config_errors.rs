@@ -114,6 +114,7 @@ fn the_shipped_example_configs_are_valid() {
     let probes = Path::new(env!("CARGO_MANIFEST_DIR")).join("probes");
     std::env::set_var("MAILCANARY_SMTP_PASSWORD", "x");
     std::env::set_var("MAILCANARY_GMAIL1_APP_PASSWORD", "x");
+    std::env::set_var("MAILCANARY_APP_TOKEN", "x");
     let c = config::load(&probes.join("example.toml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.probes["signup"].seeds, ["gmail1", "local-maildir"]);
     assert_eq!(
@@ -121,6 +122,30 @@ fn the_shipped_example_configs_are_valid() {
         1,
         "timeout > every is a warning: {:?}",
         c.warnings
+    );
+    // The production path (`kind = "http"`) is shipped too.
+    let app = &c.probes["signup-app"];
+    assert_eq!((app.sender.as_str(), app.burst), ("app", 3));
+    assert!(
+        matches!(c.senders["app"], config::Sender::Http(_)),
+        "sender `app` is kind = \"http\""
+    );
+
+    // The same file through the real binary, as ExecStartPre= runs it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailcanary"))
+        .args(["config", "check"])
+        .arg(probes.join("example.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "config check failed:\n{stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("OK (2 senders, 2 seeds, 2 probes)"),
+        "{stdout}"
     );
 
     // local.toml points at the demo stack's files; check everything but them.

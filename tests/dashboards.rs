@@ -163,14 +163,14 @@ fn every_alert_has_annotations_and_a_runbook_entry() {
 }
 
 #[test]
-fn the_readme_lists_every_alert() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+fn the_alerting_doc_lists_every_alert() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/alerting.md")).unwrap();
     for rule in dash::rules().alerts() {
         let name = rule.alert.as_deref().unwrap();
         assert!(
-            readme.contains(&format!("| `{name}` |")),
-            "README's alert table has no row for {name}"
+            doc.contains(&format!("| `{name}` |")),
+            "docs/alerting.md's alert table has no row for {name}"
         );
     }
 }

@@ -460,7 +460,7 @@ pub(crate) fn want(out: &mut Vec<Query>, facts: &DnsFacts, q: Query) {
 }
 
 /// Every finding id this module emits: (id, default severity, description).
-/// The README table is checked against this list.
+/// The table in `docs/dns-audit.md` is checked against this list.
 pub const CATALOGUE: &[(&str, Severity, &str)] = &[
     // SPF, RFC 7208
     (

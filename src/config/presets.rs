@@ -1,8 +1,8 @@
 //! Provider presets for IMAP seeds: `provider = "gmail"` fills the host,
 //! port, TLS mode, authentication and spam-folder names a seed at that
 //! provider needs. Every value can still be set in the seed itself, which
-//! wins. The values come from the providers' own help pages; the README
-//! ("Seed providers") lists each source.
+//! wins. The values come from the providers' own help pages;
+//! `docs/providers.md` ("Seed providers") lists each source.
 
 use super::TlsMode;
 
@@ -40,8 +40,8 @@ pub struct Preset {
 }
 
 /// The presets, by `provider` name. Every host is the provider's documented
-/// IMAP server with implicit TLS on 993 (RFC 8314 §3.3); the README ("Seed
-/// providers") lists the source of each value and which ones no provider
+/// IMAP server with implicit TLS on 993 (RFC 8314 §3.3); `docs/providers.md`
+/// ("Seed providers") lists the source of each value and which ones no provider
 /// page confirms (spam-folder names mostly: SPECIAL-USE `\Junk` is tried
 /// first, so a wrong name here only costs a LIST).
 pub const PRESETS: &[Preset] = &[
@@ -58,7 +58,7 @@ pub const PRESETS: &[Preset] = &[
         // the folder `\Junk`, which is what finds it in other languages.
         spam_folders: &["[Gmail]/Spam", "[Google Mail]/Spam"],
         username_is_address: true,
-        hint: "Gmail needs OAuth2 (auth = \"xoauth2\" with a refresh token for the scope https://mail.google.com/; README \"OAuth2 seeds\") or an app password (auth = \"login\", 2-Step Verification on)",
+        hint: "Gmail needs OAuth2 (auth = \"xoauth2\" with a refresh token for the scope https://mail.google.com/; docs/providers.md, \"OAuth2 seeds\") or an app password (auth = \"login\", 2-Step Verification on)",
     },
     Preset {
         name: "outlook",
@@ -71,7 +71,7 @@ pub const PRESETS: &[Preset] = &[
         },
         spam_folders: &["Junk Email", "Junk"],
         username_is_address: true,
-        hint: "Outlook.com and Microsoft 365 accept only OAuth2 over IMAP (auth = \"xoauth2\", scope IMAP.AccessAsUser.All offline_access; README \"OAuth2 seeds\"); Outlook.com also needs \"Let devices and apps use IMAP\" on (Settings > Mail > Forwarding and IMAP), Microsoft 365 needs IMAP enabled for the mailbox",
+        hint: "Outlook.com and Microsoft 365 accept only OAuth2 over IMAP (auth = \"xoauth2\", scope IMAP.AccessAsUser.All offline_access; docs/providers.md, \"OAuth2 seeds\"); Outlook.com also needs \"Let devices and apps use IMAP\" on (Settings > Mail > Forwarding and IMAP), Microsoft 365 needs IMAP enabled for the mailbox",
     },
     Preset {
         name: "yahoo",

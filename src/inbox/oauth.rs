@@ -47,7 +47,7 @@ const DETAIL_MAX: usize = 200;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
     /// `invalid_grant`: the refresh token expired or was revoked.
-    #[error("the token endpoint refused the refresh token ({detail}): it expired or was revoked. Create a new refresh token (README, \"OAuth2 seeds\"), write it to the seed's refresh_token_file, then reload mailcanary")]
+    #[error("the token endpoint refused the refresh token ({detail}): it expired or was revoked. Create a new refresh token (docs/providers.md, \"OAuth2 seeds\"), write it to the seed's refresh_token_file, then reload mailcanary")]
     Revoked { detail: String },
     /// `invalid_client` / `unauthorized_client`: wrong client id or secret.
     #[error("the token endpoint refused the OAuth client ({detail}). Check the seed's oauth.client_id and client_secret_file against the provider's app registration, then reload mailcanary")]
