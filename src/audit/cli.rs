@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::domain;
-use super::lookup::{DnsLookup, ResolverSettings, DEFAULT_MAX_IN_FLIGHT};
 use super::mx::Role;
 use super::net::{self, TlsClient};
 use super::run::{AuditOptions, Auditor, DomainReport, SmtpProbe, DEFAULT_PARALLEL_DOMAINS};
 use super::{Severity, Status};
+use crate::dns::{DnsLookup, ResolverSettings, DEFAULT_MAX_IN_FLIGHT};
 
 /// Exit code: no error-severity finding.
 pub const EXIT_OK: u8 = 0;
@@ -120,7 +120,7 @@ pub enum UsageError {
     Helo(String),
     /// The resolver could not be built.
     #[error(transparent)]
-    Lookup(#[from] super::lookup::LookupSetupError),
+    Lookup(#[from] crate::dns::LookupSetupError),
     /// The TLS trust store could not be built.
     #[error(transparent)]
     Tls(#[from] net::NetSetupError),
@@ -343,7 +343,7 @@ pub fn write_text(
             writeln!(
                 out,
                 "  {:<8} {} {}",
-                c.check,
+                c.check.as_str(),
                 paint.status(c.status),
                 record
             )?;
@@ -388,13 +388,13 @@ pub fn write_text(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{CheckResult, Finding};
+    use crate::audit::{Check, CheckResult, Finding};
 
     fn report(domain: &str, findings: Vec<Finding>) -> DomainReport {
         DomainReport {
             domain: domain.into(),
             checks: vec![CheckResult::new(
-                "spf",
+                Check::Spf,
                 Some("v=spf1 -all".into()),
                 findings,
             )],
