@@ -1,12 +1,12 @@
-//! `mailcanary check`: one-shot DNS audit of domains (DESIGN.md, "CLI" and
-//! "`check --format json`").
+//! `mailcanary check`: one-shot DNS audit of domains (the README's
+//! "DNS audit: `mailcanary check`" reference: arguments, JSON, finding ids).
 //!
 //! Exit codes: 0 when no finding has error severity, 1 when one does, 2 on a
 //! usage error (clap's own errors exit 2 as well). A check whose answers could
 //! not be obtained is `unknown` with a `*.dns_error` finding (a warning): it
 //! does not by itself make the exit code 1.
 //!
-//! JSON: one domain prints the object of DESIGN.md, `{"domain", "checks"}`;
+//! JSON: one domain prints the object `{"domain", "checks"}` of the README;
 //! several domains print an array of those objects, in the order given.
 
 use std::io::{IsTerminal, Write};
@@ -33,7 +33,7 @@ pub const EXIT_USAGE: u8 = 2;
 pub enum OutputFormat {
     /// Findings grouped per domain and check, with a hint each.
     Text,
-    /// The JSON of DESIGN.md: an object per domain.
+    /// The JSON of the README's `check` reference: an object per domain.
     Json,
 }
 

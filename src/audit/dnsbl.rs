@@ -7,9 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::domain::normalize;
 use super::facts::{ask, not_looked_up, Facts, Need, Subject};
-use super::lossy;
 use super::run::DomainReport;
-use super::{excerpt, Check, CheckResult, Finding};
+use super::{excerpt, lossy, Check, CheckResult, Finding};
 use crate::dns::name::reversed_labels;
 use crate::dns::{DnsAnswer, Query, QueryKind};
 
