@@ -34,8 +34,8 @@
 //! - [`audit`] — the DNS audit behind `mailcanary check`: pure parsers and
 //!   judges per record type (SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT, BIMI,
 //!   DNSSEC, PTR, DNSBL) that take fetched answers and return findings with
-//!   stable ids; [`audit::lookup`] (hickory, typed found / not found /
-//!   unknown) and [`audit::net`] (STARTTLS, MTA-STS policy over HTTPS) fetch;
+//!   stable ids; [`dns`] (hickory, typed found / not found / unknown) and
+//!   [`audit::net`] (STARTTLS, MTA-STS policy over HTTPS) fetch;
 //!   [`audit::run`] audits domains; [`audit::cli`] is the command.
 //!
 //! The binary (`src/main.rs`) is the only place that touches signals and
@@ -44,6 +44,7 @@
 pub mod audit;
 pub mod config;
 pub mod daemon;
+pub mod dns;
 pub mod http;
 pub mod inbox;
 pub mod logging;

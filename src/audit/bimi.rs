@@ -3,8 +3,13 @@
 //! (`a=`), which mailbox providers honour only when DMARC is at enforcement.
 //! No I/O.
 
-use super::tag_list::{self, NameCase};
-use super::{excerpt, lossy, plural, CheckResult, DnsAnswer, Finding, Selection, TxtRecords};
+use super::dmarc::{self, DmarcReport, Policy};
+use super::domain::{self, Psl};
+use super::facts::{ask, not_looked_up, Facts, Need, Subject};
+use super::run::DomainReport;
+use super::tag_list::{self, NameCase, TagError};
+use super::{excerpt, lossy, plural, Check, CheckResult, Finding, Selection};
+use crate::dns::{DnsAnswer, Query, TxtRecords};
 
 /// `default._bimi.<domain>`.
 pub fn record_name(domain: &str) -> String {
@@ -36,27 +41,70 @@ impl BimiRecord {
     }
 }
 
+/// Why a BIMI record is invalid; receivers ignore it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// A tag that is not `name=value`, or a duplicate.
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    /// The first tag is not `v=BIMI1`.
+    #[error("the record does not start with v=BIMI1")]
+    NotFirstVersion,
+    /// `v=` again after the first tag.
+    #[error("v= appears after the first tag")]
+    LateVersion,
+    /// `l=` or `a=` that is not a single https: URI (the tag, the URI
+    /// shortened, and why).
+    #[error("{tag}=`{uri}` {why}")]
+    NotHttps {
+        tag: &'static str,
+        uri: String,
+        why: UriProblem,
+    },
+    /// No tags at all.
+    #[error("the record is empty")]
+    Empty,
+}
+
+/// Why an `l=` or `a=` URI is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UriProblem {
+    /// Another scheme than https.
+    #[error("is not an https:// URI")]
+    NotHttps,
+    /// A list or text with spaces.
+    #[error("must be a single URI")]
+    NotSingle,
+    /// No valid host after `https://`.
+    #[error("has no valid host")]
+    NoHost,
+}
+
 /// Parses a record: a tag list (`v=BIMI1; l=<https-uri>; a=<https-uri>`),
 /// `v` first, `l` and `a` empty or a single `https:` URI.
-pub fn parse(record: &[u8]) -> Result<BimiRecord, Vec<String>> {
+pub fn parse(record: &[u8]) -> Result<BimiRecord, Vec<RecordError>> {
     let (tags, errors) = tag_list::parse(record, NameCase::Insensitive);
-    let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let mut problems: Vec<RecordError> = errors.into_iter().map(RecordError::Tag).collect();
     let mut out = BimiRecord::default();
     for (i, t) in tags.iter().enumerate() {
         let name = t.name.to_ascii_lowercase();
         match (i, name.as_str()) {
             (0, "v") if t.value == "BIMI1" => {}
-            (0, _) => problems.push("the record does not start with v=BIMI1".into()),
-            (_, "v") => problems.push("v= appears after the first tag".into()),
-            (_, "l" | "a") => {
+            (0, _) => problems.push(RecordError::NotFirstVersion),
+            (_, "v") => problems.push(RecordError::LateVersion),
+            (_, tag @ ("l" | "a")) => {
                 if t.value.is_empty() {
                     continue;
                 }
-                if let Some(p) = https_problem(&t.value) {
-                    problems.push(format!("{name}=`{}` {p}", excerpt(&t.value, 60)));
+                if let Some(why) = https_problem(&t.value) {
+                    problems.push(RecordError::NotHttps {
+                        tag: if tag == "l" { "l" } else { "a" },
+                        uri: excerpt(&t.value, 60),
+                        why,
+                    });
                     continue;
                 }
-                if name == "l" {
+                if tag == "l" {
                     out.logo = Some(t.value.clone());
                 } else {
                     out.authority = Some(t.value.clone());
@@ -66,7 +114,7 @@ pub fn parse(record: &[u8]) -> Result<BimiRecord, Vec<String>> {
         }
     }
     if tags.is_empty() && problems.is_empty() {
-        problems.push("the record is empty".into());
+        problems.push(RecordError::Empty);
     }
     if problems.is_empty() {
         Ok(out)
@@ -76,22 +124,22 @@ pub fn parse(record: &[u8]) -> Result<BimiRecord, Vec<String>> {
 }
 
 /// Why a URI is not a single HTTPS URI, if it is not.
-fn https_problem(uri: &str) -> Option<&'static str> {
+fn https_problem(uri: &str) -> Option<UriProblem> {
     let Some(rest) = uri
         .get(..8)
         .filter(|p| p.eq_ignore_ascii_case("https://"))
         .and(uri.get(8..))
     else {
-        return Some("is not an https:// URI");
+        return Some(UriProblem::NotHttps);
     };
     if uri.contains(',') || uri.bytes().any(|b| b.is_ascii_whitespace()) {
-        return Some("must be a single URI");
+        return Some(UriProblem::NotSingle);
     }
     let host = rest.split(['/', '?', '#', ':']).next().unwrap_or("");
     if super::domain::is_host_name(host) {
         None
     } else {
-        Some("has no valid host")
+        Some(UriProblem::NoHost)
     }
 }
 
@@ -153,18 +201,82 @@ fn locate<'a>(
     }
 }
 
+/// What the BIMI check needs: what the DMARC check needs (BIMI asks for
+/// DMARC at enforcement), the record at the domain and, when the domain has
+/// none, at its organizational domain.
+pub fn needs(s: &Subject, f: &Facts) -> Vec<Need> {
+    let mut out = dmarc::needs(s, f);
+    let own = Query::txt(&record_name(s.domain));
+    let Some(at_domain) = f.dns.txt(&own.name) else {
+        ask(&mut out, f, [own]);
+        return out;
+    };
+    if let Some(org) = org_to_ask(s.domain, at_domain) {
+        ask(&mut out, f, [Query::txt(&record_name(&org))]);
+    }
+    out
+}
+
+/// The organizational domain to ask when the domain has no record (not after
+/// a failed lookup).
+fn org_to_ask(domain: &str, at_domain: &DnsAnswer<TxtRecords>) -> Option<String> {
+    let org = domain::organizational_domain(domain, &Psl).filter(|o| o != domain)?;
+    match at_domain {
+        DnsAnswer::NotFound => Some(org),
+        DnsAnswer::Found(r) if r.iter().all(|t| !is_bimi_record(t)) => Some(org),
+        _ => None,
+    }
+}
+
+/// Judges BIMI from the fetched records and the DMARC policy in force.
+pub fn judge(s: &Subject, f: &Facts, out: &mut DomainReport) {
+    let domain = s.domain;
+    let answer = |name: &str| f.dns.txt(name).cloned().unwrap_or_else(not_looked_up);
+    let at_domain = answer(&record_name(domain));
+    let at_org = org_to_ask(domain, &at_domain).map(|org| {
+        let a = answer(&record_name(&org));
+        (org, a)
+    });
+    let facts = BimiFacts {
+        at_domain,
+        at_org,
+        dmarc: enforcement(&dmarc::check(domain, &Psl, &f.dns)),
+    };
+    out.checks.push(check(domain, &facts));
+}
+
+/// Whether the DMARC policy in force lets BIMI be shown: p (or the inherited
+/// sp) quarantine or reject, applied to all mail (pct=100).
+fn enforcement(report: &DmarcReport) -> DmarcEnforcement {
+    if report
+        .result
+        .findings
+        .iter()
+        .any(|f| f.id == "dmarc.dns_error")
+    {
+        return DmarcEnforcement::Unknown;
+    }
+    let pct = report.record.as_ref().and_then(|r| r.pct).unwrap_or(100);
+    match report.policy {
+        None => DmarcEnforcement::NotEnforced("no valid DMARC record".into()),
+        Some(Policy::None) => DmarcEnforcement::NotEnforced("p=none".into()),
+        Some(_) if pct < 100 => DmarcEnforcement::NotEnforced(format!("pct={pct}")),
+        Some(_) => DmarcEnforcement::Enforced,
+    }
+}
+
 /// Judges BIMI for `domain`.
 pub fn check(domain: &str, facts: &BimiFacts) -> CheckResult {
     let mut findings = Vec::new();
     let (name, records) = match locate(domain, facts) {
-        Err(f) => return CheckResult::new("bimi", None, vec![f]),
+        Err(f) => return CheckResult::new(Check::Bimi, None, vec![f]),
         Ok(None) => {
             findings.push(Finding::new(
                 "bimi.missing",
                 format!("no BIMI record at {}: mailbox providers show no brand logo for {domain}", record_name(domain)),
                 "optional: publish `v=BIMI1; l=https://…/logo.svg; a=https://…/vmc.pem` once DMARC is at enforcement",
             ));
-            return CheckResult::new("bimi", None, findings);
+            return CheckResult::new(Check::Bimi, None, findings);
         }
         Ok(Some(found)) => found,
     };
@@ -179,9 +291,9 @@ pub fn check(domain: &str, facts: &BimiFacts) -> CheckResult {
                 ),
                 "keep exactly one v=BIMI1 record",
             ));
-            return CheckResult::new("bimi", None, findings);
+            return CheckResult::new(Check::Bimi, None, findings);
         }
-        Selection::None => return CheckResult::new("bimi", None, findings),
+        Selection::None => return CheckResult::new(Check::Bimi, None, findings),
     };
     let text = lossy(record);
     let parsed = match parse(record) {
@@ -194,11 +306,11 @@ pub fn check(domain: &str, facts: &BimiFacts) -> CheckResult {
                     "publish `v=BIMI1; l=https://<host>/logo.svg; a=https://<host>/vmc.pem`",
                 ));
             }
-            return CheckResult::new("bimi", Some(text), findings);
+            return CheckResult::new(Check::Bimi, Some(text), findings);
         }
     };
     if parsed.is_declination() {
-        return CheckResult::new("bimi", Some(text), findings);
+        return CheckResult::new(Check::Bimi, Some(text), findings);
     }
     match &facts.dmarc {
         DmarcEnforcement::Enforced | DmarcEnforcement::Unknown => {}
@@ -215,7 +327,7 @@ pub fn check(domain: &str, facts: &BimiFacts) -> CheckResult {
             "obtain a Verified (or Common) Mark Certificate and publish its URL in a=",
         ));
     }
-    CheckResult::new("bimi", Some(text), findings)
+    CheckResult::new(Check::Bimi, Some(text), findings)
 }
 
 #[cfg(test)]

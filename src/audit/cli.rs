@@ -1,12 +1,12 @@
-//! `mailcanary check`: one-shot DNS audit of domains (DESIGN.md, "CLI" and
-//! "`check --format json`").
+//! `mailcanary check`: one-shot DNS audit of domains (docs/dns-audit.md's
+//! "DNS audit: `mailcanary check`" reference: arguments, JSON, finding ids).
 //!
 //! Exit codes: 0 when no finding has error severity, 1 when one does, 2 on a
 //! usage error (clap's own errors exit 2 as well). A check whose answers could
 //! not be obtained is `unknown` with a `*.dns_error` finding (a warning): it
 //! does not by itself make the exit code 1.
 //!
-//! JSON: one domain prints the object of DESIGN.md, `{"domain", "checks"}`;
+//! JSON: one domain prints the object `{"domain", "checks"}` of docs/dns-audit.md;
 //! several domains print an array of those objects, in the order given.
 
 use std::io::{IsTerminal, Write};
@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::domain;
-use super::lookup::{DnsLookup, ResolverSettings, DEFAULT_MAX_IN_FLIGHT};
 use super::mx::Role;
 use super::net::{self, TlsClient};
 use super::run::{AuditOptions, Auditor, DomainReport, SmtpProbe, DEFAULT_PARALLEL_DOMAINS};
 use super::{Severity, Status};
+use crate::dns::{DnsLookup, ResolverSettings, DEFAULT_MAX_IN_FLIGHT};
 
 /// Exit code: no error-severity finding.
 pub const EXIT_OK: u8 = 0;
@@ -33,7 +33,7 @@ pub const EXIT_USAGE: u8 = 2;
 pub enum OutputFormat {
     /// Findings grouped per domain and check, with a hint each.
     Text,
-    /// The JSON of DESIGN.md: an object per domain.
+    /// The JSON of the `check` reference (docs/dns-audit.md): an object per domain.
     Json,
 }
 
@@ -120,7 +120,7 @@ pub enum UsageError {
     Helo(String),
     /// The resolver could not be built.
     #[error(transparent)]
-    Lookup(#[from] super::lookup::LookupSetupError),
+    Lookup(#[from] crate::dns::LookupSetupError),
     /// The TLS trust store could not be built.
     #[error(transparent)]
     Tls(#[from] net::NetSetupError),
@@ -343,7 +343,7 @@ pub fn write_text(
             writeln!(
                 out,
                 "  {:<8} {} {}",
-                c.check,
+                c.check.as_str(),
                 paint.status(c.status),
                 record
             )?;
@@ -388,13 +388,13 @@ pub fn write_text(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{CheckResult, Finding};
+    use crate::audit::{Check, CheckResult, Finding};
 
     fn report(domain: &str, findings: Vec<Finding>) -> DomainReport {
         DomainReport {
             domain: domain.into(),
             checks: vec![CheckResult::new(
-                "spf",
+                Check::Spf,
                 Some("v=spf1 -all".into()),
                 findings,
             )],

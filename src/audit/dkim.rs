@@ -18,8 +18,11 @@
 use std::fmt;
 
 use super::domain::normalize;
+use super::facts::{ask, Facts, Need, Subject};
+use super::run::DomainReport;
 use super::tag_list::{self, NameCase, TagError};
-use super::{excerpt, lossy, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Severity};
+use super::{excerpt, lossy, want, Check, CheckResult, Finding, Severity};
+use crate::dns::{DnsAnswer, DnsFacts, Query};
 
 /// RSA keys under this many bits MUST NOT be accepted (RFC 8301 §3.2).
 pub const MIN_RSA_BITS: u32 = 1024;
@@ -578,6 +581,24 @@ fn dns_error(name: &str, why: &str) -> Finding {
     )
 }
 
+/// What the DKIM check needs: the key record of every selector.
+pub fn needs(s: &Subject, f: &Facts) -> Vec<Need> {
+    let mut out = Vec::new();
+    for sel in &s.opts.selectors {
+        ask(&mut out, f, pending_queries(sel, s.domain, &f.dns));
+    }
+    out
+}
+
+/// Judges the key record of every selector, one result each, in order.
+pub fn judge(s: &Subject, f: &Facts, out: &mut DomainReport) {
+    for sel in &s.opts.selectors {
+        let report = check(sel, s.domain, &f.dns);
+        out.dkim_key_bits.push((sel.clone(), report.key_bits));
+        out.checks.push(report.result);
+    }
+}
+
 /// The answers [`check`] still needs.
 pub fn pending_queries(selector: &str, domain: &str, facts: &DnsFacts) -> Vec<Query> {
     let mut out = Vec::new();
@@ -643,7 +664,11 @@ pub fn check(selector: &str, domain: &str, facts: &DnsFacts) -> DkimReport {
         .filter(|r| key_bits.is_some() || matches!(r.key, PublicKey::Unsupported(_)))
         .map(|r| r.key_type.clone());
     DkimReport {
-        result: CheckResult::new("dkim", record.as_ref().map(|r| r.text.clone()), findings),
+        result: CheckResult::new(
+            Check::Dkim,
+            record.as_ref().map(|r| r.text.clone()),
+            findings,
+        ),
         record,
         key_bits,
         key_type,

@@ -16,11 +16,12 @@
 
 use std::fmt;
 
-use super::domain::{self, normalize, organizational_domain, PublicSuffix};
+use super::domain::{self, normalize, organizational_domain, Psl, PublicSuffix};
+use super::facts::{ask, Facts, Need, Subject};
+use super::run::DomainReport;
 use super::tag_list::{self, NameCase, TagError};
-use super::{
-    excerpt, lossy, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Selection, Severity,
-};
+use super::{excerpt, lossy, want, Check, CheckResult, Finding, Selection, Severity};
+use crate::dns::{DnsAnswer, DnsFacts, Query};
 
 /// At most this many distinct external report domains are checked.
 pub const MAX_EXTERNAL_DESTINATIONS: usize = 10;
@@ -34,6 +35,9 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// Every policy, weakest first (the `policy` label's values).
+    pub const ALL: [Policy; 3] = [Policy::None, Policy::Quarantine, Policy::Reject];
+
     /// The value as written in records and the `policy` metric label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -656,6 +660,21 @@ fn dns_error(name: &str, why: &str) -> Finding {
     )
 }
 
+/// What the DMARC check needs: the record at the domain and, when it has
+/// none, at its organizational domain.
+pub fn needs(s: &Subject, f: &Facts) -> Vec<Need> {
+    let mut out = Vec::new();
+    ask(&mut out, f, pending_queries(s.domain, &Psl, &f.dns));
+    out
+}
+
+/// Judges the domain's DMARC and notes the policy in force.
+pub fn judge(s: &Subject, f: &Facts, out: &mut DomainReport) {
+    let report = check(s.domain, &Psl, &f.dns);
+    out.dmarc_policy = report.policy;
+    out.checks.push(report.result);
+}
+
 /// The answers [`check`] still needs, in the order to fetch them.
 pub fn pending_queries(domain: &str, psl: &dyn PublicSuffix, facts: &DnsFacts) -> Vec<Query> {
     analyze(domain, psl, facts).1
@@ -724,7 +743,7 @@ fn analyze(domain: &str, psl: &dyn PublicSuffix, facts: &DnsFacts) -> (DmarcRepo
     let mut findings = Vec::new();
     let mut pending = Vec::new();
     let mut report = DmarcReport {
-        result: CheckResult::new("dmarc", None, vec![]),
+        result: CheckResult::new(Check::Dmarc, None, vec![]),
         record: None,
         policy_domain: None,
         policy: None,
@@ -792,7 +811,7 @@ fn analyze(domain: &str, psl: &dyn PublicSuffix, facts: &DnsFacts) -> (DmarcRepo
             report.record = Some(record);
         }
     }
-    report.result = CheckResult::new("dmarc", report.result.record.take(), findings);
+    report.result = CheckResult::new(Check::Dmarc, report.result.record.take(), findings);
     (report, pending)
 }
 

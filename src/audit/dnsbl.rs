@@ -5,7 +5,12 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{excerpt, CheckResult, DnsAnswer, Finding};
+use super::domain::normalize;
+use super::facts::{ask, not_looked_up, Facts, Need, Subject};
+use super::run::DomainReport;
+use super::{excerpt, lossy, Check, CheckResult, Finding};
+use crate::dns::name::reversed_labels;
+use crate::dns::{DnsAnswer, Query, QueryKind};
 
 /// What is looked up.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,7 +33,7 @@ impl std::fmt::Display for Target {
 pub fn query_name(target: &Target, zone: &str) -> Option<String> {
     let zone = super::domain::normalize(zone);
     let name = match target {
-        Target::Ip(ip) => format!("{}.{zone}", super::lookup::reversed_labels(*ip)),
+        Target::Ip(ip) => format!("{}.{zone}", reversed_labels(*ip)),
         Target::Domain(d) => format!("{}.{zone}", super::domain::normalize(d)),
     };
     super::domain::is_valid_name(&name).then_some(name)
@@ -91,6 +96,79 @@ pub struct DnsblResult {
     pub reason: Option<String>,
 }
 
+/// Every (target, list) pair: the sending IPs on the IP lists, then the
+/// domain on the domain lists.
+fn pairs(s: &Subject) -> Vec<(Target, String)> {
+    let ips = s.opts.ips.iter().map(|ip| Target::Ip(*ip));
+    let ip_pairs = ips.flat_map(|t| {
+        s.opts
+            .dnsbl_ip_zones
+            .iter()
+            .map(move |z| (t.clone(), normalize(z)))
+    });
+    let own = Target::Domain(s.domain.to_owned());
+    let domain_pairs = s
+        .opts
+        .dnsbl_domain_zones
+        .iter()
+        .map(move |z| (own.clone(), normalize(z)));
+    ip_pairs.chain(domain_pairs).collect()
+}
+
+/// What the blocklist check needs: the A answer of every query name and, for
+/// a listing, the list's TXT explanation.
+pub fn needs(s: &Subject, f: &Facts) -> Vec<Need> {
+    let mut out = Vec::new();
+    for (target, zone) in pairs(s) {
+        let Some(name) = query_name(&target, &zone) else {
+            continue;
+        };
+        match f.dns.a(&name) {
+            None => ask(&mut out, f, [Query::new(QueryKind::A, &name)]),
+            Some(a) if matches!(classify(a), Listing::Listed(_)) => {
+                ask(&mut out, f, [Query::txt(&name)])
+            }
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+/// Judges every target on every list, when lists are configured for it, and
+/// keeps every answer for the `mailcanary_dnsbl_listed` series.
+pub fn judge(s: &Subject, f: &Facts, out: &mut DomainReport) {
+    let results: Vec<DnsblResult> = pairs(s)
+        .into_iter()
+        .map(|(target, zone)| {
+            let name = query_name(&target, &zone);
+            let listing = match &name {
+                None => Listing::Error("the query name is not a valid DNS name".into()),
+                Some(name) => classify(&f.dns.a(name).cloned().unwrap_or_else(not_looked_up)),
+            };
+            let reason = match (&listing, &name) {
+                (Listing::Listed(_), Some(name)) => match f.dns.txt(name) {
+                    Some(DnsAnswer::Found(t)) => t.first().map(|r| lossy(r)),
+                    _ => None,
+                },
+                _ => None,
+            };
+            DnsblResult {
+                target,
+                zone,
+                listing,
+                reason,
+            }
+        })
+        .collect();
+    let opts = s.opts;
+    if !opts.dnsbl_ip_zones.is_empty() && !opts.ips.is_empty()
+        || !opts.dnsbl_domain_zones.is_empty()
+    {
+        out.checks.push(check(&results));
+    }
+    out.dnsbl = results;
+}
+
 fn codes(c: &[Ipv4Addr]) -> String {
     c.iter()
         .map(ToString::to_string)
@@ -126,7 +204,7 @@ pub fn check(results: &[DnsblResult]) -> CheckResult {
             )),
         }
     }
-    CheckResult::new("dnsbl", None, findings)
+    CheckResult::new(Check::Dnsbl, None, findings)
 }
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 //! The audit does not validate signatures; it tells signed from unsigned and
 //! an island of trust from a chained zone. No I/O.
 
-use super::{excerpt, CheckResult, DnsAnswer, Finding};
+use super::facts::{ask, not_looked_up, Facts, Need, Subject};
+use super::run::DomainReport;
+use super::{excerpt, Check, CheckResult, Finding};
+use crate::dns::{DnsAnswer, Query, QueryKind};
 
 /// What the check reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +18,57 @@ pub struct DnssecFacts {
     pub dnskey: Option<DnsAnswer<usize>>,
     /// DS records for the apex (served by the parent zone).
     pub ds: Option<DnsAnswer<usize>>,
+}
+
+/// What the DNSSEC check needs: DNSKEY and DS at the domain itself, which is
+/// usually its zone's apex; the DNSKEY answer names the apex, and only when
+/// that is a parent are both asked again there.
+pub fn needs(s: &Subject, f: &Facts) -> Vec<Need> {
+    let d = s.domain;
+    let mut out = Vec::new();
+    ask(
+        &mut out,
+        f,
+        [Query::new(QueryKind::Zone, d), Query::new(QueryKind::Ds, d)],
+    );
+    if let Some((_, DnsAnswer::Found(apex))) = f.dns.zone(d) {
+        if apex != d {
+            ask(
+                &mut out,
+                f,
+                [
+                    Query::new(QueryKind::Dnskey, apex),
+                    Query::new(QueryKind::Ds, apex),
+                ],
+            );
+        }
+    }
+    out
+}
+
+/// Judges DNSSEC from the answers at the domain or its zone's apex.
+pub fn judge(s: &Subject, f: &Facts, out: &mut DomainReport) {
+    let d = s.domain;
+    let facts = match f.dns.zone(d) {
+        None => DnssecFacts {
+            zone: not_looked_up(),
+            dnskey: None,
+            ds: None,
+        },
+        Some((keys, zone)) => {
+            let (dnskey, ds) = match zone {
+                DnsAnswer::Found(apex) if apex != d => (f.dns.dnskey(apex), f.dns.ds(apex)),
+                DnsAnswer::Unknown(_) => (None, None),
+                _ => (Some(keys), f.dns.ds(d)),
+            };
+            DnssecFacts {
+                zone: zone.clone(),
+                dnskey: dnskey.cloned(),
+                ds: ds.cloned(),
+            }
+        }
+    };
+    out.checks.push(check(d, &facts));
 }
 
 fn dns_error(what: &str, why: &str) -> Finding {
@@ -30,7 +84,7 @@ pub fn check(domain: &str, facts: &DnssecFacts) -> CheckResult {
     let zone = match &facts.zone {
         DnsAnswer::Unknown(why) => {
             return CheckResult::new(
-                "dnssec",
+                Check::Dnssec,
                 None,
                 vec![dns_error(&format!("the zone apex of {domain}"), why)],
             )
@@ -40,14 +94,14 @@ pub fn check(domain: &str, facts: &DnssecFacts) -> CheckResult {
     };
     let dnskeys = match &facts.dnskey {
         None => {
-            return CheckResult::new("dnssec", None, vec![dns_error(&format!("the DNSKEY records of {zone}"), "not looked up")])
+            return CheckResult::new(Check::Dnssec, None, vec![dns_error(&format!("the DNSKEY records of {zone}"), "not looked up")])
         }
         Some(DnsAnswer::Unknown(why)) => {
-            return CheckResult::new("dnssec", None, vec![dns_error(&format!("the DNSKEY records of {zone}"), why)])
+            return CheckResult::new(Check::Dnssec, None, vec![dns_error(&format!("the DNSKEY records of {zone}"), why)])
         }
         Some(DnsAnswer::NotFound) => {
             return CheckResult::new(
-                "dnssec",
+                Check::Dnssec,
                 Some(format!("zone {zone}: unsigned")),
                 vec![Finding::new(
                     "dnssec.unsigned",
@@ -60,12 +114,12 @@ pub fn check(domain: &str, facts: &DnssecFacts) -> CheckResult {
     };
     let record = |ds: &str| Some(format!("zone {zone}: {dnskeys} DNSKEY, {ds}"));
     match &facts.ds {
-        None => CheckResult::new("dnssec", record("DS unknown"), vec![dns_error(&format!("the DS records of {zone}"), "not looked up")]),
+        None => CheckResult::new(Check::Dnssec, record("DS unknown"), vec![dns_error(&format!("the DS records of {zone}"), "not looked up")]),
         Some(DnsAnswer::Unknown(why)) => {
-            CheckResult::new("dnssec", record("DS unknown"), vec![dns_error(&format!("the DS records of {zone}"), why)])
+            CheckResult::new(Check::Dnssec, record("DS unknown"), vec![dns_error(&format!("the DS records of {zone}"), why)])
         }
         Some(DnsAnswer::NotFound) => CheckResult::new(
-            "dnssec",
+            Check::Dnssec,
             record("no DS"),
             vec![Finding::new(
                 "dnssec.no_ds",
@@ -73,7 +127,7 @@ pub fn check(domain: &str, facts: &DnssecFacts) -> CheckResult {
                 format!("publish the DS record of {zone}'s key-signing key at the registrar"),
             )],
         ),
-        Some(DnsAnswer::Found(n)) => CheckResult::new("dnssec", record(&format!("{n} DS")), vec![]),
+        Some(DnsAnswer::Found(n)) => CheckResult::new(Check::Dnssec, record(&format!("{n} DS")), vec![]),
     }
 }
 

@@ -1,5 +1,6 @@
-//! Domain names: normalisation, a syntax check, and the organizational domain
-//! of RFC 7489 §3.2.
+//! The organizational domain of RFC 7489 §3.2. Name syntax
+//! (normalisation, validity) lives with the DNS client in [`crate::dns::name`]
+//! and is re-exported here for the record modules.
 //!
 //! The organizational domain needs the Public Suffix List. Callers pass a
 //! [`PublicSuffix`]; [`Psl`] is the `psl` crate's compiled-in list
@@ -10,47 +11,7 @@
 //! `com.au`, `github.io`): there it names `co.uk` as the organizational
 //! domain of `example.co.uk`.
 
-/// Lower-cases ASCII letters and drops one trailing dot. Input that is not a
-/// valid name is returned normalised the same way (callers check validity with
-/// [`is_valid_name`]).
-pub fn normalize(name: &str) -> String {
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
-    trimmed.to_ascii_lowercase()
-}
-
-/// True for a DNS name usable in a query: 1..=253 octets (without the
-/// trailing dot), labels of 1..=63 octets (RFC 1035 §2.3.4), printable ASCII
-/// without spaces. Underscores are allowed (`_dmarc`, `_spf`).
-pub fn is_valid_name(name: &str) -> bool {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    if name.is_empty() || name.len() > 253 {
-        return false;
-    }
-    name.split('.').all(|label| {
-        !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_graphic())
-    })
-}
-
-/// True for a host name in the "LDH" sense (letters, digits, hyphens, and
-/// underscores for service labels), with a non-numeric last label, as
-/// required of a mail domain.
-pub fn is_host_name(name: &str) -> bool {
-    if !is_valid_name(name) {
-        return false;
-    }
-    let name = name.strip_suffix('.').unwrap_or(name);
-    let labels_ok = name.split('.').all(|l| {
-        l.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    });
-    let tld_ok = name
-        .rsplit('.')
-        .next()
-        .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()));
-    labels_ok && tld_ok
-}
+pub use crate::dns::name::{is_host_name, is_valid_name, normalize};
 
 /// Where the public part of a name ends (RFC 7489 §3.2 step 3).
 pub trait PublicSuffix {
@@ -122,28 +83,6 @@ pub fn organizational_domain(name: &str, psl: &dyn PublicSuffix) -> Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalize_lowercases_and_drops_dot() {
-        assert_eq!(normalize("Mail.Example.COM."), "mail.example.com");
-        assert_eq!(normalize("."), "");
-    }
-
-    #[test]
-    fn name_validity() {
-        assert!(is_valid_name("_dmarc.example.com"));
-        assert!(is_valid_name("example.com."));
-        assert!(!is_valid_name("a..b"));
-        assert!(!is_valid_name(""));
-        assert!(!is_valid_name(&format!("{}.com", "a".repeat(64))));
-        assert!(is_valid_name(&"a.".repeat(127)));
-        assert!(!is_valid_name(&"a.".repeat(128)));
-        assert!(!is_valid_name("a b.com"));
-        assert!(is_host_name("mail-1.example.com"));
-        assert!(!is_host_name("192.0.2.1"));
-        assert!(!is_host_name("-a.example"));
-        assert!(!is_host_name("a!.example"));
-    }
 
     #[test]
     fn org_domain_with_last_label() {

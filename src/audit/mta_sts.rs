@@ -3,11 +3,11 @@
 //! parsers and the judge do no I/O; the lookup layer fetches the record and
 //! the policy ([`PolicyFetch`]).
 
-use super::lookup::MxHost;
-use super::tag_list::{self, NameCase};
-use super::{
-    excerpt, lossy, plural, CheckResult, DnsAnswer, Finding, Selection, Severity, TxtRecords,
-};
+use super::facts::{ask, not_looked_up, Facts, Need, Subject};
+use super::run::DomainReport;
+use super::tag_list::{self, NameCase, TagError};
+use super::{excerpt, lossy, plural, Check, CheckResult, Finding, Selection, Severity};
+use crate::dns::{DnsAnswer, MxHost, Query, QueryKind, TxtRecords};
 
 /// RFC 8461 §3.3: senders SHOULD NOT read more than 64 KiB of policy.
 pub const MAX_POLICY_BYTES: usize = 64 * 1024;
@@ -45,6 +45,32 @@ pub struct StsRecord {
     pub id: String,
 }
 
+/// Why an `_mta-sts` record is invalid (RFC 8461 §3.1); senders ignore it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// A field that is not `name=value`, or a duplicate.
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    /// The first field is not `v=STSv1`.
+    #[error("the record does not start with v=STSv1")]
+    NotFirstVersion,
+    /// `v=` again after the first field.
+    #[error("v= appears after the first field")]
+    LateVersion,
+    /// `id=` that is not 1 to 32 letters and digits (shortened).
+    #[error("id=`{0}` must be 1 to 32 letters and digits")]
+    InvalidId(String),
+    /// An extension whose value has characters outside `sts-ext-value`.
+    #[error("extension {0}= has an invalid value")]
+    InvalidExtension(String),
+    /// No fields at all.
+    #[error("the record is empty")]
+    Empty,
+    /// No `id=` field.
+    #[error("the required id= field is missing")]
+    MissingId,
+}
+
 /// Parses the record:
 ///
 /// ```text
@@ -57,16 +83,16 @@ pub struct StsRecord {
 /// sts-ext-name    = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".")
 /// sts-ext-value   = 1*(%x21-3A / %x3C / %x3E-7E)
 /// ```
-pub fn parse_record(record: &[u8]) -> Result<StsRecord, Vec<String>> {
+pub fn parse_record(record: &[u8]) -> Result<StsRecord, Vec<RecordError>> {
     let (tags, errors) = tag_list::parse(record, NameCase::Sensitive);
-    let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let mut problems: Vec<RecordError> = errors.into_iter().map(RecordError::Tag).collect();
     let mut id = None;
     let mut id_seen = false;
     for (i, t) in tags.iter().enumerate() {
         match (i, t.name.as_str()) {
             (0, "v") if t.value == "STSv1" => {}
-            (0, _) => problems.push("the record does not start with v=STSv1".into()),
-            (_, "v") => problems.push("v= appears after the first field".into()),
+            (0, _) => problems.push(RecordError::NotFirstVersion),
+            (_, "v") => problems.push(RecordError::LateVersion),
             (_, "id") => {
                 id_seen = true;
                 let ok = (1..=32).contains(&t.value.len())
@@ -74,10 +100,7 @@ pub fn parse_record(record: &[u8]) -> Result<StsRecord, Vec<String>> {
                 if ok {
                     id = Some(t.value.clone());
                 } else {
-                    problems.push(format!(
-                        "id=`{}` must be 1 to 32 letters and digits",
-                        excerpt(&t.value, 40)
-                    ));
+                    problems.push(RecordError::InvalidId(excerpt(&t.value, 40)));
                 }
             }
             (_, _) => {
@@ -86,23 +109,20 @@ pub fn parse_record(record: &[u8]) -> Result<StsRecord, Vec<String>> {
                         .bytes()
                         .all(|b| (0x21..=0x7e).contains(&b) && b != b';' && b != b'=');
                 if !value_ok {
-                    problems.push(format!(
-                        "extension {}= has an invalid value",
-                        excerpt(&t.name, 32)
-                    ));
+                    problems.push(RecordError::InvalidExtension(excerpt(&t.name, 32)));
                 }
             }
         }
     }
     if tags.is_empty() && problems.is_empty() {
-        problems.push("the record is empty".into());
+        problems.push(RecordError::Empty);
     }
     match id {
         Some(id) if problems.is_empty() => Ok(StsRecord { id }),
         Some(_) => Err(problems),
         None => {
             if !id_seen {
-                problems.push("the required id= field is missing".into());
+                problems.push(RecordError::MissingId);
             }
             Err(problems)
         }
@@ -140,6 +160,41 @@ pub struct Policy {
     pub mx: Vec<String>,
 }
 
+/// Why a policy file is invalid (RFC 8461 §3.2); senders ignore it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// The body is not UTF-8.
+    #[error("the policy is not UTF-8 text")]
+    NotUtf8,
+    /// A line without a colon.
+    #[error("line {line} is not `key: value`")]
+    NotKeyValue { line: usize },
+    /// `mode:` other than enforce, testing or none (value shortened).
+    #[error("line {line}: mode `{mode}` is not enforce, testing or none")]
+    InvalidMode { line: usize, mode: String },
+    /// `max_age:` that is not 1 to 10 digits up to [`MAX_MAX_AGE`].
+    #[error("line {line}: max_age `{value}` is not a number of seconds up to {max}", max = MAX_MAX_AGE)]
+    InvalidMaxAge { line: usize, value: String },
+    /// `mx:` that is neither a host name nor `*.` and a host name.
+    #[error("line {line}: mx `{value}` is not a host name or *.domain pattern")]
+    InvalidMx { line: usize, value: String },
+    /// `version:` other than STSv1.
+    #[error("version `{0}` is not STSv1")]
+    WrongVersion(String),
+    /// No `version:` line.
+    #[error("the required version: STSv1 line is missing")]
+    MissingVersion,
+    /// No `mode:` line.
+    #[error("the required mode: line is missing")]
+    MissingMode,
+    /// No `max_age:` line.
+    #[error("the required max_age: line is missing")]
+    MissingMaxAge,
+    /// No `mx:` line outside mode none: the policy matches no host.
+    #[error("no mx: line: the policy matches no MX host")]
+    NoMx,
+}
+
 /// Parses a policy file (RFC 8461 §3.2):
 ///
 /// ```text
@@ -156,7 +211,7 @@ pub struct Policy {
 ///
 /// Unknown fields are ignored; for a repeated single-valued field the first
 /// one counts.
-pub fn parse_policy(text: &[u8]) -> Result<Policy, Vec<String>> {
+pub fn parse_policy(text: &[u8]) -> Result<Policy, Vec<PolicyError>> {
     let mut problems = Vec::new();
     let mut version = None;
     let mut mode = None;
@@ -164,7 +219,7 @@ pub fn parse_policy(text: &[u8]) -> Result<Policy, Vec<String>> {
     let mut mx = Vec::new();
     let text = match std::str::from_utf8(text) {
         Ok(t) => t,
-        Err(_) => return Err(vec!["the policy is not UTF-8 text".into()]),
+        Err(_) => return Err(vec![PolicyError::NotUtf8]),
     };
     for (n, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -174,7 +229,7 @@ pub fn parse_policy(text: &[u8]) -> Result<Policy, Vec<String>> {
         }
         let lineno = n + 1;
         let Some((key, value)) = line.split_once(':') else {
-            problems.push(format!("line {lineno} is not `key: value`"));
+            problems.push(PolicyError::NotKeyValue { line: lineno });
             continue;
         };
         let value = value.trim_start_matches([' ', '\t']);
@@ -186,10 +241,10 @@ pub fn parse_policy(text: &[u8]) -> Result<Policy, Vec<String>> {
                     "testing" => Some(Mode::Testing),
                     "none" => Some(Mode::None),
                     other => {
-                        problems.push(format!(
-                            "line {lineno}: mode `{}` is not enforce, testing or none",
-                            excerpt(other, 40)
-                        ));
+                        problems.push(PolicyError::InvalidMode {
+                            line: lineno,
+                            mode: excerpt(other, 40),
+                        });
                         None
                     }
                 });
@@ -200,10 +255,10 @@ pub fn parse_policy(text: &[u8]) -> Result<Policy, Vec<String>> {
                 match value.parse::<u64>() {
                     Ok(v) if parsed && v <= MAX_MAX_AGE => max_age = Some(Some(v)),
                     _ => {
-                        problems.push(format!(
-                            "line {lineno}: max_age `{}` is not a number of seconds up to {MAX_MAX_AGE}",
-                            excerpt(value, 40)
-                        ));
+                        problems.push(PolicyError::InvalidMaxAge {
+                            line: lineno,
+                            value: excerpt(value, 40),
+                        });
                         max_age = Some(None);
                     }
                 }
@@ -214,10 +269,10 @@ pub fn parse_policy(text: &[u8]) -> Result<Policy, Vec<String>> {
                 if super::domain::is_host_name(host) && !host.contains('*') {
                     mx.push(pattern);
                 } else {
-                    problems.push(format!(
-                        "line {lineno}: mx `{}` is not a host name or *.domain pattern",
-                        excerpt(value, 60)
-                    ));
+                    problems.push(PolicyError::InvalidMx {
+                        line: lineno,
+                        value: excerpt(value, 60),
+                    });
                 }
             }
             _ => {}
@@ -225,17 +280,17 @@ pub fn parse_policy(text: &[u8]) -> Result<Policy, Vec<String>> {
     }
     match version.as_deref() {
         Some("STSv1") => {}
-        Some(v) => problems.push(format!("version `{}` is not STSv1", excerpt(v, 20))),
-        None => problems.push("the required version: STSv1 line is missing".into()),
+        Some(v) => problems.push(PolicyError::WrongVersion(excerpt(v, 20))),
+        None => problems.push(PolicyError::MissingVersion),
     }
     if mode.is_none() {
-        problems.push("the required mode: line is missing".into());
+        problems.push(PolicyError::MissingMode);
     }
     if max_age.is_none() {
-        problems.push("the required max_age: line is missing".into());
+        problems.push(PolicyError::MissingMaxAge);
     }
     if mx.is_empty() && !matches!(mode, Some(Some(Mode::None))) {
-        problems.push("no mx: line: the policy matches no MX host".into());
+        problems.push(PolicyError::NoMx);
     }
     match (mode.flatten(), max_age.flatten()) {
         (Some(mode), Some(max_age)) if problems.is_empty() => Ok(Policy { mode, max_age, mx }),
@@ -292,6 +347,53 @@ pub struct StsReport {
     pub published: bool,
 }
 
+/// What the MTA-STS check needs: its record, the domain's MX records (to
+/// check the policy covers them) and, when exactly one valid record is
+/// published, the policy.
+pub fn needs(s: &Subject, f: &Facts) -> Vec<Need> {
+    let mut out = Vec::new();
+    let txt = Query::txt(&record_name(s.domain));
+    let mx = Query::new(QueryKind::MxRecords, s.domain);
+    if let Some(answer) = f.dns.txt(&txt.name) {
+        let policy = Need::Policy(s.domain.to_owned());
+        if wants_policy(answer) && !f.contains(&policy) {
+            out.push(policy);
+        }
+    }
+    ask(&mut out, f, [txt, mx]);
+    out
+}
+
+/// Judges MTA-STS from the record, the policy and the MX records.
+pub fn judge(s: &Subject, f: &Facts, out: &mut DomainReport) {
+    let facts = StsFacts {
+        txt: f
+            .dns
+            .txt(&record_name(s.domain))
+            .cloned()
+            .unwrap_or_else(not_looked_up),
+        policy: f.policy(s.domain).cloned(),
+        mx: Some(
+            f.dns
+                .mx_records(s.domain)
+                .cloned()
+                .unwrap_or_else(not_looked_up),
+        ),
+    };
+    out.checks.push(check(s.domain, &facts).result);
+}
+
+/// True when a `v=STSv1` record is published, valid or not (what
+/// [`StsReport::published`] says).
+pub fn is_published(txt: &DnsAnswer<TxtRecords>) -> bool {
+    match txt {
+        DnsAnswer::Found(records) => {
+            !matches!(Selection::by(records, is_sts_record), Selection::None)
+        }
+        _ => false,
+    }
+}
+
 /// True when the TXT answer holds exactly one valid record, so the policy is
 /// worth fetching.
 pub fn wants_policy(txt: &DnsAnswer<TxtRecords>) -> bool {
@@ -317,7 +419,7 @@ pub fn check(domain: &str, facts: &StsFacts) -> StsReport {
     let name = record_name(domain);
     let mut findings = Vec::new();
     let report = |findings: Vec<Finding>, record: Option<String>, mode, published| StsReport {
-        result: CheckResult::new("mta_sts", record, findings),
+        result: CheckResult::new(Check::MtaSts, record, findings),
         mode,
         published,
     };

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::lookup::{HostAddrs, MxHost};
-use super::{excerpt, CheckResult, DnsAnswer, Finding, Severity};
+use super::facts::{ask, not_looked_up, Facts, Need, Subject};
+use super::run::DomainReport;
+use super::{excerpt, Check, CheckResult, Finding, Severity};
+use crate::dns::{DnsAnswer, HostAddrs, MxHost, Query, QueryKind};
 
 /// At most this many MX targets are resolved and probed.
 pub const MAX_TARGETS: usize = 10;
@@ -87,6 +89,74 @@ pub fn targets(mx: &[MxHost]) -> Vec<String> {
     out
 }
 
+/// What the MX check needs: the MX records, the addresses of their targets
+/// and, when probing is on, the STARTTLS probe of each target that has one.
+pub fn needs(s: &Subject, f: &Facts) -> Vec<Need> {
+    let mut out = Vec::new();
+    let mx = Query::new(QueryKind::MxRecords, s.domain);
+    let Some(answer) = f.dns.mx_records(s.domain) else {
+        ask(&mut out, f, [mx]);
+        return out;
+    };
+    let DnsAnswer::Found(records) = answer else {
+        return out;
+    };
+    for target in targets(records) {
+        let Some(host) = f.dns.host(&target) else {
+            ask(&mut out, f, [Query::new(QueryKind::Host, &target)]);
+            continue;
+        };
+        if let (Some(_), DnsAnswer::Found(h)) = (&s.opts.smtp, host) {
+            // IPv4 first: the audit host often has no IPv6 route.
+            let addr = h
+                .addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or_else(|| h.addrs.first());
+            if let Some(addr) = addr {
+                let need = Need::StartTls {
+                    host: target,
+                    addr: *addr,
+                };
+                if !f.contains(&need) {
+                    out.push(need);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Judges the MX from the fetched records, addresses and probes.
+pub fn judge(s: &Subject, f: &Facts, out: &mut DomainReport) {
+    let mx = f
+        .dns
+        .mx_records(s.domain)
+        .cloned()
+        .unwrap_or_else(not_looked_up);
+    let hosts = match &mx {
+        DnsAnswer::Found(records) => targets(records)
+            .into_iter()
+            .map(|t| {
+                let answer = f.dns.host(&t).cloned().unwrap_or_else(not_looked_up);
+                (t, answer)
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let facts = MxFacts {
+        mx,
+        hosts,
+        tls: f.starttls().clone(),
+    };
+    let settings = MxSettings {
+        role: s.opts.role,
+        cert_warn_days: s.opts.cert_warn_days,
+        now: s.now,
+    };
+    out.checks.push(check(s.domain, &facts, settings));
+}
+
 fn dns_error(what: &str, why: &str) -> Finding {
     Finding::new(
         "mx.dns_error",
@@ -102,7 +172,7 @@ pub fn check(domain: &str, facts: &MxFacts, settings: MxSettings) -> CheckResult
     let hosts = match &facts.mx {
         DnsAnswer::Unknown(why) => {
             findings.push(dns_error(&format!("the MX records of {domain}"), why));
-            return CheckResult::new("mx", None, findings);
+            return CheckResult::new(Check::Mx, None, findings);
         }
         DnsAnswer::NotFound => {
             let f = Finding::new(
@@ -115,7 +185,7 @@ pub fn check(domain: &str, facts: &MxFacts, settings: MxSettings) -> CheckResult
             } else {
                 f.with_severity(Severity::Warning)
             });
-            return CheckResult::new("mx", None, findings);
+            return CheckResult::new(Check::Mx, None, findings);
         }
         DnsAnswer::Found(hosts) => hosts,
     };
@@ -161,7 +231,7 @@ pub fn check(domain: &str, facts: &MxFacts, settings: MxSettings) -> CheckResult
             ));
         }
         if hosts.len() == 1 {
-            return CheckResult::new("mx", record, findings);
+            return CheckResult::new(Check::Mx, record, findings);
         }
     }
     for h in hosts.iter().filter(|h| is_ip_literal(&h.exchange)) {
@@ -197,7 +267,7 @@ pub fn check(domain: &str, facts: &MxFacts, settings: MxSettings) -> CheckResult
             judge_tls(&name, tls, settings, &mut findings);
         }
     }
-    CheckResult::new("mx", record, findings)
+    CheckResult::new(Check::Mx, record, findings)
 }
 
 fn judge_tls(name: &str, tls: &SmtpTls, settings: MxSettings, out: &mut Vec<Finding>) {

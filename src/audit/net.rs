@@ -32,10 +32,10 @@ use tokio_rustls::rustls::{
 };
 use tokio_rustls::TlsConnector;
 
-use super::lookup::DnsLookup;
+use super::excerpt;
 use super::mta_sts::{self, PolicyFetch, MAX_POLICY_BYTES};
 use super::mx::SmtpTls;
-use super::{excerpt, DnsAnswer};
+use crate::dns::{DnsAnswer, DnsLookup};
 
 /// An SMTP reply line longer than this is treated as a broken server
 /// (RFC 5321 §4.5.3.1.5 allows 512 octets).

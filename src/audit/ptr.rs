@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{excerpt, CheckResult, DnsAnswer, Finding};
+use super::facts::{ask, not_looked_up, Facts, Need, Subject};
+use super::run::DomainReport;
+use super::{excerpt, Check, CheckResult, Finding};
+use crate::dns::{DnsAnswer, Query};
 
 /// At most this many PTR names of one IP are followed forward.
 pub const MAX_PTR_NAMES: usize = 10;
@@ -31,6 +34,51 @@ pub fn names_to_confirm(ptr: &DnsAnswer<Vec<String>>) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// What the reverse-DNS check needs: the PTR names of every sending IP and
+/// the addresses of each (up to [`MAX_PTR_NAMES`]).
+pub fn needs(s: &Subject, f: &Facts) -> Vec<Need> {
+    let mut out = Vec::new();
+    for ip in &s.opts.ips {
+        match f.dns.ptr(*ip) {
+            None => ask(&mut out, f, [Query::ptr(*ip)]),
+            Some(ptr) => ask(
+                &mut out,
+                f,
+                names_to_confirm(ptr).iter().map(|n| Query::addr(n)),
+            ),
+        }
+    }
+    out
+}
+
+/// Judges the reverse DNS of the sending IPs; no result without any.
+pub fn judge(s: &Subject, f: &Facts, out: &mut DomainReport) {
+    if s.opts.ips.is_empty() {
+        return;
+    }
+    let facts: Vec<PtrFacts> = s
+        .opts
+        .ips
+        .iter()
+        .map(|ip| {
+            let ptr = f.dns.ptr(*ip).cloned().unwrap_or_else(not_looked_up);
+            let forward = names_to_confirm(&ptr)
+                .into_iter()
+                .map(|n| {
+                    let a = f.dns.addr(&n).cloned().unwrap_or_else(not_looked_up);
+                    (n, a)
+                })
+                .collect();
+            PtrFacts {
+                ip: *ip,
+                ptr,
+                forward,
+            }
+        })
+        .collect();
+    out.checks.push(check(&facts));
 }
 
 fn dns_error(what: &str, why: &str) -> Finding {
@@ -91,7 +139,7 @@ pub fn check(ips: &[PtrFacts]) -> CheckResult {
         }
     }
     let record = (!record.is_empty()).then(|| record.join("; "));
-    CheckResult::new("ptr", record, findings)
+    CheckResult::new(Check::Ptr, record, findings)
 }
 
 #[cfg(test)]

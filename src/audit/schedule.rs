@@ -13,23 +13,16 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::dmarc::Policy;
 use super::dnsbl::Listing;
-use super::lookup::{DnsLookup, ResolverSettings};
 use super::mx::Role;
 use super::net::TlsClient;
 use super::run::{AuditOptions, Auditor, DomainReport, SmtpProbe};
-use super::{Severity, Status};
+use super::{Check, Severity, Status};
 use crate::config::{Config, Domain};
+use crate::dns::{DnsLookup, ResolverSettings};
 use crate::metrics::Metrics;
 use crate::store::Store;
-
-/// The checks every audit reports, for the state sets.
-const CHECKS: [&str; 10] = [
-    "spf", "dkim", "dmarc", "mx", "mta_sts", "tls_rpt", "bimi", "dnssec", "ptr", "dnsbl",
-];
-const STATUSES: [&str; 4] = ["ok", "warning", "error", "unknown"];
-const SEVERITIES: [&str; 3] = ["error", "warning", "info"];
-const POLICIES: [&str; 3] = ["none", "quarantine", "reject"];
 
 /// Start one audit task per configured domain.
 pub fn spawn(
@@ -116,37 +109,44 @@ fn rank(s: Status) -> u8 {
 pub fn export(m: &Metrics, d: &Domain, r: &DomainReport) {
     let dom = r.domain.as_str();
     // Status per check: the worst of its results (several for DKIM selectors).
-    let mut status: BTreeMap<&str, Status> = BTreeMap::new();
-    let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    let mut status: BTreeMap<Check, Status> = BTreeMap::new();
+    let mut counts: BTreeMap<(Check, Severity), i64> = BTreeMap::new();
     for c in &r.checks {
         let e = status.entry(c.check).or_insert(c.status);
         if rank(c.status) > rank(*e) {
             *e = c.status;
         }
         for f in &c.findings {
-            *counts.entry((c.check, f.severity.as_str())).or_default() += 1;
+            *counts.entry((c.check, f.severity)).or_default() += 1;
         }
     }
-    for check in CHECKS {
-        match status.get(check) {
+    for check in Check::ALL {
+        let name = check.as_str();
+        match status.get(&check) {
             Some(s) => {
-                for st in STATUSES {
+                for st in Status::ALL {
                     m.dns_check_status
-                        .with_label_values(&[dom, check, st])
-                        .set(i64::from(st == s.as_str()));
+                        .with_label_values(&[dom, name, st.as_str()])
+                        .set(i64::from(st == *s));
                 }
-                for sev in SEVERITIES {
+                for sev in Severity::ALL {
                     let n = counts.get(&(check, sev)).copied().unwrap_or(0);
-                    m.dns_findings.with_label_values(&[dom, check, sev]).set(n);
+                    m.dns_findings
+                        .with_label_values(&[dom, name, sev.as_str()])
+                        .set(n);
                 }
             }
             // Not audited for this domain (e.g. no sending IPs): no series.
             None => {
-                for st in STATUSES {
-                    let _ = m.dns_check_status.remove_label_values(&[dom, check, st]);
+                for st in Status::ALL {
+                    let _ = m
+                        .dns_check_status
+                        .remove_label_values(&[dom, name, st.as_str()]);
                 }
-                for sev in SEVERITIES {
-                    let _ = m.dns_findings.remove_label_values(&[dom, check, sev]);
+                for sev in Severity::ALL {
+                    let _ = m
+                        .dns_findings
+                        .remove_label_values(&[dom, name, sev.as_str()]);
                 }
             }
         }
@@ -178,15 +178,15 @@ pub fn export(m: &Metrics, d: &Domain, r: &DomainReport) {
     }
     match r.dmarc_policy {
         Some(p) => {
-            for policy in POLICIES {
+            for policy in Policy::ALL {
                 m.dmarc_policy
-                    .with_label_values(&[dom, policy])
-                    .set(i64::from(policy == p.as_str()));
+                    .with_label_values(&[dom, policy.as_str()])
+                    .set(i64::from(policy == p));
             }
         }
         None => {
-            for policy in POLICIES {
-                let _ = m.dmarc_policy.remove_label_values(&[dom, policy]);
+            for policy in Policy::ALL {
+                let _ = m.dmarc_policy.remove_label_values(&[dom, policy.as_str()]);
             }
         }
     }
@@ -216,12 +216,12 @@ fn records<'a>(d: &'a Domain, r: &'a DomainReport) -> Vec<(String, Option<&'a st
     let mut dkim = d.selectors.iter();
     r.checks
         .iter()
-        .filter(|c| !matches!(c.check, "ptr" | "dnsbl" | "dnssec"))
+        .filter(|c| !matches!(c.check, Check::Ptr | Check::Dnsbl | Check::Dnssec))
         .filter_map(|c| {
-            let label = if c.check == "dkim" {
+            let label = if c.check == Check::Dkim {
                 format!("dkim:{}", dkim.next()?)
             } else {
-                c.check.to_string()
+                c.check.as_str().to_string()
             };
             Some((label, c.record.as_deref(), c.status))
         })

@@ -24,11 +24,13 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use mail_auth::SpfResult;
+
 use super::domain::{self, normalize};
-use super::{
-    excerpt, lossy, plural, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Selection,
-    Severity,
-};
+use super::facts::{ask, Facts, Need, Subject};
+use super::run::DomainReport;
+use super::{excerpt, lossy, plural, want, Check, CheckResult, Finding, Selection, Severity};
+use crate::dns::{DnsAnswer, DnsFacts, Query};
 
 /// At most 10 terms that cause DNS queries per evaluation (RFC 7208 §4.6.4).
 pub const MAX_DNS_LOOKUPS: u32 = 10;
@@ -1080,9 +1082,64 @@ pub fn check(domain: &str, facts: &DnsFacts) -> SpfReport {
     analyze(domain, facts).0
 }
 
+/// What the SPF check needs: the answers [`check`] reads, and mail-auth's
+/// evaluation of each sending IP.
+pub fn needs(s: &Subject, f: &Facts) -> Vec<Need> {
+    let mut out = Vec::new();
+    ask(&mut out, f, pending_queries(s.domain, &f.dns));
+    for ip in &s.opts.ips {
+        let need = Need::SpfEval(*ip);
+        if !f.contains(&need) {
+            out.push(need);
+        }
+    }
+    out
+}
+
+/// Judges the domain's SPF and whether each sending IP gets `pass` (RFC 7208
+/// §4 check_host with MAIL FROM postmaster@domain): anything but `pass` is
+/// `spf.ip_not_permitted`, except `temperror`, which is a DNS failure and so
+/// `spf.dns_error` (unknown, not a verdict).
+pub fn judge(s: &Subject, f: &Facts, out: &mut DomainReport) {
+    let domain = s.domain;
+    let report = check(domain, &f.dns);
+    let mut ip_findings = Vec::new();
+    for ip in &s.opts.ips {
+        match f.spf_eval(*ip).unwrap_or(SpfResult::TempError) {
+            SpfResult::Pass => {}
+            SpfResult::TempError => ip_findings.push(Finding::new(
+                "spf.dns_error",
+                format!("SPF evaluation of {ip} for {domain} returned temperror: a DNS lookup failed"),
+                "check the resolver and the domain's name servers; the result is unknown, not missing",
+            )),
+            other => ip_findings.push(ip_not_permitted(domain, *ip, result_name(other))),
+        }
+    }
+    let result = if ip_findings.is_empty() {
+        report.result
+    } else {
+        let mut findings = report.result.findings;
+        findings.extend(ip_findings);
+        CheckResult::new(Check::Spf, report.result.record, findings)
+    };
+    out.checks.push(result);
+    out.spf_lookups = report.lookups.exact_value();
+}
+
+fn result_name(r: SpfResult) -> &'static str {
+    match r {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    }
+}
+
 /// The finding for a configured sending IP that does not get `pass`. The
-/// lookup layer evaluates with mail-auth and reports through this so the
-/// wording lives with the other SPF findings.
+/// evaluation is mail-auth's ([`Need::SpfEval`]).
 pub fn ip_not_permitted(domain: &str, ip: IpAddr, result: &str) -> Finding {
     Finding::new(
         "spf.ip_not_permitted",
@@ -1172,7 +1229,7 @@ fn analyze(domain: &str, facts: &DnsFacts) -> (SpfReport, Vec<Query>) {
 
     let (lookups, void_lookups) = walk_counts.unwrap_or_default();
     let report = SpfReport {
-        result: CheckResult::new("spf", text, findings),
+        result: CheckResult::new(Check::Spf, text, findings),
         record: report_record,
         lookups,
         void_lookups,

@@ -8,7 +8,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use super::spf::Count;
-use super::{Answer, CheckResult, DnsAnswer, DnsFacts, Query, QueryKind, CATALOGUE};
+use super::{CheckResult, CATALOGUE};
+use crate::dns::{Answer, DnsAnswer, DnsFacts, Query, QueryKind};
 
 /// Where the fixtures live, relative to the crate root (works in the project
 /// and in any crate that mounts this module with `#[path]`, given a `tests`
@@ -48,6 +49,8 @@ impl FixtureDns {
             QueryKind::Txt => Answer::Txt(DnsAnswer::NotFound),
             QueryKind::Mx => Answer::Mx(DnsAnswer::Found(vec![format!("mx1.{}", q.name)])),
             QueryKind::Addr => Answer::Addr(DnsAnswer::Found(vec![IpAddr::from([192, 0, 2, 1])])),
+            // Fixtures describe what SPF, DKIM and DMARC read; nothing else.
+            other => Answer::unknown(other, "not in the fixture"),
         }
     }
 
@@ -87,6 +90,7 @@ impl FixtureDns {
                 QueryKind::Txt => Answer::Txt(base.map(|_| vec![])),
                 QueryKind::Mx => Answer::Mx(base.map(|_| vec![])),
                 QueryKind::Addr => Answer::Addr(base.map(|_| vec![])),
+                _ => return Err(format!("{name}: only TXT, MX and A records")),
             };
             self.answers.insert(key, a);
             return Ok(());
@@ -94,7 +98,7 @@ impl FixtureDns {
         let entry = self.answers.entry(key).or_insert_with(|| match kind {
             QueryKind::Txt => Answer::Txt(DnsAnswer::Found(vec![])),
             QueryKind::Mx => Answer::Mx(DnsAnswer::Found(vec![])),
-            QueryKind::Addr => Answer::Addr(DnsAnswer::Found(vec![])),
+            _ => Answer::Addr(DnsAnswer::Found(vec![])),
         });
         match entry {
             Answer::Txt(DnsAnswer::Found(records)) => records.push(parse_txt_value(value)?),
@@ -156,7 +160,7 @@ fn parse_txt_value(value: &str) -> Result<Vec<u8>, String> {
             _ => return Err(format!("text outside quotes: {value}")),
         }
     }
-    Ok(super::join_character_strings(&strings))
+    Ok(crate::dns::join_character_strings(&strings))
 }
 
 pub fn parse_case(file: &str, text: &str) -> Result<Case, String> {
@@ -509,6 +513,7 @@ pub fn random_answer(rng: &mut Rng, q: &Query) -> Answer {
             1 => DnsAnswer::Unknown("servfail".into()),
             _ => DnsAnswer::Found(vec![IpAddr::from([192, 0, 2, 1])]),
         }),
+        other => Answer::unknown(other, "not asked by SPF"),
     }
 }
 

@@ -1,10 +1,12 @@
 //! SMTP TLS Reporting (RFC 8460): the `_smtp._tls` TXT record that tells
 //! senders where to report TLS failures (of MTA-STS or DANE). No I/O.
 
-use super::tag_list::{self, NameCase};
-use super::{
-    excerpt, lossy, plural, CheckResult, DnsAnswer, Finding, Selection, Severity, TxtRecords,
-};
+use super::facts::{ask, not_looked_up, Facts, Need, Subject};
+use super::mta_sts;
+use super::run::DomainReport;
+use super::tag_list::{self, NameCase, TagError};
+use super::{excerpt, lossy, plural, Check, CheckResult, Finding, Selection, Severity};
+use crate::dns::{DnsAnswer, Query, TxtRecords};
 
 /// `_smtp._tls.<domain>` (RFC 8460 §3).
 pub fn record_name(domain: &str) -> String {
@@ -26,6 +28,40 @@ pub struct TlsRptRecord {
     pub rua: Vec<String>,
 }
 
+/// Why a TLS-RPT record is invalid (RFC 8460 §3); senders ignore it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// A field that is not `name=value`, or a duplicate.
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    /// The first field is not `v=TLSRPTv1`.
+    #[error("the record does not start with v=TLSRPTv1")]
+    NotFirstVersion,
+    /// `v=` again after the first field.
+    #[error("v= appears after the first field")]
+    LateVersion,
+    /// A `rua=` entry senders cannot report to (the URI shortened, and why).
+    #[error("rua entry `{uri}` {why}")]
+    UnusableRua { uri: String, why: UriProblem },
+    /// No `rua=` field.
+    #[error("the required rua= field is missing")]
+    MissingRua,
+}
+
+/// Why a `rua=` URI is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UriProblem {
+    /// `mailto:` without a local part and a host name.
+    #[error("is not a mailto: address")]
+    NotMailto,
+    /// `https:` without a valid host.
+    #[error("has no valid host")]
+    NoHost,
+    /// Another scheme.
+    #[error("is neither mailto: nor https: (RFC 8460 §3)")]
+    Scheme,
+}
+
 /// Parses the record:
 ///
 /// ```text
@@ -36,21 +72,24 @@ pub struct TlsRptRecord {
 /// tlsrpt-rua     = %s"rua=" tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri)
 /// tlsrpt-uri     = URI            ; mailto: or https: (§3)
 /// ```
-pub fn parse(record: &[u8]) -> Result<TlsRptRecord, Vec<String>> {
+pub fn parse(record: &[u8]) -> Result<TlsRptRecord, Vec<RecordError>> {
     let (tags, errors) = tag_list::parse(record, NameCase::Sensitive);
-    let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let mut problems: Vec<RecordError> = errors.into_iter().map(RecordError::Tag).collect();
     let mut rua = None;
     for (i, t) in tags.iter().enumerate() {
         match (i, t.name.as_str()) {
             (0, "v") if t.value == "TLSRPTv1" => {}
-            (0, _) => problems.push("the record does not start with v=TLSRPTv1".into()),
-            (_, "v") => problems.push("v= appears after the first field".into()),
+            (0, _) => problems.push(RecordError::NotFirstVersion),
+            (_, "v") => problems.push(RecordError::LateVersion),
             (_, "rua") => {
                 let mut uris = Vec::new();
                 for uri in t.value.split(',').map(str::trim) {
                     match uri_problem(uri) {
                         None => uris.push(uri.to_owned()),
-                        Some(p) => problems.push(format!("rua entry `{}` {p}", excerpt(uri, 60))),
+                        Some(why) => problems.push(RecordError::UnusableRua {
+                            uri: excerpt(uri, 60),
+                            why,
+                        }),
                     }
                 }
                 rua = Some(uris);
@@ -62,14 +101,14 @@ pub fn parse(record: &[u8]) -> Result<TlsRptRecord, Vec<String>> {
         Some(rua) if problems.is_empty() && !rua.is_empty() => Ok(TlsRptRecord { rua }),
         Some(_) => Err(problems),
         None => {
-            problems.push("the required rua= field is missing".into());
+            problems.push(RecordError::MissingRua);
             Err(problems)
         }
     }
 }
 
 /// Why a rua URI is unusable, if it is.
-fn uri_problem(uri: &str) -> Option<&'static str> {
+fn uri_problem(uri: &str) -> Option<UriProblem> {
     let lower = uri.to_ascii_lowercase();
     if let Some(addr) = lower.strip_prefix("mailto:") {
         match addr.rsplit_once('@') {
@@ -79,17 +118,17 @@ fn uri_problem(uri: &str) -> Option<&'static str> {
             {
                 None
             }
-            _ => Some("is not a mailto: address"),
+            _ => Some(UriProblem::NotMailto),
         }
     } else if let Some(rest) = lower.strip_prefix("https://") {
         let host = rest.split(['/', '?', '#', ':']).next().unwrap_or("");
         if super::domain::is_host_name(host) {
             None
         } else {
-            Some("has no valid host")
+            Some(UriProblem::NoHost)
         }
     } else {
-        Some("is neither mailto: nor https: (RFC 8460 §3)")
+        Some(UriProblem::Scheme)
     }
 }
 
@@ -104,6 +143,23 @@ fn dns_error(name: &str, why: &str) -> Finding {
     )
 }
 
+/// What the TLS-RPT check needs: its record, and the MTA-STS record (a
+/// missing TLS-RPT record matters more when MTA-STS is published).
+pub fn needs(s: &Subject, f: &Facts) -> Vec<Need> {
+    let mut out = Vec::new();
+    let names = [record_name(s.domain), mta_sts::record_name(s.domain)];
+    ask(&mut out, f, names.iter().map(|n| Query::txt(n)));
+    out
+}
+
+/// Judges TLS-RPT from its record and whether MTA-STS is published.
+pub fn judge(s: &Subject, f: &Facts, out: &mut DomainReport) {
+    let txt = |name: &str| f.dns.txt(name).cloned().unwrap_or_else(not_looked_up);
+    let sts = mta_sts::is_published(&txt(&mta_sts::record_name(s.domain)));
+    out.checks
+        .push(check(s.domain, &txt(&record_name(s.domain)), sts));
+}
+
 /// Judges TLS-RPT for `domain`. `mta_sts_published` makes a missing record a
 /// warning: MTA-STS failures then go unreported.
 pub fn check(domain: &str, txt: &DnsAnswer<TxtRecords>, mta_sts_published: bool) -> CheckResult {
@@ -112,7 +168,7 @@ pub fn check(domain: &str, txt: &DnsAnswer<TxtRecords>, mta_sts_published: bool)
     let records = match txt {
         DnsAnswer::Unknown(why) => {
             findings.push(dns_error(&name, why));
-            return CheckResult::new("tls_rpt", None, findings);
+            return CheckResult::new(Check::TlsRpt, None, findings);
         }
         DnsAnswer::NotFound => &Vec::new(),
         DnsAnswer::Found(r) => r,
@@ -129,7 +185,7 @@ pub fn check(domain: &str, txt: &DnsAnswer<TxtRecords>, mta_sts_published: bool)
             } else {
                 f
             });
-            CheckResult::new("tls_rpt", None, findings)
+            CheckResult::new(Check::TlsRpt, None, findings)
         }
         Selection::Multiple(n) => {
             findings.push(Finding::new(
@@ -140,7 +196,7 @@ pub fn check(domain: &str, txt: &DnsAnswer<TxtRecords>, mta_sts_published: bool)
                 ),
                 "keep exactly one v=TLSRPTv1 record",
             ));
-            CheckResult::new("tls_rpt", None, findings)
+            CheckResult::new(Check::TlsRpt, None, findings)
         }
         Selection::One(record) => {
             if let Err(problems) = parse(record) {
@@ -152,7 +208,7 @@ pub fn check(domain: &str, txt: &DnsAnswer<TxtRecords>, mta_sts_published: bool)
                     ));
                 }
             }
-            CheckResult::new("tls_rpt", Some(lossy(record)), findings)
+            CheckResult::new(Check::TlsRpt, Some(lossy(record)), findings)
         }
     }
 }

@@ -220,12 +220,12 @@ impl Recorder {
     /// Re-verify the delivered copy's DKIM with the configured resolver.
     async fn reverify(&mut self, config: &Config, raw: &[u8]) -> LocalDkim {
         if self.dkim.as_ref().is_none_or(|(dns, _)| *dns != config.dns) {
-            let settings = crate::audit::lookup::ResolverSettings {
+            let settings = crate::dns::ResolverSettings {
                 server: config.dns.resolver,
                 timeout: config.dns.timeout,
                 ..Default::default()
             };
-            match crate::audit::lookup::DnsLookup::new(&settings) {
+            match crate::dns::DnsLookup::new(&settings) {
                 Ok(l) => self.dkim = Some((config.dns.clone(), Arc::new(l.authenticator()))),
                 Err(e) => {
                     tracing::warn!(error = %e, "no resolver for DKIM re-verification");

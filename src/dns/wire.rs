@@ -1,4 +1,4 @@
-//! The audit's DNS client: hickory-net's multiplexed exchange on one UDP
+//! The DNS client on the wire: hickory-net's multiplexed exchange on one UDP
 //! socket per server, TCP (one multiplexed connection) for truncated answers.
 //!
 //! Why not `TokioResolver::lookup` for every query: the resolver opens, binds,

@@ -1,46 +1,43 @@
-//! DNS lookups for the audit: the "look up" step of STYLE.md item 5.
+//! The resolver: the "look up" step between pure code that names the
+//! answers it needs and pure code that judges them.
 //!
 //! [`DnsLookup`] asks any `HOST:PORT` (UDP, TCP when an answer is
 //! truncated) or the servers of the system configuration, with no cache
-//! (every audit sees the DNS as it is now), a per-query timeout and a bound
+//! (every run sees the DNS as it is now), a per-query timeout and a bound
 //! on queries in flight, so many domains can be audited at once without
 //! flooding the resolver. The queries go through [`super::wire`], hickory's
 //! multiplexed client on one socket per run; a hickory-resolver on the same
-//! servers serves mail-auth's SPF evaluation ([`DnsLookup::authenticator`]).
+//! servers serves mail-auth ([`DnsLookup::authenticator`]).
 //!
-//! One audit run (one [`crate::audit::run::Auditor::audit`] call) asks
-//! through [`DnsLookup::for_run`], which answers a query asked again in the
-//! same run (an SPF include shared by many domains, the MX that both SPF and
-//! the MX check ask for) from the first answer instead of the network. The
-//! memo and the socket live as long as the run: the next run asks the DNS
-//! again, from another source port.
+//! One run (one audit of many domains) asks through [`DnsLookup::for_run`],
+//! which answers a query asked again in the same run (an SPF include shared
+//! by many domains, the MX that both SPF and the MX check ask for) from the
+//! first answer instead of the network. The memo and the socket live as long
+//! as the run: the next run asks the DNS again, from another source port.
 //!
 //! Every outcome is one of [`DnsAnswer::Found`], [`DnsAnswer::NotFound`]
 //! (NXDOMAIN, or NOERROR without records of the type: NODATA) or
 //! [`DnsAnswer::Unknown`] (timeout, SERVFAIL, REFUSED, network error). Only
 //! NXDOMAIN and NODATA are ever "not found" ([`super::wire::Resolved`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use hickory_resolver::config::{NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::TokioResolver;
 use tokio::sync::{OnceCell, Semaphore};
 
-use super::domain::normalize;
+use super::facts::{Answer, Query, QueryKind};
+use super::name::{is_valid_name, normalize, reverse_name};
 use super::wire::{Resolved, Wire};
-use super::{join_character_strings, Answer, DnsAnswer, DnsFacts, Query, QueryKind, TxtRecords};
+use super::{join_character_strings, DnsAnswer, TxtRecords};
 
-/// Default bound on DNS queries in flight across all audited domains.
+/// Default bound on DNS queries in flight across everything sharing a resolver.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
-/// The fetch loop gives up after this many rounds of `pending_queries`; the
-/// checks' own caps (e.g. `spf::WALK_LOOKUP_CAP`) end it long before.
-const MAX_ROUNDS: usize = 64;
 
 /// Where and how to ask.
 #[derive(Debug, Clone)]
@@ -99,15 +96,15 @@ pub struct HostAddrs {
 /// everyone in the run who asks it.
 type Outcome = Arc<Result<Vec<Record>, Negative>>;
 
-/// Answers obtained so far in one audit run, by name and type. A query in
+/// Answers obtained so far in one run, by name and type. A query in
 /// flight is shared too: the second asker waits for the first's answer.
 type Memo = Mutex<HashMap<(Name, RecordType), Arc<OnceCell<Outcome>>>>;
 
-/// The resolver the audit uses. Cheap to clone; clones share the bound on
+/// The resolver. Cheap to clone; clones share the bound on
 /// queries in flight (and the memo, for a [`DnsLookup::for_run`] handle).
 #[derive(Clone)]
 pub struct DnsLookup {
-    /// For mail-auth only; the audit's own queries go through `wire`.
+    /// For mail-auth only; every other query goes through `wire`.
     inner: TokioResolver,
     wire: Arc<Wire>,
     permits: Arc<Semaphore>,
@@ -182,7 +179,7 @@ impl DnsLookup {
         })
     }
 
-    /// A handle for one audit run: a query asked again through it (or its
+    /// A handle for one run: a query asked again through it (or its
     /// clones) is answered from the first answer, found, not found or
     /// unknown alike. Dropping the handle forgets every answer, so each run
     /// sees the DNS as it is then.
@@ -341,7 +338,12 @@ impl DnsLookup {
 
     /// PTR names of `ip` (RFC 1035 §3.5, RFC 3596 §2.5), normalised.
     pub async fn ptr(&self, ip: IpAddr) -> DnsAnswer<Vec<String>> {
-        self.collect(&reverse_name(ip), RecordType::PTR, |d| match d {
+        self.ptr_at(&reverse_name(ip)).await
+    }
+
+    /// PTR names at a reverse-lookup name.
+    async fn ptr_at(&self, name: &str) -> DnsAnswer<Vec<String>> {
+        self.collect(name, RecordType::PTR, |d| match d {
             RData::PTR(p) => Some(normalize(&p.0.to_ascii())),
             _ => None,
         })
@@ -402,40 +404,28 @@ impl DnsLookup {
         }
     }
 
-    /// Answers one [`Query`] of the pure checks.
+    /// Answers one [`Query`].
     pub async fn answer(&self, q: &Query) -> Answer {
+        let name = q.name.as_str();
         match q.kind {
-            QueryKind::Txt => Answer::Txt(self.txt(&q.name).await),
+            QueryKind::Txt => Answer::Txt(self.txt(name).await),
             QueryKind::Mx => Answer::Mx(
-                self.mx(&q.name)
+                self.mx(name)
                     .await
                     .map(|v| v.into_iter().map(|m| m.exchange).collect()),
             ),
-            QueryKind::Addr => Answer::Addr(self.addrs(&q.name).await),
-        }
-    }
-
-    /// The fetch loop of the pure checks: ask `pending` what is missing,
-    /// resolve it concurrently, store it, until nothing is pending.
-    pub async fn fill(&self, pending: impl Fn(&DnsFacts) -> Vec<Query>) -> DnsFacts {
-        let mut facts = DnsFacts::default();
-        for _ in 0..MAX_ROUNDS {
-            let queries = pending(&facts);
-            if queries.is_empty() {
-                break;
+            QueryKind::Addr => Answer::Addr(self.addrs(name).await),
+            QueryKind::MxRecords => Answer::MxRecords(self.mx(name).await),
+            QueryKind::Host => Answer::Host(self.host(name).await),
+            QueryKind::A => Answer::A(self.a(name).await),
+            QueryKind::Ptr => Answer::Ptr(self.ptr_at(name).await),
+            QueryKind::Zone => {
+                let (keys, apex) = self.dnskeys_and_apex(name).await;
+                Answer::Zone { keys, apex }
             }
-            let answers = join_all(queries.iter().map(|q| self.answer(q))).await;
-            for (q, a) in queries.iter().zip(answers) {
-                facts.insert(q, a);
-            }
+            QueryKind::Dnskey => Answer::Dnskey(self.count(name, RecordType::DNSKEY).await),
+            QueryKind::Ds => Answer::Ds(self.count(name, RecordType::DS).await),
         }
-        facts
-    }
-
-    /// Resolves several names of one kind concurrently, keyed by name.
-    pub async fn hosts(&self, names: &[String]) -> BTreeMap<String, DnsAnswer<HostAddrs>> {
-        let answers = join_all(names.iter().map(|n| self.host(n))).await;
-        names.iter().cloned().zip(answers).collect()
     }
 }
 
@@ -486,60 +476,15 @@ impl Negative {
 /// search list applies.
 fn to_fqdn(name: &str) -> Option<Name> {
     let name = normalize(name);
-    if !super::domain::is_valid_name(&name) {
+    if !is_valid_name(&name) {
         return None;
     }
     Name::from_ascii(format!("{name}.")).ok()
 }
 
-/// The reverse-lookup name of `ip`: `4.3.2.1.in-addr.arpa` (RFC 1035 §3.5) or
-/// the nibble form under `ip6.arpa` (RFC 3596 §2.5).
-pub fn reverse_name(ip: IpAddr) -> String {
-    format!(
-        "{}.{}",
-        reversed_labels(ip),
-        match ip {
-            IpAddr::V4(_) => "in-addr.arpa",
-            IpAddr::V6(_) => "ip6.arpa",
-        }
-    )
-}
-
-/// The address labels in reverse order, without a suffix: `4.3.2.1` for
-/// 1.2.3.4, 32 nibbles for IPv6 (DNSBL names, RFC 5782 §2.1 and §2.4).
-pub fn reversed_labels(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.{}", o[3], o[2], o[1], o[0])
-        }
-        IpAddr::V6(v6) => {
-            let mut labels = Vec::with_capacity(32);
-            for byte in v6.octets().iter().rev() {
-                labels.push(format!("{:x}", byte & 0x0f));
-                labels.push(format!("{:x}", byte >> 4));
-            }
-            labels.join(".")
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reverse_names() {
-        assert_eq!(
-            reverse_name("192.0.2.5".parse().unwrap()),
-            "5.2.0.192.in-addr.arpa"
-        );
-        assert_eq!(
-            reverse_name("2001:db8::567:89ab".parse().unwrap()),
-            "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
-        );
-        assert_eq!(reversed_labels("127.0.0.2".parse().unwrap()), "2.0.0.127");
-    }
 
     /// A DNS server on port 0 that answers NXDOMAIN to everything and
     /// counts the queries it gets.
