@@ -272,3 +272,49 @@ fn anchors_follow_github() {
         ["a.md#b", "#c"]
     );
 }
+
+/// The backticked values in the metric table row of `series`, after `after`.
+fn listed_values(series: &str, after: &str) -> Vec<String> {
+    let metrics = doc("metrics.md");
+    let row = metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("| `{series}` |")))
+        .unwrap_or_else(|| panic!("{series} has a row"));
+    let meaning = row.rsplit('|').nth(1).unwrap_or_default();
+    let tail = &meaning[meaning.find(after).unwrap_or_else(|| panic!("{series}: {after:?}"))..];
+    tail.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_placement_and_reason_values_in_the_metric_table_are_the_enums() {
+    use mailcanary::probe::send::SendReason;
+    use mailcanary::probe::Outcome;
+    let names = |it: &mut dyn Iterator<Item = &'static str>| -> Vec<String> {
+        let mut v: Vec<String> = it.map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(listed_values("mailcanary_probe_results_total", "final results")),
+        names(&mut Outcome::results().map(Outcome::as_str))
+    );
+    assert_eq!(
+        sorted(listed_values("mailcanary_probe_placement", "state set over")),
+        names(&mut Outcome::states().map(Outcome::as_str))
+    );
+    assert_eq!(
+        sorted(listed_values(
+            "mailcanary_probe_send_failures_total",
+            "by reason"
+        )),
+        names(&mut SendReason::ALL.into_iter().map(SendReason::as_str))
+    );
+}

@@ -92,7 +92,7 @@ impl Check<'_> {
             self.problems.push(src.at_value(
                 &s.kind,
                 &k("host"),
-                "kind = \"imap\" needs `host`, or a `provider` with a preset (README, \"Seed providers\")",
+                "kind = \"imap\" needs `host`, or a `provider` with a preset (docs/providers.md, \"Seed providers\")",
             ));
         }
         let tls = s.tls.or(preset.map(|p| p.tls)).unwrap_or(TlsMode::Implicit);
@@ -215,7 +215,7 @@ impl Check<'_> {
                 &s.kind,
                 &format!("seeds.{name}.oauth"),
                 format!(
-                    "auth = \"{}\" needs a [seeds.{name}.oauth] table with client_id and refresh_token_file (README, \"OAuth2 seeds\")",
+                    "auth = \"{}\" needs a [seeds.{name}.oauth] table with client_id and refresh_token_file (docs/providers.md, \"OAuth2 seeds\")",
                     s.auth.as_ref().map_or("xoauth2", |a| match a.get_ref() {
                         raw::ImapAuthKind::Oauthbearer => "oauthbearer",
                         _ => "xoauth2",
