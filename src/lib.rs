@@ -43,6 +43,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod contain;
 pub mod daemon;
 pub mod http;
 pub mod inbox;
@@ -51,5 +52,6 @@ pub mod metrics;
 pub mod notify;
 pub mod probe;
 pub mod store;
+pub mod text;
 pub mod tls;
 pub mod verdict;

@@ -250,6 +250,15 @@ series!(
     ["seed", "reason"]
 );
 
+series!(
+    "Panics contained in a task that talks to a server (inbox_watcher, sender): the task's work ended, the daemon ran on.",
+    TASK_PANICS,
+    "mailcanary_task_panics_total",
+    Counter,
+    "",
+    ["task"]
+);
+
 /// Every series, for documentation checks.
 pub const ALL: &[Series] = &[
     BUILD_INFO,
@@ -279,6 +288,7 @@ pub const ALL: &[Series] = &[
     OAUTH_TOKEN_EXPIRY,
     OAUTH_REFRESHES,
     OAUTH_REFRESH_FAILURES,
+    TASK_PANICS,
 ];
 
 /// Histogram buckets for delivery latency: sub-second local delivery up to an
@@ -322,6 +332,7 @@ pub struct Metrics {
     pub oauth_token_expiry: IntGaugeVec,
     pub oauth_refreshes: IntCounterVec,
     pub oauth_refresh_failures: IntCounterVec,
+    pub task_panics: IntCounterVec,
 }
 
 fn opts(s: &Series) -> Opts {
@@ -400,12 +411,16 @@ impl Metrics {
             oauth_token_expiry: gauge_vec(&OAUTH_TOKEN_EXPIRY),
             oauth_refreshes: counter_vec(&OAUTH_REFRESHES),
             oauth_refresh_failures: counter_vec(&OAUTH_REFRESH_FAILURES),
+            task_panics: counter_vec(&TASK_PANICS),
             registry,
             audited: std::sync::Mutex::new(None),
         };
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        for task in crate::contain::Task::ALL {
+            m.task_panics.with_label_values(&[task.as_str()]);
+        }
         m
     }
 
@@ -473,6 +488,12 @@ impl Metrics {
 
     /// The text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
+        // Contained panics are counted where they are caught; brought up to date here.
+        for task in crate::contain::Task::ALL {
+            let c = self.task_panics.with_label_values(&[task.as_str()]);
+            let behind = crate::contain::panics(task).saturating_sub(c.get());
+            c.inc_by(behind);
+        }
         let mut out = String::new();
         // Encoding to a String only fails on invalid UTF-8, which the
         // bounded label values rule out; an empty body is the safe fallback.

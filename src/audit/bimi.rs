@@ -4,7 +4,8 @@
 //! No I/O.
 
 use super::tag_list::{self, NameCase};
-use super::{excerpt, lossy, plural, CheckResult, DnsAnswer, Finding, Selection, TxtRecords};
+use crate::text::excerpt;
+use super::{lossy, plural, CheckResult, DnsAnswer, Finding, Selection, TxtRecords};
 
 /// `default._bimi.<domain>`.
 pub fn record_name(domain: &str) -> String {

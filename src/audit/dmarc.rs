@@ -18,8 +18,9 @@ use std::fmt;
 
 use super::domain::{self, normalize, organizational_domain, PublicSuffix};
 use super::tag_list::{self, NameCase, TagError};
+use crate::text::excerpt;
 use super::{
-    excerpt, lossy, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Selection, Severity,
+    lossy, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Selection, Severity,
 };
 
 /// At most this many distinct external report domains are checked.

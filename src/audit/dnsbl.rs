@@ -5,7 +5,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{excerpt, CheckResult, DnsAnswer, Finding};
+use crate::text::excerpt;
+use super::{CheckResult, DnsAnswer, Finding};
 
 /// What is looked up.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -882,24 +882,6 @@ pub fn catalogue_severity(id: &str) -> Option<Severity> {
         .map(|(_, sev, _)| *sev)
 }
 
-/// Shortens hostile or very long input for a message: at most `max` chars,
-/// control characters escaped.
-pub(crate) fn excerpt(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (n, ch) in text.chars().enumerate() {
-        if n >= max {
-            out.push('…');
-            break;
-        }
-        if ch.is_control() {
-            out.extend(ch.escape_default());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
 /// Lossy text of record bytes for messages and the JSON `record` field.
 pub(crate) fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -1047,9 +1029,4 @@ mod tests {
         assert_eq!(facts.len(), 2);
     }
 
-    #[test]
-    fn excerpt_escapes_and_truncates() {
-        assert_eq!(excerpt("a\tb", 10), "a\\tb");
-        assert_eq!(excerpt("abcdef", 3), "abc…");
-    }
 }

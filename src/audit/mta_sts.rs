@@ -5,8 +5,9 @@
 
 use super::lookup::MxHost;
 use super::tag_list::{self, NameCase};
+use crate::text::excerpt;
 use super::{
-    excerpt, lossy, plural, CheckResult, DnsAnswer, Finding, Selection, Severity, TxtRecords,
+    lossy, plural, CheckResult, DnsAnswer, Finding, Selection, Severity, TxtRecords,
 };
 
 /// RFC 8461 §3.3: senders SHOULD NOT read more than 64 KiB of policy.

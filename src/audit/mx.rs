@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::lookup::{HostAddrs, MxHost};
-use super::{excerpt, CheckResult, DnsAnswer, Finding, Severity};
+use crate::text::excerpt;
+use super::{CheckResult, DnsAnswer, Finding, Severity};
 
 /// At most this many MX targets are resolved and probed.
 pub const MAX_TARGETS: usize = 10;

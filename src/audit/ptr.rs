@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{excerpt, CheckResult, DnsAnswer, Finding};
+use crate::text::excerpt;
+use super::{CheckResult, DnsAnswer, Finding};
 
 /// At most this many PTR names of one IP are followed forward.
 pub const MAX_PTR_NAMES: usize = 10;

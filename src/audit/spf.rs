@@ -25,8 +25,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::domain::{self, normalize};
+use crate::text::excerpt;
 use super::{
-    excerpt, lossy, plural, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Selection,
+    lossy, plural, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Selection,
     Severity,
 };
 

@@ -2,8 +2,9 @@
 //! senders where to report TLS failures (of MTA-STS or DANE). No I/O.
 
 use super::tag_list::{self, NameCase};
+use crate::text::excerpt;
 use super::{
-    excerpt, lossy, plural, CheckResult, DnsAnswer, Finding, Selection, Severity, TxtRecords,
+    lossy, plural, CheckResult, DnsAnswer, Finding, Selection, Severity, TxtRecords,
 };
 
 /// `_smtp._tls.<domain>` (RFC 8460 §3).

@@ -253,7 +253,16 @@ pub struct ImapInbox {
     pub imap_id: bool,
     /// The preset's advice for when the login is refused.
     pub hint: Option<&'static str>,
+    /// Most bytes of a message fetched (`max_message_size`); a larger
+    /// message is evaluated from its first bytes, and a server that sends
+    /// more has its connection closed.
+    pub max_message_size: usize,
 }
+
+/// `max_message_size` when unset: probes are a few KiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+/// The range `max_message_size` may take.
+const MAX_MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<u64> = 64 * 1024..=64 * 1024 * 1024;
 
 /// How a watcher logs in to a seed's IMAP server.
 #[derive(Debug, Clone)]
@@ -597,7 +606,9 @@ fn read(path: &Path) -> Result<Source, ConfigError> {
 fn drop_in_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        // Not `is_file`: a dangling link or a link loop is then an error that
+        // names the file when it is read, not a file silently skipped.
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && !p.is_dir())
         .collect();
     files.sort();
     Ok(files)
@@ -1282,6 +1293,18 @@ impl Check<'_> {
             }
         };
         let ca_file = self.ca_file(src, &k("ca_file"), &s.ca_file);
+        let max_message_size = match &s.max_message_size {
+            None => DEFAULT_MAX_MESSAGE_SIZE,
+            Some(n) if MAX_MESSAGE_SIZE_RANGE.contains(n.get_ref()) => *n.get_ref() as usize,
+            Some(n) => {
+                self.problems.push(src.at_value(
+                    n,
+                    &k("max_message_size"),
+                    "`max_message_size` is in bytes, from 65536 (64 KiB) to 67108864 (64 MiB)",
+                ));
+                DEFAULT_MAX_MESSAGE_SIZE
+            }
+        };
         Some(ImapInbox {
             host: host?,
             port,
@@ -1291,6 +1314,7 @@ impl Check<'_> {
             ca_file,
             imap_id: s.imap_id.unwrap_or(true),
             hint: preset.map(|p| p.hint),
+            max_message_size,
         })
     }
 

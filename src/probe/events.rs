@@ -363,23 +363,8 @@ pub fn init_series(m: &Metrics, config: &crate::config::Config) {
     use crate::probe::send::SendReason;
     for (name, probe) in &config.probes {
         let reasons: &[SendReason] = match config.senders.get(&probe.sender) {
-            Some(Sender::Http(_)) => &[
-                SendReason::Connect,
-                SendReason::Tls,
-                SendReason::Timeout,
-                SendReason::RateLimited,
-                SendReason::Quota,
-                SendReason::Http4xx,
-                SendReason::Http5xx,
-            ],
-            _ => &[
-                SendReason::Connect,
-                SendReason::Tls,
-                SendReason::Auth,
-                SendReason::Smtp4xx,
-                SendReason::Smtp5xx,
-                SendReason::Timeout,
-            ],
+            Some(Sender::Http(_)) => &SendReason::HTTP,
+            _ => &SendReason::SMTP,
         };
         for seed in &probe.seeds {
             let provider = config

@@ -176,17 +176,6 @@ fn header_fields<'a>(raw: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) -> us
     raw.len()
 }
 
-/// Cuts a string to at most `max` bytes on a character boundary.
-pub(crate) fn truncate(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-}
-
 /// Whether a byte is in the lower-case base32 alphabet (RFC 4648 §6).
 fn is_base32(b: u8) -> bool {
     matches!(b, b'a'..=b'z' | b'2'..=b'7')
