@@ -43,6 +43,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod contain;
 pub mod daemon;
 pub mod dns;
 pub mod http;
@@ -54,5 +55,6 @@ pub mod notify;
 pub mod probe;
 pub mod secret;
 pub mod store;
+pub mod text;
 pub mod tls;
 pub mod verdict;

@@ -75,6 +75,9 @@ macro_rules! families {
                 m.build_info
                     .with_label_values(&[env!("CARGO_PKG_VERSION")])
                     .set(1);
+                for task in crate::contain::Task::ALL {
+                    m.task_panics.with_label_values(&[task.as_str()]);
+                }
                 m
             }
 
@@ -147,6 +150,8 @@ families! {
         "OAuth access tokens obtained from the seed's token endpoint.");
     oauth_refresh_failures: IntCounterVec = OAUTH_REFRESH_FAILURES("mailcanary_oauth_refresh_failures_total", Counter, "", ["seed", "reason"],
         "Failed OAuth token refreshes, by bounded reason (see docs/metrics.md).");
+    task_panics: IntCounterVec = TASK_PANICS("mailcanary_task_panics_total", Counter, "", ["task"],
+        "Panics contained in a task that talks to a server (inbox_watcher, sender): the task's work ended, the daemon ran on.");
 }
 
 /// Histogram buckets for delivery latency: sub-second local delivery up to an
@@ -257,6 +262,12 @@ impl Metrics {
 
     /// The text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
+        // Contained panics are counted where they are caught; brought up to date here.
+        for task in crate::contain::Task::ALL {
+            let c = self.task_panics.with_label_values(&[task.as_str()]);
+            let behind = crate::contain::panics(task).saturating_sub(c.get());
+            c.inc_by(behind);
+        }
         let mut out = String::new();
         // Encoding to a String only fails on invalid UTF-8, which the
         // bounded label values rule out; an empty body is the safe fallback.

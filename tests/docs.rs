@@ -281,7 +281,9 @@ fn listed_values(series: &str, after: &str) -> Vec<String> {
         .find(|l| l.starts_with(&format!("| `{series}` |")))
         .unwrap_or_else(|| panic!("{series} has a row"));
     let meaning = row.rsplit('|').nth(1).unwrap_or_default();
-    let tail = &meaning[meaning.find(after).unwrap_or_else(|| panic!("{series}: {after:?}"))..];
+    let tail = &meaning[meaning
+        .find(after)
+        .unwrap_or_else(|| panic!("{series}: {after:?}"))..];
     tail.split('`')
         .skip(1)
         .step_by(2)
@@ -303,11 +305,17 @@ fn the_placement_and_reason_values_in_the_metric_table_are_the_enums() {
         v
     };
     assert_eq!(
-        sorted(listed_values("mailcanary_probe_results_total", "final results")),
+        sorted(listed_values(
+            "mailcanary_probe_results_total",
+            "final results"
+        )),
         names(&mut Outcome::results().map(Outcome::as_str))
     );
     assert_eq!(
-        sorted(listed_values("mailcanary_probe_placement", "state set over")),
+        sorted(listed_values(
+            "mailcanary_probe_placement",
+            "state set over"
+        )),
         names(&mut Outcome::states().map(Outcome::as_str))
     );
     assert_eq!(

@@ -338,7 +338,7 @@ pub fn write_text(
             let record = c
                 .record
                 .as_deref()
-                .map(|t| super::excerpt(t, 70))
+                .map(|t| crate::text::excerpt(t, 70))
                 .unwrap_or_default();
             writeln!(
                 out,

@@ -326,23 +326,7 @@ pub(crate) fn want(out: &mut Vec<Query>, facts: &DnsFacts, q: Query) {
     }
 }
 
-/// Shortens hostile or very long input for a message: at most `max` chars,
-/// control characters escaped.
-pub(crate) fn excerpt(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (n, ch) in text.chars().enumerate() {
-        if n >= max {
-            out.push('…');
-            break;
-        }
-        if ch.is_control() {
-            out.extend(ch.escape_default());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
+pub(crate) use crate::text::excerpt;
 
 /// Lossy text of record bytes for messages and the JSON `record` field.
 pub(crate) fn lossy(bytes: &[u8]) -> String {
@@ -397,11 +381,5 @@ mod tests {
                 ]
             })
         );
-    }
-
-    #[test]
-    fn excerpt_escapes_and_truncates() {
-        assert_eq!(excerpt("a\tb", 10), "a\\tb");
-        assert_eq!(excerpt("abcdef", 3), "abc…");
     }
 }

@@ -67,7 +67,7 @@ pub fn parse(input: &[u8], case: NameCase) -> (Vec<Tag>, Vec<TagError>) {
         let Some(eq) = trimmed.iter().position(|b| *b == b'=') else {
             errors.push(TagError::MissingEquals {
                 offset: at,
-                text: super::excerpt(&super::lossy(trimmed), 40),
+                text: crate::text::excerpt(&super::lossy(trimmed), 40),
             });
             continue;
         };
@@ -81,7 +81,7 @@ pub fn parse(input: &[u8], case: NameCase) -> (Vec<Tag>, Vec<TagError>) {
         if !name_ok {
             errors.push(TagError::InvalidName {
                 offset: at,
-                name: super::excerpt(&super::lossy(name_bytes), 40),
+                name: crate::text::excerpt(&super::lossy(name_bytes), 40),
             });
             continue;
         }

@@ -74,10 +74,31 @@ impl Source {
 
     /// Convert a TOML/serde error, recovering the key path from its span.
     pub fn toml_error(&self, err: &toml::de::Error) -> Diagnostic {
-        let span = err.span().unwrap_or(0..0);
+        // The parser gives no place when it stops at its nesting limit (a
+        // dotted key of thousands of parts): the deepest key's line is it.
+        let span = err
+            .span()
+            .or_else(|| deepest_key(&self.text))
+            .unwrap_or(0..0);
         let key = key_at(&self.text, span.clone()).unwrap_or_default();
         self.at(span, &key, err.message().trim_end().to_string())
     }
+}
+
+/// The line of the key or table header with the most dotted parts, when it
+/// has more than any sane file (the TOML parser's nesting limit is 80).
+fn deepest_key(text: &str) -> Option<Range<usize>> {
+    let mut offset = 0;
+    let mut deepest: Option<(usize, Range<usize>)> = None;
+    for line in text.split_inclusive('\n') {
+        let key = line.split('=').next().unwrap_or(line);
+        let dots = key.bytes().filter(|b| *b == b'.').count();
+        if dots >= 64 && deepest.as_ref().is_none_or(|(d, _)| dots > *d) {
+            deepest = Some((dots, offset..offset + line.trim_end().len()));
+        }
+        offset += line.len();
+    }
+    deepest.map(|(_, span)| span)
 }
 
 /// The dotted path of the innermost key the error at `span` is about: a key

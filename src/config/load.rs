@@ -250,7 +250,9 @@ fn read(path: &Path) -> Result<Source, ConfigError> {
 fn drop_in_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        // Not `is_file`: a dangling link or a link loop is then an error that
+        // names the file when it is read, not a file silently skipped.
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && !p.is_dir())
         .collect();
     files.sort();
     Ok(files)

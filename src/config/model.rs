@@ -203,7 +203,14 @@ pub struct ImapInbox {
     pub imap_id: bool,
     /// The preset's advice for when the login is refused.
     pub hint: Option<&'static str>,
+    /// Most bytes of a message fetched (`max_message_size`); a larger
+    /// message is evaluated from its first bytes, and a server that sends
+    /// more has its connection closed.
+    pub max_message_size: usize,
 }
+
+/// `max_message_size` when unset: probes are a few KiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
 /// How a watcher logs in to a seed's IMAP server.
 #[derive(Debug, Clone)]

@@ -161,6 +161,8 @@ pub struct RawSeed {
     pub oauth: Option<Spanned<RawOAuth>>,
     /// Send the IMAP ID command after login (RFC 2971); default true.
     pub imap_id: Option<bool>,
+    /// Most bytes of a message fetched, for kind = "imap" (default 4 MiB).
+    pub max_message_size: Option<Spanned<u64>>,
     pub ca_file: Option<Spanned<PathBuf>>,
     pub path: Option<Spanned<PathBuf>>,
     pub spam_folder: Option<String>,

@@ -79,24 +79,6 @@ pub fn join_character_strings<S: AsRef<[u8]>>(strings: &[S]) -> Vec<u8> {
     out
 }
 
-/// Shortens a transport error's text for an unknown answer's reason: at most
-/// `max` chars, control characters escaped.
-fn excerpt(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (n, ch) in text.chars().enumerate() {
-        if n >= max {
-            out.push('…');
-            break;
-        }
-        if ch.is_control() {
-            out.extend(ch.escape_default());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

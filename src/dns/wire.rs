@@ -485,7 +485,7 @@ fn net_error(err: &NetError) -> Unknown {
         NetError::Timeout => Unknown::new("timed out"),
         NetError::Io(e) => io_error(e),
         NetError::Busy => Unknown::new("too many queries in flight"),
-        other => Unknown(super::excerpt(&other.to_string(), 100)),
+        other => Unknown(crate::text::excerpt(&other.to_string(), 100)),
     }
 }
 

@@ -21,6 +21,7 @@ use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 use super::gmail::{self, Tab};
+use super::imap_frame::{overrun_in, Framed, Limits, Overrun};
 use super::oauth::{TokenSource, REFUSED_HOLD};
 use super::sasl;
 use super::{
@@ -28,9 +29,11 @@ use super::{
     FolderRole, WatchEvent,
 };
 use crate::config::{ImapAuth, ImapInbox, OAuthMechanism, Secret, TlsMode};
+use crate::contain::{contained, Panicked, Task};
 use crate::inbox::oauth::TokenError;
+use crate::text::{self, Kept};
 
-type Stream = Either<TcpStream, TlsStream<TcpStream>>;
+type Stream = Framed<Either<TcpStream, TlsStream<TcpStream>>>;
 
 /// Longest wait for any single IMAP exchange.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,7 +77,7 @@ pub enum WatchError {
     /// TLS handshake or setup failed.
     #[error("tls: {0}")]
     Tls(String),
-    /// The server refused the login.
+    /// The server refused the login (`detail`: its words, redacted and bounded).
     #[error("login refused: {detail}{}", hint.map(|h| format!(" (hint: {h})")).unwrap_or_default())]
     Login {
         detail: String,
@@ -86,15 +89,34 @@ pub enum WatchError {
     /// The folder to watch does not exist.
     #[error("no {0} folder found (looked for SPECIAL-USE \\Junk and the usual names)")]
     NoFolder(&'static str),
-    /// An IMAP command failed or the connection broke.
-    #[error("imap: {0}")]
-    Imap(#[from] async_imap::error::Error),
+    /// An IMAP command failed or the connection broke (the server's
+    /// words redacted and bounded when shown).
+    #[error("imap: {}", text::server(&.0.to_string()))]
+    Imap(async_imap::error::Error),
+    /// A response passed a bound ([`Limits`]); the connection is closed.
+    #[error("server response refused: {0}; connection closed")]
+    Bound(Overrun),
     /// The server did not answer in time.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     /// The recorder is gone (the daemon is stopping).
     #[error("recorder stopped")]
     RecorderGone,
+    /// The session panicked; contained and counted ([`crate::contain`]).
+    #[error("{0}")]
+    Panicked(Panicked),
+}
+
+impl From<async_imap::error::Error> for WatchError {
+    fn from(e: async_imap::error::Error) -> WatchError {
+        match &e {
+            async_imap::error::Error::Io(io) => match overrun_in(io) {
+                Some(o) => WatchError::Bound(o),
+                None => WatchError::Imap(e),
+            },
+            _ => WatchError::Imap(e),
+        }
+    }
 }
 
 /// One watched folder of one seed.
@@ -153,8 +175,12 @@ pub async fn watch(w: ImapWatch) {
     let mut ignored: HashSet<u32> = HashSet::new();
     loop {
         let started = std::time::Instant::now();
+        // A panic reached through some server's answer ends this session
+        // only; the watcher reconnects as after a broken connection.
         let result = tokio::select! {
-            r = session(&w, &mut ignored) => r,
+            r = contained(Task::InboxWatcher, &w.seed, session(&w, &mut ignored)) => {
+                r.unwrap_or_else(|p| Err(WatchError::Panicked(p)))
+            }
             _ = w.stop.cancelled() => Ok(()),
         };
         // A requested stop (shutdown, or a reload replacing this watcher)
@@ -236,16 +262,19 @@ async fn connect(cfg: &ImapInbox, how: &Login) -> Result<Session<Stream>, WatchE
         })
         .await
     };
+    let limits = Limits::for_messages(cfg.max_message_size);
     let mut client = match cfg.tls {
-        TlsMode::None => async_imap::Client::new(Either::Left(tcp)),
-        TlsMode::Implicit => async_imap::Client::new(Either::Right(tls(tcp).await?)),
+        TlsMode::None => async_imap::Client::new(Framed::new(Either::Left(tcp), limits)),
+        TlsMode::Implicit => {
+            async_imap::Client::new(Framed::new(Either::Right(tls(tcp).await?), limits))
+        }
         TlsMode::Starttls => {
-            let mut plain = async_imap::Client::new(tcp);
+            let mut plain = async_imap::Client::new(Framed::new(tcp, limits));
             read_greeting(&mut plain).await?;
             timed(plain.run_command_and_check_ok("STARTTLS", None)).await?;
             // No greeting after STARTTLS (RFC 3501 §6.2.1).
-            let secured = tls(plain.into_inner()).await?;
-            let client = async_imap::Client::new(Either::Right(secured));
+            let secured = tls(plain.into_inner().into_inner()).await?;
+            let client = async_imap::Client::new(Framed::new(Either::Right(secured), limits));
             return login(client, cfg, how, token).await;
         }
     };
@@ -260,7 +289,7 @@ where
     match tokio::time::timeout(COMMAND_TIMEOUT, client.read_response()).await {
         Ok(Ok(Some(_))) => Ok(()),
         Ok(Ok(None)) => Err(WatchError::Imap(async_imap::error::Error::ConnectionLost)),
-        Ok(Err(e)) => Err(WatchError::Imap(e.into())),
+        Ok(Err(e)) => Err(async_imap::error::Error::from(e).into()),
         Err(_) => Err(WatchError::Timeout(COMMAND_TIMEOUT)),
     }
 }
@@ -271,17 +300,24 @@ async fn login(
     how: &Login,
     token: Option<Secret>,
 ) -> Result<Session<Stream>, WatchError> {
-    let refused = |e: async_imap::error::Error| WatchError::Login {
-        // The server's words only: async-imap's error never holds the credentials.
-        detail: e.to_string(),
-        hint: cfg.hint,
+    let refused = |e: async_imap::error::Error| match WatchError::from(e) {
+        // The server's words, which may quote what it was sent: redacted.
+        WatchError::Imap(e) => WatchError::Login {
+            detail: text::server(&e.to_string()),
+            hint: cfg.hint,
+        },
+        other => other,
     };
     let session = match (how, token) {
         (Login::Password(password), _) => {
+            text::register(password.expose(), Kept::Always);
             timed_auth(client.login(&cfg.username, password.expose())).await
         }
         (Login::Plain(password), _) => {
-            let plain = SaslOnce::new(format!("\0{}\0{}", cfg.username, password.expose()), "");
+            let response = format!("\0{}\0{}", cfg.username, password.expose());
+            text::register(password.expose(), Kept::Always);
+            text::register(&response, Kept::Always);
+            let plain = SaslOnce::new(response, "");
             timed_auth(client.authenticate("PLAIN", plain.0)).await
         }
         (Login::Bearer { mechanism, source }, Some(token)) => {
@@ -337,10 +373,11 @@ fn bearer(
         OAuthMechanism::XOAuth2 => "",
         OAuthMechanism::OAuthBearer => "\x01",
     };
-    SaslOnce::new(
-        sasl::bearer_response(mechanism, &cfg.username, token, &cfg.host, cfg.port),
-        after_error,
-    )
+    let response = sasl::bearer_response(mechanism, &cfg.username, token, &cfg.host, cfg.port);
+    // Access tokens rotate: remembered for a while, not for ever.
+    text::register(token.expose(), Kept::Rotating);
+    text::register(&response, Kept::Rotating);
+    SaslOnce::new(response, after_error)
 }
 
 /// A one-step SASL exchange: the response to the first challenge, then
@@ -396,6 +433,7 @@ async fn identify(session: &mut Session<Stream>) -> Result<(), WatchError> {
         // and then refuses it, or answers it oddly, is only noted.
         Err(
             e @ (WatchError::Timeout(_)
+            | WatchError::Bound(_)
             | WatchError::Imap(
                 async_imap::error::Error::Io(_) | async_imap::error::Error::ConnectionLost,
             )),
@@ -585,14 +623,17 @@ async fn handle_probe(
     caps: Caps,
 ) -> Result<(), WatchError> {
     let seen = SystemTime::now();
+    // At most `max_message_size` bytes (a partial FETCH, RFC 3501 §6.4.5):
+    // a probe is small, and its headers, which evaluation needs, come first.
+    let max = w.cfg.max_message_size;
     let fetched: Vec<Fetch> = timed(async {
         session
             .uid_fetch(
                 uid.to_string(),
                 if caps.gmail {
-                    "(UID INTERNALDATE X-GM-LABELS BODY.PEEK[])"
+                    format!("(UID INTERNALDATE X-GM-LABELS BODY.PEEK[]<0.{max}>)")
                 } else {
-                    "(UID INTERNALDATE BODY.PEEK[])"
+                    format!("(UID INTERNALDATE BODY.PEEK[]<0.{max}>)")
                 },
             )
             .await?
@@ -604,6 +645,9 @@ async fn handle_probe(
         return Ok(()); // expunged meanwhile
     };
     let Some(raw) = f.body() else { return Ok(()) };
+    if raw.len() >= max {
+        tracing::warn!(seed = %w.seed, uid, max_message_size = max, "message larger than max_message_size: evaluated from its first bytes only");
+    }
     let token = find_token(raw);
     let from = from_address(raw);
     if !wanted(&token, &from, &w.match_from) {
@@ -910,6 +954,7 @@ mod tests {
             ca_file: None,
             imap_id: true,
             hint: None,
+            max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
         };
         let login = Login::new(&cfg.auth, None).unwrap();
         let mut session = connect(&cfg, &login).await.expect("login");
@@ -1032,6 +1077,7 @@ mod tests {
             ca_file: None,
             imap_id: true,
             hint: None,
+            max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
         };
         let login = Login::new(&cfg.auth, Some(source)).unwrap();
         let mut session = connect(&cfg, &login).await.expect("second token accepted");

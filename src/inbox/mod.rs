@@ -10,6 +10,7 @@
 
 pub mod gmail;
 pub mod imap;
+pub mod imap_frame;
 pub mod maildir;
 pub mod oauth;
 pub mod sasl;

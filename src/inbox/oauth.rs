@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::WatchEvent;
 use crate::config::{OAuthClient, Secret};
+use crate::text;
 
 /// Longest wait for the token endpoint.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +43,8 @@ const LIFETIME_MIN: Duration = Duration::from_secs(10);
 const LIFETIME_MAX: Duration = Duration::from_secs(86_400);
 /// Error descriptions from the endpoint are cut to this many characters.
 const DETAIL_MAX: usize = 200;
+/// Largest token endpoint answer read: a token response is a few KiB.
+const MAX_BODY: usize = 64 * 1024;
 
 /// Why no access token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -71,6 +74,9 @@ pub enum Transient {
     Network,
     /// A 2xx that is not a token response.
     Malformed,
+    /// The endpoint broke HTTP: an answer larger than 64 KiB, or one cut
+    /// short or garbled in mid-body.
+    Protocol,
 }
 
 impl Transient {
@@ -83,6 +89,7 @@ impl Transient {
             Transient::Connect => "connect",
             Transient::Network => "network",
             Transient::Malformed => "malformed",
+            Transient::Protocol => "protocol",
         }
     }
 }
@@ -113,6 +120,7 @@ impl TokenError {
         "connect",
         "network",
         "malformed",
+        "protocol",
     ];
 }
 
@@ -204,6 +212,12 @@ impl TokenSource {
             .as_ref()
             .and_then(Kept::load)
             .unwrap_or_else(|| client.refresh_token.clone());
+        // What the grant sends, so an endpoint quoting it back is redacted.
+        text::register(client.refresh_token.expose(), text::Kept::Always);
+        text::register(refresh_token.expose(), text::Kept::Always);
+        if let Some(secret) = &client.client_secret {
+            text::register(secret.expose(), text::Kept::Always);
+        }
         Ok(Arc::new(TokenSource {
             seed: seed.to_string(),
             client: client.clone(),
@@ -291,6 +305,7 @@ impl TokenSource {
             .clone();
         let grant = self.refresh(&current).await?;
         if let Some(rotated) = grant.refresh_token.filter(|r| *r != current) {
+            text::register(rotated.expose(), text::Kept::Rotating);
             *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = rotated.clone();
             if let Some(k) = &self.keep {
                 let k = k.clone();
@@ -382,9 +397,41 @@ impl TokenSource {
             .await
             .map_err(|e| transient_from(&e))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| transient_from(&e))?;
+        let body = read_body(response).await?;
         parse_grant(status.as_u16(), &body)
     }
+}
+
+/// The answer's body, refused past [`MAX_BODY`]: nothing beyond is read,
+/// so an endless answer costs no memory.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, TokenError> {
+    let too_large = || TokenError::Transient {
+        reason: Transient::Protocol,
+        detail: format!("the token endpoint's answer is larger than {MAX_BODY} bytes"),
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        let mut t = transient_from(&e);
+        // The status line and headers came: what broke is the body.
+        if let TokenError::Transient { reason, .. } = &mut t {
+            if *reason == Transient::Network {
+                *reason = Transient::Protocol;
+            }
+        }
+        t
+    })? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// A successful token response.
@@ -400,14 +447,29 @@ fn transient_from(e: &reqwest::Error) -> TokenError {
         Transient::Timeout
     } else if e.is_connect() {
         Transient::Connect
+    } else if broke_http(e) {
+        Transient::Protocol
     } else {
         Transient::Network
     };
     // reqwest's message names the URL, never the form body.
     TokenError::Transient {
         reason,
-        detail: crate::probe::send::error_chain(e),
+        detail: text::error_chain(e),
     }
+}
+
+/// Whether hyper found the endpoint's answer garbled or cut short (not a
+/// network or TLS failure).
+fn broke_http(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            return h.is_parse() || h.is_parse_too_large() || h.is_incomplete_message();
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Read a token endpoint's answer (RFC 6749 §5.1, §5.2).
@@ -444,6 +506,7 @@ fn parse_grant(status: u16, body: &[u8]) -> Result<Grant, TokenError> {
             Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
             _ => None,
         };
+        text::register(&ok.access_token, text::Kept::Rotating);
         return Ok(Grant {
             access_token: Secret::new(ok.access_token),
             lifetime: secs
@@ -460,10 +523,7 @@ fn parse_grant(status: u16, body: &[u8]) -> Result<Grant, TokenError> {
                 d.push_str(": ");
                 d.push_str(desc);
             }
-            crate::probe::send::one_line(&d)
-                .chars()
-                .take(DETAIL_MAX)
-                .collect()
+            text::server(&d).chars().take(DETAIL_MAX).collect()
         }
         None => format!("HTTP {status}"),
     };

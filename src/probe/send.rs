@@ -7,13 +7,24 @@
 
 use std::time::{Duration, SystemTime};
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::Error as SmtpError;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::Address;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::config::{SmtpSender, TlsMode};
+use crate::contain::{contained, Panicked, Task};
+use crate::text::{self, Kept};
 
 /// Why a send failed; the values are the `reason` label of
 /// `mailcanary_probe_send_failures_total`.
@@ -41,10 +52,13 @@ pub enum SendReason {
     Http4xx,
     /// The app failed (5xx).
     Http5xx,
+    /// The other side broke the protocol: an oversized or endless reply,
+    /// garbage where a reply belongs, or a close in mid-dialogue.
+    Protocol,
 }
 
 impl SendReason {
-    pub const ALL: [SendReason; 11] = [
+    pub const ALL: [SendReason; 12] = [
         SendReason::Connect,
         SendReason::Tls,
         SendReason::Auth,
@@ -56,6 +70,7 @@ impl SendReason {
         SendReason::Quota,
         SendReason::Http4xx,
         SendReason::Http5xx,
+        SendReason::Protocol,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +86,7 @@ impl SendReason {
             SendReason::Quota => "quota",
             SendReason::Http4xx => "http_4xx",
             SendReason::Http5xx => "http_5xx",
+            SendReason::Protocol => "protocol",
         }
     }
 
@@ -88,7 +104,11 @@ impl SendReason {
             | SendReason::Quota
             | SendReason::Http4xx
             | SendReason::Http5xx => http,
-            SendReason::Connect | SendReason::Tls | SendReason::Timeout | SendReason::Local => true,
+            SendReason::Connect
+            | SendReason::Tls
+            | SendReason::Timeout
+            | SendReason::Local
+            | SendReason::Protocol => true,
         }
     }
 }
@@ -127,55 +147,94 @@ pub enum SetupError {
     Tls { host: String, message: String },
 }
 
+/// Most bytes read from the relay in one transaction (all its replies, and
+/// the TLS handshake where it is implicit): replies are short, so more is an
+/// endless reply.
+const MAX_READ: usize = 1024 * 1024;
+/// Most bytes read without a line end. lettre cuts a reply line at 1000
+/// bytes only once the line has ended; this bounds a line that never does.
+const MAX_LINE: usize = 64 * 1024;
+/// How long a QUIT after an accepted message may take; its answer changes nothing.
+const QUIT_WAIT: Duration = Duration::from_secs(2);
+
 /// A configured SMTP sender.
 #[derive(Clone)]
 pub struct SmtpClient {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    security: Security,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    /// Bounds a whole transaction, connect to the reply after DATA.
+    timeout: Duration,
     retries_4xx: u32,
     retry_backoff: Duration,
 }
 
+/// How the relay connection is secured.
+#[derive(Clone)]
+enum Security {
+    None,
+    /// STARTTLS, required (RFC 3207): no fallback to plain text.
+    Starttls(TlsParameters),
+    /// TLS from the first byte (RFC 8314).
+    Implicit(std::sync::Arc<rustls::ClientConfig>),
+}
+
 impl SmtpClient {
     pub fn new(cfg: &SmtpSender) -> Result<SmtpClient, SetupError> {
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.as_str())
-            .port(cfg.port)
-            .timeout(Some(cfg.timeout));
-        if cfg.tls != TlsMode::None {
-            let mut params = TlsParameters::builder(cfg.host.clone());
-            if let Some(ca) = &cfg.ca_file {
-                let pem = std::fs::read(ca).map_err(|source| SetupError::CaFile {
-                    path: ca.display().to_string(),
-                    source,
-                })?;
-                let cert = Certificate::from_pem(&pem).map_err(|e| SetupError::Tls {
+        let security = match cfg.tls {
+            TlsMode::None => Security::None,
+            TlsMode::Implicit => Security::Implicit(
+                crate::tls::client_config(cfg.ca_file.as_deref()).map_err(|e| SetupError::Tls {
                     host: cfg.host.clone(),
                     message: e.to_string(),
-                })?;
-                params = params.add_root_certificate(cert);
+                })?,
+            ),
+            TlsMode::Starttls => {
+                let mut params = TlsParameters::builder(cfg.host.clone());
+                if let Some(ca) = &cfg.ca_file {
+                    let pem = std::fs::read(ca).map_err(|source| SetupError::CaFile {
+                        path: ca.display().to_string(),
+                        source,
+                    })?;
+                    let cert = Certificate::from_pem(&pem).map_err(|e| SetupError::Tls {
+                        host: cfg.host.clone(),
+                        message: e.to_string(),
+                    })?;
+                    params = params.add_root_certificate(cert);
+                }
+                Security::Starttls(params.build_rustls().map_err(|e| SetupError::Tls {
+                    host: cfg.host.clone(),
+                    message: e.to_string(),
+                })?)
             }
-            let params = params.build_rustls().map_err(|e| SetupError::Tls {
-                host: cfg.host.clone(),
-                message: e.to_string(),
-            })?;
-            b = b.tls(match cfg.tls {
-                TlsMode::Implicit => Tls::Wrapper(params),
-                _ => Tls::Required(params),
-            });
-        } else {
-            b = b.tls(Tls::None);
-        }
-        if let (Some(user), Some(pass)) = (&cfg.username, &cfg.password) {
-            b = b.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
-        }
+        };
+        let credentials = match (&cfg.username, &cfg.password) {
+            (Some(user), Some(pass)) => {
+                // What AUTH PLAIN and LOGIN put on the wire (RFC 4616, base64
+                // by RFC 4954), so a relay quoting it back is redacted.
+                text::register(pass.expose(), Kept::Always);
+                text::register(&format!("\0{user}\0{}", pass.expose()), Kept::Always);
+                Some(Credentials::new(user.clone(), pass.expose().to_string()))
+            }
+            _ => None,
+        };
         Ok(SmtpClient {
-            transport: b.build(),
+            host: cfg.host.clone(),
+            port: cfg.port,
+            security,
+            credentials,
+            hello: ClientId::default(),
+            timeout: cfg.timeout,
             retries_4xx: cfg.retries_4xx,
             retry_backoff: cfg.retry_backoff,
         })
     }
 
     /// Submit `message` from `from` to the single recipient `to`, retrying
-    /// temporary (4xx) refusals per the sender's policy.
+    /// temporary (4xx) refusals per the sender's policy. Each attempt,
+    /// connect to the final reply, is bounded by the sender's `timeout`.
     pub async fn send(
         &self,
         from: &Address,
@@ -192,29 +251,38 @@ impl SmtpClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.transport.send_raw(&envelope, message).await {
-                Ok(resp) => {
-                    let reply = one_line(&format!(
+            let attempt_bounded =
+                tokio::time::timeout(self.timeout, self.transaction(&envelope, message));
+            let outcome = match contained(Task::Sender, &self.host, attempt_bounded).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(TxError::Timeout(self.timeout)),
+                Err(p) => Err(TxError::Panicked(p)),
+            };
+            match outcome {
+                Ok((resp, mut conn)) => {
+                    let reply = text::server(&format!(
                         "{} {}",
                         resp.code(),
                         resp.message().collect::<Vec<_>>().join(" ")
                     ));
+                    let submitted = SystemTime::now();
+                    let _ = tokio::time::timeout(QUIT_WAIT, conn.quit()).await;
                     return Ok(Sent {
-                        submitted: SystemTime::now(),
+                        submitted,
                         queue_id: queue_id(&reply),
                         reply,
                     });
                 }
                 Err(e) => {
-                    let reason = classify(&e);
+                    let reason = e.reason();
                     if reason == SendReason::Smtp4xx && attempt <= self.retries_4xx {
-                        tracing::info!(attempt, error = %one_line(&e.to_string()), "temporary SMTP refusal; retrying");
+                        tracing::info!(attempt, error = %e, "temporary SMTP refusal; retrying");
                         tokio::time::sleep(self.retry_backoff).await;
                         continue;
                     }
                     return Err(SendFailure {
                         reason,
-                        detail: one_line(&error_chain(&e)),
+                        detail: e.to_string(),
                         attempts: attempt,
                         retry_after: None,
                     });
@@ -222,10 +290,82 @@ impl SmtpClient {
             }
         }
     }
+
+    /// One SMTP transaction up to the reply after DATA (RFC 5321 §3.3),
+    /// over a connection that bounds what the relay may send.
+    async fn transaction(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<(Response, AsyncSmtpConnection), TxError> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| TxError::Connect(text::error_chain(&e)))?;
+        let peer = tcp
+            .peer_addr()
+            .map_err(|e| TxError::Connect(text::error_chain(&e)))?;
+        let stream: Box<dyn AsyncTokioStream> = match &self.security {
+            Security::Implicit(config) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| TxError::Tls(e.to_string()))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| TxError::Tls(text::error_chain(&e)))?;
+                Box::new(Capped::new(tls, peer))
+            }
+            _ => Box::new(Capped::new(tcp, peer)),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello).await?;
+        if let Security::Starttls(params) = &self.security {
+            conn.starttls(params.clone(), &self.hello).await?;
+        }
+        if let Some(creds) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], creds)
+                .await?;
+        }
+        let resp = conn.send(envelope, message).await?;
+        Ok((resp, conn))
+    }
+}
+
+/// Why one SMTP attempt failed, before it becomes a [`SendReason`].
+#[derive(Debug, thiserror::Error)]
+enum TxError {
+    /// No TCP connection.
+    #[error("connect: {0}")]
+    Connect(String),
+    /// The implicit-TLS handshake failed.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The whole transaction outlived the sender's timeout.
+    #[error("no final reply within {0:?}")]
+    Timeout(Duration),
+    /// The attempt panicked; contained ([`crate::contain`]).
+    #[error("{0}")]
+    Panicked(Panicked),
+    /// lettre's error, with the relay's words.
+    #[error("{}", text::error_chain(.0))]
+    Smtp(#[from] SmtpError),
+}
+
+impl TxError {
+    fn reason(&self) -> SendReason {
+        match self {
+            TxError::Connect(_) => SendReason::Connect,
+            TxError::Tls(_) => SendReason::Tls,
+            TxError::Timeout(_) => SendReason::Timeout,
+            TxError::Panicked(_) => SendReason::Local,
+            TxError::Smtp(e) => classify(e),
+        }
+    }
 }
 
 /// Map lettre's error to a bounded reason.
 fn classify(e: &SmtpError) -> SendReason {
+    if find_in_chain::<Overrun>(e).is_some() {
+        return SendReason::Protocol;
+    }
     if e.is_timeout() {
         return SendReason::Timeout;
     }
@@ -245,15 +385,130 @@ fn classify(e: &SmtpError) -> SendReason {
             SendReason::Smtp4xx
         };
     }
-    let text = error_chain(e).to_ascii_lowercase();
+    let text = text::error_chain(e).to_ascii_lowercase();
     if text.contains("starttls") || text.contains("tls") {
         SendReason::Tls
     } else if text.contains("authentication") || text.contains("mechanism") {
         SendReason::Auth
     } else if text.contains("timed out") {
         SendReason::Timeout
+    } else if e.is_response() {
+        // Garbage, an oversized reply, or the relay closing mid-dialogue
+        // ("incomplete response"): the relay broke the protocol.
+        SendReason::Protocol
     } else {
         SendReason::Connect
+    }
+}
+
+/// An error of type `T` anywhere in the chain, looking inside `io::Error`s.
+fn find_in_chain<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            if let Some(t) = find_in_chain::<T>(inner) {
+                return Some(t);
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// The relay sent more than a transaction's worth.
+#[derive(Debug, thiserror::Error)]
+enum Overrun {
+    /// All its replies together passed [`MAX_READ`].
+    #[error("the relay sent more than {MAX_READ} bytes in one transaction")]
+    Total,
+    /// A line ran past [`MAX_LINE`] without ending.
+    #[error("the relay sent a line longer than {MAX_LINE} bytes")]
+    Line,
+}
+
+/// A relay connection that fails a read once the relay passed [`MAX_READ`]
+/// or [`MAX_LINE`]: lettre buffers a reply line until it ends, so without
+/// this an endless line would grow without limit until the timeout.
+#[derive(Debug)]
+struct Capped<S> {
+    inner: S,
+    peer: std::net::SocketAddr,
+    read: usize,
+    line: usize,
+}
+
+impl<S> Capped<S> {
+    fn new(inner: S, peer: std::net::SocketAddr) -> Self {
+        Capped {
+            inner,
+            peer,
+            read: 0,
+            line: 0,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Capped<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        let new = &buf.filled()[before..];
+        this.read += new.len();
+        match new.iter().rposition(|b| *b == b'\n') {
+            Some(at) => this.line = new.len() - at - 1,
+            None => this.line += new.len(),
+        }
+        let over = if this.read > MAX_READ {
+            Some(Overrun::Total)
+        } else if this.line > MAX_LINE {
+            Some(Overrun::Line)
+        } else {
+            None
+        };
+        match over {
+            Some(o) => Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, o))),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Capped<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<S> AsyncTokioStream for Capped<S>
+where
+    S: AsyncRead + AsyncWrite + Send + Sync + Unpin + std::fmt::Debug,
+{
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        Ok(self.peer)
     }
 }
 
@@ -281,26 +536,6 @@ fn is_rustls(err: &(dyn std::error::Error + 'static)) -> bool {
     err.downcast_ref::<std::io::Error>()
         .and_then(std::io::Error::get_ref)
         .is_some_and(|inner| is_rustls(inner))
-}
-
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
-/// One line, at most 300 characters: server text is kept for the log, bounded.
-pub(crate) fn one_line(s: &str) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    flat.chars().take(300).collect()
 }
 
 /// "250 2.0.0 Ok: queued as 4Xk2p1" → "4Xk2p1".
@@ -345,11 +580,5 @@ mod tests {
         for r in SendReason::ALL {
             assert_eq!(SendReason::parse(r.as_str()), Some(r));
         }
-    }
-
-    #[test]
-    fn one_line_bounds_server_text() {
-        assert_eq!(one_line("a\r\nb"), "a  b");
-        assert_eq!(one_line(&"x".repeat(1000)).len(), 300);
     }
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderName, HeaderValue, RETRY_AFTER};
 
-use super::send::{error_chain, one_line, tls_in_chain, SendFailure, SendReason, Sent, SetupError};
+use super::send::{tls_in_chain, SendFailure, SendReason, Sent, SetupError};
 use crate::config::HttpSender;
+use crate::text::{self, error_chain, Kept};
 
 /// Most of a response body read for classification.
 const MAX_BODY: usize = 64 * 1024;
@@ -37,17 +38,42 @@ impl HttpTrigger {
                     }
                 }
             })?;
+        if let Some((_, token)) = &cfg.token {
+            // The header value, and the token alone after a scheme ("Bearer x").
+            text::register(token.expose(), Kept::Always);
+            if let Some((_, bare)) = token.expose().rsplit_once(' ') {
+                text::register(bare, Kept::Always);
+            }
+        }
         Ok(HttpTrigger {
             client,
             cfg: cfg.clone(),
         })
     }
 
-    /// Ask the app to send a code to `address`.
+    /// Ask the app to send a code to `address`. A panic on the way is
+    /// contained ([`crate::contain`]) and ends the send as `local`.
     pub async fn trigger(&self, address: &str) -> Result<Sent, SendFailure> {
+        crate::contain::contained(
+            crate::contain::Task::Sender,
+            &self.cfg.url,
+            self.call(address),
+        )
+        .await
+        .unwrap_or_else(|p| {
+            Err(SendFailure {
+                reason: SendReason::Local,
+                detail: p.to_string(),
+                attempts: 1,
+                retry_after: None,
+            })
+        })
+    }
+
+    async fn call(&self, address: &str) -> Result<Sent, SendFailure> {
         let fail = |reason, detail: String, retry_after| SendFailure {
             reason,
-            detail: one_line(&detail),
+            detail: text::server(&detail),
             attempts: 1,
             retry_after,
         };
@@ -98,7 +124,8 @@ impl HttpTrigger {
             Err(e) if e.is_timeout() => {
                 return Err(fail(SendReason::Timeout, error_chain(&e), None))
             }
-            Err(e) => return Err(fail(SendReason::Connect, error_chain(&e), None)),
+            // The app answered and then broke off or sent garbage.
+            Err(e) => return Err(fail(SendReason::Protocol, error_chain(&e), None)),
         };
         let status_ok = if self.cfg.success_status.is_empty() {
             status.is_success()
@@ -116,7 +143,7 @@ impl HttpTrigger {
         if status_ok && json_ok {
             return Ok(Sent {
                 submitted,
-                reply: one_line(&format!("{} {}", status.as_u16(), body)),
+                reply: text::server(&format!("{} {}", status.as_u16(), body)),
                 queue_id: None,
             });
         }

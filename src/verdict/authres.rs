@@ -44,7 +44,7 @@
 
 use serde::{Serialize, Serializer};
 
-use super::truncate;
+use crate::text::truncate;
 
 /// Longest text kept from a field (ids, values, comments, reasons), in bytes.
 pub const MAX_TEXT: usize = 256;

@@ -86,17 +86,6 @@ pub fn judge(raw: &[u8], authserv_id: Option<&str>) -> Verdict {
     }
 }
 
-/// Cuts a string to at most `max` bytes on a character boundary.
-pub(crate) fn truncate(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod testkit {
     //! Fixture access shared by the verdict tests.

@@ -24,8 +24,6 @@ use mail_parser::parsers::MessageStream;
 use mail_parser::{DateTime, HeaderValue, Host, Protocol, Received, TlsVersion};
 use serde::Serialize;
 
-use super::truncate;
-
 /// Most hops kept; beyond it the oldest (bottom) fields are dropped.
 pub const MAX_HOPS: usize = 64;
 /// Longest host name or id kept, in bytes (a DNS name is at most 255 octets).
@@ -134,7 +132,9 @@ pub(crate) fn hop_with(parsed: Option<&Received<'_>>, value: &[u8]) -> Hop {
         });
         hop.by = r.by.as_ref().map(host);
         hop.with = r.with.map(|p| protocol_name(p).to_string());
-        hop.id = r.id.as_deref().map(bounded);
+        hop.id =
+            r.id.as_deref()
+                .map(|id| crate::text::bounded(id, MAX_HOST).to_string());
         hop.tls = r.tls_version.map(tls_name);
     }
     if hop.with.is_none() {
@@ -189,16 +189,9 @@ pub fn route<I: IntoIterator<Item = Hop>>(newest_first: I) -> Route {
 /// A host as text, bounded.
 fn host(h: &Host<'_>) -> String {
     match h {
-        Host::Name(n) => bounded(n),
+        Host::Name(n) => crate::text::bounded(n, MAX_HOST).to_string(),
         Host::IpAddr(ip) => ip.to_string(),
     }
-}
-
-/// A string cut to [`MAX_HOST`] bytes.
-fn bounded(s: &str) -> String {
-    let mut s = s.to_string();
-    truncate(&mut s, MAX_HOST);
-    s
 }
 
 /// The IANA Mail Transmission Types name (RFC 3848) of a protocol.

@@ -10,6 +10,9 @@ use crate::config::presets::{self, PresetAuth};
 use crate::config::raw::{self, RawSeed};
 use crate::config::valid_name;
 
+/// The range `max_message_size` may take.
+const MAX_MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<u64> = 64 * 1024..=64 * 1024 * 1024;
+
 impl Check<'_> {
     pub(in crate::config) fn seed(&mut self, src: &Source, name: &str, s: RawSeed) -> Option<Seed> {
         let k = |f: &str| format!("seeds.{name}.{f}");
@@ -189,6 +192,18 @@ impl Check<'_> {
             }
         };
         let ca_file = self.ca_file(src, &k("ca_file"), &s.ca_file);
+        let max_message_size = match &s.max_message_size {
+            None => DEFAULT_MAX_MESSAGE_SIZE,
+            Some(n) if MAX_MESSAGE_SIZE_RANGE.contains(n.get_ref()) => *n.get_ref() as usize,
+            Some(n) => {
+                self.problems.push(src.at_value(
+                    n,
+                    &k("max_message_size"),
+                    "`max_message_size` is in bytes, from 65536 (64 KiB) to 67108864 (64 MiB)",
+                ));
+                DEFAULT_MAX_MESSAGE_SIZE
+            }
+        };
         Some(ImapInbox {
             host: host?,
             port,
@@ -198,6 +213,7 @@ impl Check<'_> {
             ca_file,
             imap_id: s.imap_id.unwrap_or(true),
             hint: preset.map(|p| p.hint),
+            max_message_size,
         })
     }
 
