@@ -154,6 +154,7 @@ fn read_capped(reader: impl Read, cap: usize) -> Result<Vec<u8>, ReportError> {
 /// Reads the first report in a zip archive: the entries named `.xml`,
 /// `.json` or `.gz`, or, when none is so named, every file entry.
 fn unzip_and_parse(bytes: &[u8], limits: &Limits, depth: usize) -> Result<Report, ReportError> {
+    check_zip_directory(bytes)?;
     let mut archive =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ReportError::Zip(e.to_string()))?;
     let names: Vec<(usize, bool)> = (0..archive.len().min(MAX_ZIP_ENTRIES))
@@ -190,6 +191,42 @@ fn unzip_and_parse(bytes: &[u8], limits: &Limits, depth: usize) -> Result<Report
         }
     }
     Err(error)
+}
+
+/// The zip crate reserves room for as many entries as the end of central
+/// directory record claims (bounded only by the directory's offset), so a
+/// few hostile bytes could ask for gigabytes. Every such record in the tail
+/// (PKWARE APPNOTE 4.3.16) must claim no more entries than the archive has
+/// room for (a central header is at least 46 bytes), and ZIP64 (4.3.14, never
+/// needed for a report) is refused.
+fn check_zip_directory(bytes: &[u8]) -> Result<(), ReportError> {
+    const EOCD: &[u8] = b"PK\x05\x06";
+    const ZIP64_LOCATOR: &[u8] = b"PK\x06\x07";
+    let tail = &bytes[bytes.len().saturating_sub(22 + usize::from(u16::MAX))..];
+    let mut found = false;
+    for (i, w) in tail.windows(4).enumerate() {
+        if w == ZIP64_LOCATOR {
+            return Err(ReportError::Zip("ZIP64 archives are not read".into()));
+        }
+        if w != EOCD {
+            continue;
+        }
+        let Some(record) = tail.get(i..i + 22) else {
+            continue;
+        };
+        found = true;
+        let entries = u16::from_le_bytes([record[10], record[11]]);
+        if entries == u16::MAX || usize::from(entries) * 46 > bytes.len() {
+            return Err(ReportError::Zip(format!(
+                "the directory claims {entries} entries, more than the archive holds"
+            )));
+        }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(ReportError::Zip("no end of central directory record".into()))
+    }
 }
 
 /// Reads the first report attached to a message. Text meant for people
@@ -294,6 +331,20 @@ mod tests {
         let n = data.len();
         data.truncate(n - 12);
         assert!(matches!(gunzip(&data, 1 << 20), Err(ReportError::Gzip(_))));
+    }
+
+    #[test]
+    fn a_zip_claiming_more_entries_than_it_holds_is_refused() {
+        let mut data = b"PK\x05\x06".to_vec();
+        data.extend([0u8; 18]);
+        assert!(check_zip_directory(&data).is_ok());
+        data[10] = 0xfe;
+        assert!(matches!(check_zip_directory(&data), Err(ReportError::Zip(_))));
+        let mut zip64 = b"PK\x06\x07".to_vec();
+        zip64.extend([0u8; 16]);
+        zip64.extend(b"PK\x05\x06");
+        zip64.extend([0u8; 18]);
+        assert!(matches!(check_zip_directory(&zip64), Err(ReportError::Zip(_))));
     }
 
     #[test]

@@ -12,13 +12,15 @@
 //! - [`reporter`] — which major receiver sent a report (a bounded label).
 //! - [`cli`] — `mailcanary reports parse`.
 //!
-//! mail-auth 0.13's `report` module was tried first and is not used: its
-//! enum values are matched case-sensitively (`PASS` reads as "unspecified",
-//! so the pass counts go wrong), any bytes before `<feedback>` that are an
-//! element fail the report, invalid UTF-8 fails it (quick-xml 0.42 checks),
-//! only the first gzip member is read, there is no cap on records, and one
-//! bad `sending-mta-ip` fails a whole TLS report. docs/reports.md lists the
-//! cases with fixtures.
+//! mail-auth 0.13's `report` module was tried first on these fixtures and is
+//! not used: values are matched case-sensitively (`PASS` reads as
+//! "unspecified", so pass counts go wrong); invalid UTF-8 or a Latin-1 byte
+//! fails the whole report (quick-xml 0.42 checks UTF-8); only the first gzip
+//! member is read, so a report in several members is cut short; the old
+//! draft's `<identities>` is dropped; an undeclared entity such as `&lol9;`
+//! is kept as its name (`lol9`) rather than refused; records are not capped;
+//! and one unparsable `sending-mta-ip` fails a whole TLS report.
+//! docs/reports.md has the table.
 
 pub mod cli;
 pub mod container;

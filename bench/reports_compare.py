@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Compare `mailcanary reports parse` with parsedmarc.
+
+Run through bench/reports-compare.sh, which makes the virtualenv with the
+pinned parsedmarc and builds the release binary. This program:
+
+1. generates one aggregate report with N records (bench/gen-aggregate.py)
+   and checks that both tools read its totals;
+2. times both on it, R runs each, every run in a fresh process: mailcanary
+   as a whole process (start, read, parse, print JSON), parsedmarc's
+   `parse_report_file(offline=True)` measured inside its process (the
+   interpreter's start and imports are not counted against it);
+3. prints both medians and the ratio;
+4. reads every file in tests/fixtures/reports with both tools and prints,
+   per file, whether they agree on kind, reporter (org_name), report id,
+   policy domain, message and pass counts, and TLS session counts. The
+   reporter is compared as the organization name, case-insensitively
+   (parsedmarc has no table of receivers; it normalizes some names).
+
+`reports_compare.py worker FILE...` is the parsedmarc side (run with the
+virtualenv's python): it prints one JSON summary per file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+FIXTURES = os.path.join(REPO, "tests", "fixtures", "reports")
+
+
+def parsedmarc_summary(path: str) -> dict:
+    """What parsedmarc read from one file, in the comparison's terms."""
+    import parsedmarc  # noqa: PLC0415 (only in the virtualenv)
+
+    try:
+        parsed = parsedmarc.parse_report_file(path, offline=True)
+    except Exception as e:  # parsedmarc raises its own and library errors
+        return {"kind": "invalid", "error": f"{type(e).__name__}: {e}"[:200]}
+    kind = parsed.get("report_type")
+    report = parsed.get("report", {})
+    if kind == "aggregate":
+        meta = report["report_metadata"]
+        records = report["records"]
+        messages = sum(int(r["count"]) for r in records)
+        passed = sum(int(r["count"]) for r in records if r["alignment"]["dmarc"])
+        return {
+            "kind": "dmarc_aggregate",
+            "reporter": meta["org_name"],
+            "report_id": meta["report_id"],
+            "policy_domain": report["policy_published"]["domain"],
+            "records": len(records),
+            "messages": messages,
+            "dmarc_pass": passed,
+        }
+    if kind == "smtp_tls":
+        return {
+            "kind": "tls_rpt",
+            "reporter": report["organization_name"],
+            "report_id": report["report_id"],
+            "policies": [
+                [p["policy_type"], p["policy_domain"], p["successful_session_count"], p["failed_session_count"]]
+                for p in report["policies"]
+            ],
+        }
+    return {"kind": f"other:{kind}"}
+
+
+def mailcanary_summaries(binary: str, paths: list[str]) -> list[dict]:
+    out = subprocess.run([binary, "reports", "parse", "--format", "json", *paths],
+                         capture_output=True, check=False)
+    result = []
+    for v in json.loads(out.stdout):
+        if v["kind"] == "dmarc_aggregate":
+            result.append({k: v[k] for k in ("kind", "report_id", "policy_domain", "records", "messages", "dmarc_pass")}
+                          | {"reporter": v["org_name"]})
+        elif v["kind"] == "tls_rpt":
+            result.append({"kind": "tls_rpt", "reporter": v["org_name"], "report_id": v["report_id"],
+                           "policies": [[p["policy_type"], p["policy_domain"], p["successful"], p["failed"]]
+                                        for p in v["policies"]]})
+        else:
+            result.append({"kind": "invalid", "error": v["error"]})
+    return result
+
+
+def worker(paths: list[str]) -> None:
+    for p in paths:
+        print(json.dumps(parsedmarc_summary(p)))
+
+
+def time_worker(path: str) -> None:
+    import parsedmarc  # noqa: PLC0415
+
+    start = time.perf_counter()
+    parsed = parsedmarc.parse_report_file(path, offline=True)
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"seconds": elapsed, "records": len(parsed["report"]["records"])}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mailcanary", required=True)
+    ap.add_argument("--venv-python", required=True)
+    ap.add_argument("--records", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--workdir")
+    args = ap.parse_args()
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="mailcanary-reports-bench-")
+    big = os.path.join(workdir, f"aggregate-{args.records}.xml")
+    gen = subprocess.run([sys.executable, os.path.join(HERE, "gen-aggregate.py"), "--records",
+                          str(args.records), big], capture_output=True, text=True, check=True)
+    totals = json.loads(gen.stdout)
+    size = os.path.getsize(big)
+    print(f"report: {big} ({size / 1e6:.1f} MB, {totals['records']} records, "
+          f"{totals['messages']} messages, {totals['dmarc_pass']} pass)")
+
+    # Both read the generated totals.
+    mc = mailcanary_summaries(args.mailcanary, [big])[0]
+    pm = json.loads(subprocess.run([args.venv_python, __file__, "worker", big], capture_output=True,
+                                   text=True, check=True).stdout)
+    for name, got in (("mailcanary", mc), ("parsedmarc", pm)):
+        read = {k: got.get(k) for k in totals}
+        status = "ok" if read == totals else f"DIFFERS: {read}"
+        print(f"  {name:<10} reads the totals: {status}")
+
+    mc_times, pm_times = [], []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        subprocess.run([args.mailcanary, "reports", "parse", "--format", "json", big],
+                       stdout=subprocess.DEVNULL, check=True)
+        mc_times.append(time.perf_counter() - start)
+        out = subprocess.run([args.venv_python, __file__, "time-worker", big], capture_output=True,
+                             text=True, check=True)
+        pm_times.append(json.loads(out.stdout)["seconds"])
+    mc_med, pm_med = statistics.median(mc_times), statistics.median(pm_times)
+    print(f"mailcanary reports parse (whole process): median {mc_med * 1000:.1f} ms of {args.runs} runs "
+          f"(min {min(mc_times) * 1000:.1f}, max {max(mc_times) * 1000:.1f})")
+    print(f"parsedmarc parse_report_file(offline=True): median {pm_med * 1000:.1f} ms of {args.runs} runs "
+          f"(min {min(pm_times) * 1000:.1f}, max {max(pm_times) * 1000:.1f})")
+    print(f"ratio: mailcanary is {pm_med / mc_med:.0f}x faster "
+          f"({totals['records'] / mc_med:,.0f} vs {totals['records'] / pm_med:,.0f} records/s)")
+
+    # What both read from every fixture.
+    names = sorted(n for n in os.listdir(FIXTURES) if n not in ("make.py", "expected.json"))
+    paths = [os.path.join(FIXTURES, n) for n in names]
+    mine = mailcanary_summaries(args.mailcanary, paths)
+    out = subprocess.run([args.venv_python, __file__, "worker", *paths], capture_output=True, text=True,
+                         check=True)
+    theirs = [json.loads(line) for line in out.stdout.splitlines()]
+    agree = 0
+    print("\nfixture comparison (kind, reporter, report id, policy domain, messages, pass, TLS sessions):")
+    for name, a, b in zip(names, mine, theirs):
+        # parsedmarc lower-cases some organization names (Mail.Ru -> mail.ru).
+        for v in (a, b):
+            if "reporter" in v:
+                v["reporter"] = v["reporter"].lower()
+        if a["kind"] == "invalid" and b["kind"] == "invalid":
+            print(f"  {name:<28} agree: both invalid (mailcanary: {a['error']})")
+            agree += 1
+        elif a == b:
+            print(f"  {name:<28} agree: {a['kind']} {a['reporter']} {a['report_id']}")
+            agree += 1
+        else:
+            keys = sorted(set(a) | set(b))
+            diff = {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
+            print(f"  {name:<28} DIFFER (mailcanary, parsedmarc): {json.dumps(diff)}")
+    print(f"{agree} of {len(names)} fixtures read the same")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        worker(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "time-worker":
+        time_worker(sys.argv[2])
+    else:
+        main()
