@@ -37,6 +37,8 @@
 //!   stable ids; [`dns`] (hickory, typed found / not found / unknown) and
 //!   [`audit::net`] (STARTTLS, MTA-STS policy over HTTPS) fetch;
 //!   [`audit::run`] audits domains; [`audit::cli`] is the command.
+//! - [`reports`] — DMARC aggregate and TLS-RPT reports: pure parsers (bytes
+//!   in, typed reports out, decompression capped) and `mailcanary reports`.
 //!
 //! The binary (`src/main.rs`) is the only place that touches signals and
 //! process exit codes.
@@ -53,6 +55,7 @@ pub mod message;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod reports;
 pub mod secret;
 pub mod store;
 pub mod text;

@@ -43,6 +43,9 @@ enum Command {
     Probe(mailcanary::probe::cli::ProbeArgs),
     /// Audit the DNS of domains now: SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT, BIMI, DNSSEC, PTR, DNSBL.
     Check(Box<mailcanary::audit::cli::CheckArgs>),
+    /// DMARC aggregate and TLS-RPT reports.
+    #[command(subcommand)]
+    Reports(mailcanary::reports::cli::ReportsCommand),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Check(args) => ExitCode::from(mailcanary::audit::cli::run_blocking(*args)),
+        Command::Reports(command) => ExitCode::from(mailcanary::reports::cli::run(command)),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
