@@ -37,16 +37,23 @@
 //!   stable ids; [`audit::lookup`] (hickory, typed found / not found /
 //!   unknown) and [`audit::net`] (STARTTLS, MTA-STS policy over HTTPS) fetch;
 //!   [`audit::run`] audits domains; [`audit::cli`] is the command.
+//! - [`bounce`] — the bounce classifier behind `mailcanary bounce`: raw
+//!   message bytes in, per-recipient status and reason (Sisimai's
+//!   vocabulary) out; pure, bounded, never panics.
+//! - [`mailbox_provider`] — leaf tables: consumer domains and MX hosts →
+//!   provider label, and typo domains (`gmial.com`) → the domain meant.
 //!
 //! The binary (`src/main.rs`) is the only place that touches signals and
 //! process exit codes.
 
 pub mod audit;
+pub mod bounce;
 pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod inbox;
 pub mod logging;
+pub mod mailbox_provider;
 pub mod metrics;
 pub mod notify;
 pub mod probe;

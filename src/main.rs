@@ -43,6 +43,8 @@ enum Command {
     Probe(mailcanary::probe::cli::ProbeArgs),
     /// Audit the DNS of domains now: SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT, BIMI, DNSSEC, PTR, DNSBL.
     Check(Box<mailcanary::audit::cli::CheckArgs>),
+    /// Classify bounces (non-delivery reports): recipient domain, status and reason.
+    Bounce(mailcanary::bounce::cli::BounceArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Check(args) => ExitCode::from(mailcanary::audit::cli::run_blocking(*args)),
+        Command::Bounce(args) => ExitCode::from(mailcanary::bounce::cli::run(args)),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
