@@ -39,11 +39,17 @@
 //!   [`audit::run`] audits domains; [`audit::cli`] is the command.
 //! - [`reports`] — DMARC aggregate and TLS-RPT reports: pure parsers (bytes
 //!   in, typed reports out, decompression capped) and `mailcanary reports`.
+//! - [`bounce`] — the bounce classifier behind `mailcanary bounce`: raw
+//!   message bytes in, per-recipient status and reason (Sisimai's
+//!   vocabulary) out; pure, bounded, never panics.
+//! - [`mailbox_provider`] — leaf tables: consumer domains and MX hosts →
+//!   provider label, and typo domains (`gmial.com`) → the domain meant.
 //!
 //! The binary (`src/main.rs`) is the only place that touches signals and
 //! process exit codes.
 
 pub mod audit;
+pub mod bounce;
 pub mod config;
 pub mod contain;
 pub mod daemon;
@@ -52,6 +58,7 @@ pub mod http;
 pub mod inbox;
 pub mod logging;
 pub mod message;
+pub mod mailbox_provider;
 pub mod metrics;
 pub mod notify;
 pub mod probe;

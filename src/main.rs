@@ -46,6 +46,8 @@ enum Command {
     /// DMARC aggregate and TLS-RPT reports.
     #[command(subcommand)]
     Reports(mailcanary::reports::cli::ReportsCommand),
+    /// Classify bounces (non-delivery reports): recipient domain, status and reason.
+    Bounce(mailcanary::bounce::cli::BounceArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         },
         Command::Check(args) => ExitCode::from(mailcanary::audit::cli::run_blocking(*args)),
         Command::Reports(command) => ExitCode::from(mailcanary::reports::cli::run(command)),
+        Command::Bounce(args) => ExitCode::from(mailcanary::bounce::cli::run(args)),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),

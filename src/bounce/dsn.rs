@@ -1,0 +1,219 @@
+//! Delivery status notifications (RFC 3464, RFC 6533) and feedback reports
+//! (RFC 5965): field blocks, one per recipient, read into [`Bounce`]s.
+
+use super::mime::{Headers, Parts};
+use super::smtp::{self, Status};
+use super::{text, Action, Bounce, Reason};
+
+/// Splits a `message/delivery-status` body into its field blocks (RFC 3464
+/// §2.1: the per-message block, then one per recipient, separated by blank
+/// lines), each unfolded.
+pub fn blocks(body: &str) -> Vec<Headers> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    loop {
+        let trimmed = rest.trim_start_matches(['\r', '\n', ' ', '\t']);
+        if trimmed.is_empty() {
+            break;
+        }
+        // A block ends at the first empty line.
+        let end = find_blank_line(trimmed).unwrap_or(trimmed.len());
+        let h = Headers::parse(trimmed[..end].as_bytes());
+        if !h.0.is_empty() {
+            out.push(h);
+        }
+        if end >= trimmed.len() || out.len() > super::MAX_RECIPIENTS {
+            break;
+        }
+        rest = &trimmed[end..];
+    }
+    out
+}
+
+fn find_blank_line(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\n' {
+            let mut j = i + 1;
+            while j < b.len() && (b[j] == b'\r' || b[j] == b' ' || b[j] == b'\t') {
+                if b[j] == b'\r' {
+                    j += 1;
+                    break;
+                }
+                j += 1;
+            }
+            if j >= b.len() || b[j] == b'\n' {
+                return Some(i + 1);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Strips the type prefix of a typed field (`rfc822; a@b`, `dns; mx.host`,
+/// `smtp; 550 …`, RFC 3464 §2.1.2).
+fn untyped(v: &str) -> &str {
+    match v.split_once(';') {
+        Some((kind, rest)) if !kind.contains(' ') && kind.len() < 20 => rest.trim(),
+        _ => v.trim(),
+    }
+}
+
+/// Decodes xtext (`+2B` → `+`, RFC 3461 §4) and the RFC 6533 §3 `\x{HEX}`
+/// form of UTF-8 addresses.
+pub fn decode_address(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut rest = v;
+    while let Some(c) = rest.chars().next() {
+        if c == '+' && rest.len() >= 3 {
+            if let Ok(n) = u8::from_str_radix(&rest[1..3], 16) {
+                if n.is_ascii() && rest.is_char_boundary(3) {
+                    out.push(char::from(n));
+                    rest = &rest[3..];
+                    continue;
+                }
+            }
+        }
+        if let Some(tail) = rest.strip_prefix("\\x{") {
+            if let Some(end) = tail.find('}') {
+                if let Some(ch) = u32::from_str_radix(&tail[..end], 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                {
+                    out.push(ch);
+                    rest = &tail[end + 1..];
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The recipients of one `message/delivery-status` body.
+pub fn recipients(body: &str, parts: &Parts) -> Vec<Bounce> {
+    let blocks = blocks(body);
+    let mut out = Vec::new();
+    for b in &blocks {
+        let address = b
+            .get("final-recipient")
+            .or_else(|| b.get("original-recipient"))
+            .or_else(|| b.get("x-actual-recipient"))
+            .map(|v| decode_address(untyped(v)));
+        let Some(address) = address else { continue };
+        let status = b.get("status").and_then(Status::parse);
+        let mut action = b.get("action").and_then(Action::parse);
+        let diagnostic_type = b
+            .get("diagnostic-code")
+            .and_then(|v| v.split_once(';'))
+            .map(|(t, _)| t.trim().to_ascii_lowercase());
+        let mut diagnostic = b.get("diagnostic-code").map(|v| untyped(v).to_owned());
+        let own_words = diagnostic.as_deref().is_some_and(|d| !d.trim().is_empty());
+        if !own_words {
+            // Postfix and others leave the server's words to the text part.
+            diagnostic = text::diagnostic_for(&address, &parts.text);
+        }
+        let remote_mta = b
+            .get("remote-mta")
+            // "dns; mx.example.com. (192.0.2.1, the server for …)": the name only.
+            .and_then(|v| untyped(v).split_whitespace().next())
+            .map(|v| v.trim_end_matches('.').to_owned())
+            .or_else(|| diagnostic.as_deref().and_then(text::remote_mta));
+        if action.is_none() {
+            action = match status.map(|s| s.class) {
+                Some(2) => Some(Action::Delivered),
+                Some(4) => Some(Action::Delayed),
+                _ => Some(Action::Failed),
+            };
+        }
+        if let Some(mut bounce) =
+            super::finish(&address, action, status, None, remote_mta, diagnostic)
+        {
+            // The MTA's own delivery agent failed (a pipe, a transport), not
+            // the remote server.
+            let local_agent = matches!(diagnostic_type.as_deref(), Some("x-postfix" | "x-unix"));
+            if local_agent
+                && matches!(
+                    bounce.reason,
+                    Reason::SystemError | Reason::OnHold | Reason::Undefined | Reason::SecurityError
+                )
+            {
+                bounce.reason = Reason::MailerError;
+            }
+            if !out.iter().any(|o: &Bounce| o.recipient == bounce.recipient) {
+                out.push(bounce);
+            }
+        }
+    }
+    out
+}
+
+/// The complainant(s) of an RFC 5965 feedback report, reason `feedback`.
+pub fn feedback(body: &str, parts: &Parts) -> Vec<Bounce> {
+    let fields = Headers(blocks(body).into_iter().flat_map(|h| h.0).collect());
+    let mut addresses: Vec<String> = fields
+        .all("original-rcpt-to")
+        .map(|v| decode_address(untyped(v)))
+        .collect();
+    if addresses.is_empty() {
+        if let Some(r) = &parts.returned {
+            // Microsoft's JMRP names the complainant in its own header.
+            let to = r
+                .get("x-hmxmroriginalrecipient")
+                .or_else(|| r.get("to"))
+                .unwrap_or_default();
+            addresses.extend(
+                smtp::find_addresses(to)
+                    .into_iter()
+                    .take(1)
+                    .map(|(s, e)| to[s..e].to_owned()),
+            );
+        }
+    }
+    let kind = fields.get("feedback-type").unwrap_or("abuse").to_owned();
+    let remote = fields
+        .get("reporting-mta")
+        .map(|v| untyped(v).to_owned())
+        .or_else(|| fields.get("source").map(str::to_owned));
+    addresses
+        .iter()
+        .filter_map(|a| {
+            let recipient = smtp::clean_address(a)?;
+            Some(Bounce {
+                recipient_domain: recipient.rsplit_once('@')?.1.to_owned(),
+                recipient,
+                action: None,
+                status: None,
+                reply_code: None,
+                reason: Reason::Feedback,
+                remote_mta: remote.clone(),
+                diagnostic: Some(super::one_line(&format!("feedback-type: {kind}"))),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_split_on_blank_lines() {
+        let b = blocks("Reporting-MTA: dns; a\r\n\r\nFinal-Recipient: rfc822; x@y.z\r\nAction: failed\r\n \r\nFinal-Recipient: rfc822; q@y.z\r\n");
+        assert_eq!(b.len(), 3);
+        assert_eq!(b[1].get("action"), Some("failed"));
+        assert_eq!(b[2].get("final-recipient"), Some("rfc822; q@y.z"));
+    }
+
+    #[test]
+    fn addresses_decode() {
+        assert_eq!(decode_address("a+2Bb@example.com"), "a+b@example.com");
+        assert_eq!(decode_address("\\x{4E2D}\\x{6587}@example.com"), "中文@example.com");
+        assert_eq!(decode_address("+ZZ+"), "+ZZ+");
+        assert_eq!(decode_address("\\x{ffffffff}"), "\\x{ffffffff}");
+    }
+}

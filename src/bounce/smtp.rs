@@ -1,0 +1,254 @@
+//! Codes and addresses found in a server's free text: enhanced status codes
+//! (RFC 3463), SMTP reply codes (RFC 5321 §4.2) and mail addresses. Hand
+//! scanners over bytes: one pass, no backtracking.
+
+use std::fmt;
+
+/// An enhanced mail system status code, `class.subject.detail` (RFC 3463 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Status {
+    /// 2 success, 4 persistent transient failure, 5 permanent failure.
+    pub class: u8,
+    /// 0 other, 1 addressing, 2 mailbox, 3 mail system, 4 network/routing,
+    /// 5 protocol, 6 content, 7 security/policy.
+    pub subject: u16,
+    /// The detail within the subject.
+    pub detail: u16,
+}
+
+impl Status {
+    /// A status from its three numbers, if RFC 3463 allows them.
+    pub fn new(class: u8, subject: u16, detail: u16) -> Option<Status> {
+        (matches!(class, 2 | 4 | 5) && subject <= 9 && detail <= 999).then_some(Status {
+            class,
+            subject,
+            detail,
+        })
+    }
+
+    /// Reads `5.1.1` (surrounding blanks and a trailing comment are allowed).
+    pub fn parse(s: &str) -> Option<Status> {
+        find_status(s.trim())
+            .filter(|_| s.trim().as_bytes().first().is_some_and(u8::is_ascii_digit))
+    }
+
+    /// Whether it says more than the class (`5.0.0` and `4.0.0` do not).
+    pub fn is_specific(self) -> bool {
+        self.subject != 0 || self.detail != 0
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.class, self.subject, self.detail)
+    }
+}
+
+fn digits(b: &[u8], at: usize, max: usize) -> Option<(u16, usize)> {
+    let mut n: u16 = 0;
+    let mut i = at;
+    while i < b.len() && b[i].is_ascii_digit() && i - at < max {
+        n = n * 10 + u16::from(b[i] - b'0');
+        i += 1;
+    }
+    (i > at && !(i < b.len() && b[i].is_ascii_digit())).then_some((n, i))
+}
+
+/// The first enhanced status code in `text` that is not part of an IP
+/// address or a version number.
+pub fn find_status(text: &str) -> Option<Status> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i + 4 < b.len() {
+        let c = b[i];
+        if matches!(c, b'2' | b'4' | b'5')
+            && b[i + 1] == b'.'
+            && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.'))
+        {
+            if let Some((subject, j)) = digits(b, i + 2, 3) {
+                if j < b.len() && b[j] == b'.' {
+                    if let Some((detail, k)) = digits(b, j + 1, 3) {
+                        let ip_like = k + 1 < b.len() && b[k] == b'.' && b[k + 1].is_ascii_digit();
+                        if !ip_like {
+                            if let Some(s) = Status::new(c - b'0', subject, detail) {
+                                return Some(s);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The first SMTP reply code in `text`: three digits `[245][0-5][0-9]`
+/// standing alone (`said: 550 5.1.1`, `#550`, `<<< 452-`, `(550)`).
+pub fn find_reply_code(text: &str) -> Option<u16> {
+    let b = text.as_bytes();
+    for i in 0..b.len().saturating_sub(2) {
+        let (c, d, e) = (b[i], b[i + 1], b[i + 2]);
+        if !(matches!(c, b'2' | b'4' | b'5')
+            && (b'0'..=b'5').contains(&d)
+            && e.is_ascii_digit())
+        {
+            continue;
+        }
+        let before_ok = i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'#' | b'(' | b'[' | b':' | b'"' | b'\'' | b'=');
+        let after = b.get(i + 3).copied();
+        let after_ok = matches!(after, None | Some(b' ' | b'-' | b')' | b']' | b'\r' | b'\n' | b'\t' | b'"' | b','));
+        // "550-5.1.1" and "550 5.1.1" are replies; "550 bytes" is not.
+        let word_after = b.get(i + 4).copied();
+        let not_count = !matches!(after, Some(b' '))
+            || word_after.is_none_or(|w| !w.is_ascii_alphabetic())
+            || starts_reply_text(&b[i + 4..]);
+        if before_ok && after_ok && not_count {
+            let code = u16::from(c - b'0') * 100 + u16::from(d - b'0') * 10 + u16::from(e - b'0');
+            return Some(code);
+        }
+    }
+    None
+}
+
+/// Whether the words after a reply code read like a reply, not a count.
+fn starts_reply_text(rest: &[u8]) -> bool {
+    let word: Vec<u8> = rest
+        .iter()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .take(16)
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    !matches!(
+        word.as_slice(),
+        b"bytes" | b"seconds" | b"minutes" | b"hours" | b"days" | b"times" | b"messages" | b"recipients" | b"kb" | b"mb"
+    )
+}
+
+fn is_local_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b".!#$%&'*+/=?^_`{|}~-".contains(&c) || c >= 0x80
+}
+
+fn is_domain_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c >= 0x80
+}
+
+/// The address-like tokens in `text` (`local@domain.tld`), in order, as
+/// byte ranges. Linear: each byte is looked at a bounded number of times.
+pub fn find_addresses(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    for (at, _) in text.match_indices('@') {
+        if at < from {
+            continue;
+        }
+        let mut s = at;
+        while s > from && is_local_char(b[s - 1]) {
+            s -= 1;
+        }
+        let mut e = at + 1;
+        while e < b.len() && is_domain_char(b[e]) {
+            e += 1;
+        }
+        while e > at + 1 && (b[e - 1] == b'.' || b[e - 1] == b'-') {
+            e -= 1;
+        }
+        while s < at && b[s] == b'.' {
+            s += 1;
+        }
+        if s < at && e > at + 1 && text.is_char_boundary(s) && text.is_char_boundary(e) {
+            if clean_address(&text[s..e]).is_some() {
+                out.push((s, e));
+            }
+            from = e;
+        }
+    }
+    out
+}
+
+/// Normalises an address as written in a report (`rfc822;<A@Example.COM>`):
+/// no type prefix, brackets or quotes, domain in lower case. `None` when it
+/// is not `local@domain.tld`.
+pub fn clean_address(raw: &str) -> Option<String> {
+    let mut s = raw.trim();
+    if let Some((kind, rest)) = s.split_once(';') {
+        if kind.trim().eq_ignore_ascii_case("rfc822") || kind.trim().eq_ignore_ascii_case("utf-8") {
+            s = rest.trim();
+        }
+    }
+    let s = s
+        .trim_matches(|c: char| matches!(c, '<' | '>' | '"' | '\'' | '(' | ')' | ':' | ',' | ';') || c.is_whitespace());
+    // An address literal keeps its brackets (`user@[192.0.2.1]`, RFC 5321 §4.1.3).
+    let s = match s.find("@[") {
+        Some(_) => s,
+        None => s.trim_matches(|c| c == '[' || c == ']'),
+    };
+    if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
+        return None;
+    }
+    let (local, domain) = s.rsplit_once('@')?;
+    let domain = domain.trim_end_matches('.');
+    if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        let ok = !local.is_empty()
+            && literal.len() >= 2
+            && literal.bytes().all(|c| c.is_ascii_hexdigit() || matches!(c, b'.' | b':' | b'v' | b'I' | b'P' | b'p'));
+        return ok.then(|| format!("{local}@[{}]", literal.to_ascii_lowercase()));
+    }
+    if local.is_empty()
+        || local.contains('@')
+        || domain.len() < 3
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.contains("..")
+        || !domain.bytes().all(is_domain_char)
+    {
+        return None;
+    }
+    Some(format!("{local}@{}", domain.to_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_found_but_not_in_addresses() {
+        let f = |t: &str| find_status(t).map(|s| s.to_string());
+        assert_eq!(f("said: 550 5.1.1 <a@b.c>: unknown"), Some("5.1.1".into()));
+        assert_eq!(f("#550 5.2.2 mailbox full ##"), Some("5.2.2".into()));
+        assert_eq!(f("host 5.6.7.8 said 4.7.0 try later"), Some("4.7.0".into()));
+        assert_eq!(f("version 2.5.11-3 released"), None);
+        assert_eq!(f("at 192.5.1.1 nothing"), None);
+        assert_eq!(f("(5.7.26)"), Some("5.7.26".into()));
+        assert_eq!(f("5.1.1"), Some("5.1.1".into()));
+        assert_eq!(f("5.1."), None);
+        assert_eq!(f(""), None);
+    }
+
+    #[test]
+    fn reply_codes_are_found_but_not_counts() {
+        assert_eq!(find_reply_code("host x said: 550 5.1.1 unknown"), Some(550));
+        assert_eq!(find_reply_code("<<< 452-4.2.2 full"), Some(452));
+        assert_eq!(find_reply_code("#550 5.1.1 RESOLVER"), Some(550));
+        assert_eq!(find_reply_code("size 552 bytes exceeded"), None);
+        assert_eq!(find_reply_code("port 2525 closed"), None);
+        assert_eq!(find_reply_code("554 Transaction failed"), Some(554));
+        assert_eq!(find_reply_code("55"), None);
+    }
+
+    #[test]
+    fn addresses_are_found_and_cleaned() {
+        let t = "<User.Name+tag@Example.COM>: host mx.example.com said: 550 <x@y.org>";
+        let found: Vec<&str> = find_addresses(t).into_iter().map(|(s, e)| &t[s..e]).collect();
+        assert_eq!(found, ["User.Name+tag@Example.COM", "x@y.org"]);
+        assert_eq!(
+            clean_address("rfc822; <User@Example.COM>").as_deref(),
+            Some("User@example.com")
+        );
+        assert_eq!(clean_address("not an address"), None);
+        assert_eq!(clean_address("a@localhost"), None);
+        assert_eq!(clean_address("@example.com"), None);
+        assert!(find_addresses("@@@@a@@b@.@").is_empty());
+    }
+}

@@ -1,0 +1,614 @@
+//! Bounces without a delivery-status part: qmail, Exim, old Sendmail,
+//! Exchange and Outlook text, Gmail, Yahoo, Domino, Courier and the many
+//! gateways that write prose. They are recognised by their own markers (or a
+//! mailer-daemon sender and a bounce subject), and read the same way: the
+//! explanation is cut where the returned message starts, a recipient is an
+//! address that opens a line (or follows "delivered to"), and its diagnostic
+//! is the text that follows it, or the server's reply quoted elsewhere.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::mime::Parts;
+use super::smtp::{self, Status};
+use super::{Action, Bounce};
+
+/// The software or provider whose bounce text was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mta {
+    /// Postfix (non-MIME bounces of old versions, or a text-only relay).
+    Postfix,
+    /// Exim (and Mail.ru, cPanel hosts).
+    Exim,
+    /// Sendmail.
+    Sendmail,
+    /// qmail and its forks.
+    Qmail,
+    /// Microsoft Exchange / Office 365 / Outlook.com text.
+    Exchange,
+    /// Gmail / Google Workspace.
+    Gmail,
+    /// Yahoo Mail.
+    Yahoo,
+    /// Amazon SES / WorkMail.
+    AmazonSes,
+    /// Tencent QQ Mail / Exmail.
+    Qq,
+    /// NetEase (163.com, 126.com).
+    Netease,
+    /// Mail.ru.
+    MailRu,
+    /// Yandex.
+    Yandex,
+    /// Courier MTA.
+    Courier,
+    /// IBM/HCL Domino (Lotus Notes).
+    Domino,
+    /// GMX / WEB.DE (1&1).
+    Gmx,
+    /// OpenSMTPD.
+    OpenSmtpd,
+    /// A bounce without a known marker, read generically.
+    Unknown,
+}
+
+impl Mta {
+    /// A short name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mta::Postfix => "postfix",
+            Mta::Exim => "exim",
+            Mta::Sendmail => "sendmail",
+            Mta::Qmail => "qmail",
+            Mta::Exchange => "exchange",
+            Mta::Gmail => "gmail",
+            Mta::Yahoo => "yahoo",
+            Mta::AmazonSes => "amazonses",
+            Mta::Qq => "qq",
+            Mta::Netease => "netease",
+            Mta::MailRu => "mailru",
+            Mta::Yandex => "yandex",
+            Mta::Courier => "courier",
+            Mta::Domino => "domino",
+            Mta::Gmx => "gmx",
+            Mta::OpenSmtpd => "opensmtpd",
+            Mta::Unknown => "unknown",
+        }
+    }
+}
+
+/// Sentences each MTA writes into its bounces (ASCII lower case, matched on
+/// the lower-cased explanation). The first MTA with a match wins.
+const MARKERS: &[(Mta, &[&str])] = &[
+    (Mta::Qmail, &["this is the qmail-send program", "qmail-send program at"]),
+    (
+        Mta::Gmail,
+        &[
+            "delivery to the following recipient failed permanently",
+            "delivery to the following recipients failed permanently",
+            "delivery to the following recipient has been delayed",
+            "technical details of permanent failure",
+            "technical details of temporary failure",
+            "google tried to deliver your message",
+            "your message wasn't delivered to",
+        ],
+    ),
+    (
+        Mta::Yahoo,
+        &["sorry, we were unable to deliver your message to the following address"],
+    ),
+    (
+        Mta::Exchange,
+        &[
+            "delivery has failed to these recipients or groups",
+            "diagnostic information for administrators",
+            "your message did not reach some or all of the intended recipients",
+            "the following recipient(s) cannot be reached",
+            "your message couldn't be delivered",
+            "delivery to the following recipients failed",
+            "delivery to these recipients or groups is complete",
+        ],
+    ),
+    (
+        Mta::AmazonSes,
+        &[
+            "an error occurred while trying to deliver the mail to the following recipients",
+            "the following message to <",
+        ],
+    ),
+    (
+        Mta::Sendmail,
+        &[
+            "----- the following addresses had permanent fatal errors -----",
+            "----- transcript of session follows -----",
+            "the original message was received at",
+        ],
+    ),
+    (
+        Mta::Postfix,
+        &[
+            "this is the mail system at host",
+            "this is the postfix program at host",
+        ],
+    ),
+    (
+        Mta::Courier,
+        &[
+            "this is a delivery status notification from",
+            "courier mail server at",
+        ],
+    ),
+    (Mta::Domino, &["was not delivered to:"]),
+    (
+        Mta::OpenSmtpd,
+        &[
+            "this is the mailer-daemon, please do not reply to this e-mail",
+            "an error has occurred while attempting to deliver a message for the following list of recipients",
+        ],
+    ),
+    (
+        Mta::Exim,
+        &[
+            "this message was created automatically by mail delivery software",
+            "a message that you sent could not be delivered to one or more of its",
+            "a message that you sent has not yet been delivered to one or more of its",
+        ],
+    ),
+];
+
+/// Sender domains of providers with their own text (checked before markers,
+/// since Mail.ru and GMX write Exim's sentences).
+const SENDER_DOMAINS: &[(&str, Mta)] = &[
+    ("mail.ru", Mta::MailRu),
+    ("gmx.net", Mta::Gmx),
+    ("gmx.de", Mta::Gmx),
+    ("web.de", Mta::Gmx),
+    ("yandex.ru", Mta::Yandex),
+    ("yandex.net", Mta::Yandex),
+    ("qq.com", Mta::Qq),
+    ("163.com", Mta::Netease),
+    ("126.com", Mta::Netease),
+    ("netease.com", Mta::Netease),
+    ("yahoo.com", Mta::Yahoo),
+    ("yahoo.co.jp", Mta::Yahoo),
+    ("googlemail.com", Mta::Gmail),
+    ("google.com", Mta::Gmail),
+    ("amazonses.com", Mta::AmazonSes),
+];
+
+/// Where the returned message starts in a one-part bounce (lower case).
+const RETURNED_MARKERS: &[&str] = &[
+    "------ this is a copy of the message",
+    "--- below this line is a copy of the message",
+    "----- original message -----",
+    "-----original message-----",
+    "------ original message follows",
+    "----- unsent message below -----",
+    "----- unsent message follows -----",
+    "----- original message follows -----",
+    "------- returned message",
+    "--- the header of the original message is following",
+    "original message headers:",
+    "the original message headers are included as attachment",
+    "----- message header follows -----",
+    "content-type: message/rfc822",
+    "\n--- original message ---",
+];
+
+/// Subjects of bounces (lower case, substring).
+const SUBJECTS: &[&str] = &[
+    "undelivered mail returned to sender",
+    "undeliverable",
+    "undelivered mail",
+    "mail delivery failed",
+    "mail delivery failure",
+    "delivery status notification",
+    "delivery failure",
+    "delivery failed",
+    "failure notice",
+    "returned mail",
+    "non-delivery",
+    "nondeliverable",
+    "mail system error",
+    "delivery notification",
+    "warning: could not send message",
+    "message not delivered",
+    "could not send message",
+    "delayed mail",
+    "delivery delayed",
+    "delivery problem",
+    "系统退信",
+    "退信",
+    "undelivered",
+    "недоставленное сообщение",
+    "не удалось доставить",
+];
+
+/// Local parts and names of bounce senders.
+const SENDERS: &[&str] = &[
+    "mailer-daemon",
+    "mailer_daemon",
+    "mailerdaemon",
+    "mail-daemon",
+    "postmaster",
+    "mail delivery",
+    "microsoftexchange",
+    "bounce",
+    "mdaemon",
+];
+
+/// Labels after which a server's reply is quoted (lower case).
+const REPLY_LABELS: &[&str] = &[
+    "the error that the other server returned was:",
+    "remote server returned",
+    "remote host said:",
+    "remote server said:",
+    "diagnostic-code:",
+    "technical details of permanent failure:",
+    "technical details of temporary failure:",
+    "the server responded with",
+    "because:",
+    "reason:",
+    "error message:",
+];
+
+/// Sentences that say a message is only delayed (lower case).
+const DELAY_MARKERS: &[&str] = &[
+    "this is a warning message only",
+    "will continue to try",
+    "has not yet been delivered",
+    "delivery temporarily suspended",
+    "delivery to the following recipient has been delayed",
+    "still trying",
+    "delivery is delayed",
+    "delivery delayed",
+];
+
+/// Longest tail scanned after an address for its diagnostic, in lines.
+const MAX_BLOCK_LINES: usize = 24;
+
+fn lower(s: &str) -> String {
+    s.to_ascii_lowercase()
+}
+
+fn detect(parts: &Parts, text_lc: &str) -> Option<Mta> {
+    let from_domain = parts.from.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let by_sender = SENDER_DOMAINS.iter().find(|(d, _)| {
+        from_domain == *d
+            || (from_domain.ends_with(d) && from_domain.as_bytes()[from_domain.len() - d.len() - 1] == b'.')
+    });
+    let by_marker = MARKERS
+        .iter()
+        .find(|(_, ms)| ms.iter().any(|m| text_lc.contains(m)))
+        .map(|(mta, _)| *mta);
+    let local = parts.from.split('@').next().unwrap_or("");
+    let name = lower(&parts.from_name);
+    let subject = parts.subject.to_lowercase();
+    let sender_is_daemon = SENDERS
+        .iter()
+        .any(|s| local.starts_with(s) || name.contains(s));
+    let subject_is_bounce = SUBJECTS.iter().any(|s| subject.contains(s));
+    let exchange = parts.headers.get("x-ms-exchange-message-is-ndr").is_some()
+        || parts
+            .headers
+            .get("x-ms-exchange-generated-message-source")
+            .is_some();
+    let failed_header = parts.headers.get("x-failed-recipients").is_some();
+    // A bounce subject alone ("delivery failed" written by a person) is not
+    // enough: it also needs the original returned.
+    let evidence = by_marker.is_some()
+        || exchange
+        || failed_header
+        || sender_is_daemon
+        || (subject_is_bounce && parts.returned.is_some());
+    if !evidence {
+        return None;
+    }
+    Some(
+        by_sender
+            .map(|(_, m)| *m)
+            .or(by_marker)
+            .or(exchange.then_some(Mta::Exchange))
+            .or(failed_header.then_some(Mta::Exim))
+            .unwrap_or(Mta::Unknown),
+    )
+}
+
+/// The explanation part of a one-part bounce: up to where the returned
+/// message starts.
+fn region(text: &str) -> &str {
+    let lc = lower(text);
+    let cut = RETURNED_MARKERS
+        .iter()
+        .filter_map(|m| lc.find(m))
+        .min()
+        .unwrap_or(text.len());
+    let mut cut = cut.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
+/// A recipient found in the text with the words written next to it.
+#[derive(Debug)]
+struct Block {
+    address: String,
+    words: String,
+}
+
+fn is_sender_address(a: &str, parts: &Parts) -> bool {
+    let a = a.to_ascii_lowercase();
+    let local = a.split('@').next().unwrap_or("");
+    a == parts.from
+        || ["mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "noreply", "no-reply"]
+            .iter()
+            .any(|s| local == *s)
+}
+
+/// Words before an address in a sentence that make it the failed recipient.
+const LEADS: &[&str] = &[
+    "delivered to",
+    "delivery to",
+    "deliver to",
+    "deliver your message to",
+    "message to",
+    "sent to",
+    "recipient:",
+    "recipient address:",
+    "recipients:",
+    "failed recipient",
+    "addressed to",
+    "to the following address",
+    "收件人",
+    "получатель",
+    "адрес",
+];
+
+fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
+    let lines: Vec<&str> = region.lines().collect();
+    let mut out: Vec<Block> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let t = line.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '-' | '*' | '•'));
+        let found = smtp::find_addresses(t);
+        let opening = found.first().filter(|(s, _)| *s <= 2 && !t[..*s].contains(char::is_alphanumeric));
+        let (addr, rest) = if let Some(&(s, e)) = opening {
+            (&t[s..e], &t[e..])
+        } else {
+            let lc = t.to_lowercase();
+            let led = found.iter().find(|(s, _)| {
+                let before = &lc[..lc.len().min(*s)];
+                let tail_start = before.len().saturating_sub(40);
+                let mut ts = tail_start;
+                while !before.is_char_boundary(ts) {
+                    ts += 1;
+                }
+                LEADS.iter().any(|l| before[ts..].contains(l))
+            });
+            match led {
+                Some(&(s, e)) => (&t[s..e], &t[e..]),
+                None => {
+                    i += 1;
+                    continue;
+                }
+            }
+        };
+        if is_sender_address(addr, parts) {
+            i += 1;
+            continue;
+        }
+        let mut words = String::from(
+            rest.trim_start_matches(|c: char| matches!(c, '>' | ':' | '.' | ',' | ';' | '"' | ')') || c.is_whitespace()),
+        );
+        let mut j = i + 1;
+        while j < lines.len() && j <= i + MAX_BLOCK_LINES {
+            let next = lines[j];
+            if next.trim().is_empty() {
+                break;
+            }
+            let nt = next.trim_start();
+            if smtp::find_addresses(nt).first().is_some_and(|(s, _)| *s <= 1) {
+                break;
+            }
+            words.push(' ');
+            words.push_str(nt);
+            j += 1;
+        }
+        out.push(Block {
+            address: addr.to_owned(),
+            words,
+        });
+        i = j.max(i + 1);
+    }
+    out
+}
+
+/// The server's reply quoted somewhere in the explanation, for recipients
+/// that have none of their own: the paragraph after a label such as
+/// "Remote host said:", or else the first line holding a reply code.
+fn quoted_reply(region: &str) -> Option<String> {
+    let lines: Vec<&str> = region.lines().collect();
+    let paragraph_from = |i: usize, first: &str| -> String {
+        let mut s = first.trim().to_owned();
+        let mut j = i + 1;
+        // A label on its own line: its paragraph follows after blank lines.
+        if s.is_empty() {
+            while j < lines.len() && lines[j].trim().is_empty() && j < i + 4 {
+                j += 1;
+            }
+        }
+        while j < lines.len() && !lines[j].trim().is_empty() && j <= i + MAX_BLOCK_LINES {
+            s.push(' ');
+            s.push_str(lines[j].trim());
+            j += 1;
+        }
+        s
+    };
+    // Of the labelled paragraphs, the first that quotes a code, else the first.
+    let mut first: Option<String> = None;
+    for (i, line) in lines.iter().enumerate() {
+        let lc = line.to_ascii_lowercase();
+        for label in REPLY_LABELS {
+            if let Some(p) = lc.find(label) {
+                let after = &line[p + label.len()..];
+                let para = paragraph_from(i, after);
+                if para.trim().is_empty() {
+                    continue;
+                }
+                if has_code(&para) {
+                    return Some(para);
+                }
+                first.get_or_insert(para);
+            }
+        }
+    }
+    if first.is_some() {
+        return first;
+    }
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '<' | '#' | '>'));
+        if smtp::find_reply_code(t).is_some_and(|_| t.starts_with(|c: char| c.is_ascii_digit()))
+            || line.contains("said:")
+        {
+            return Some(paragraph_from(i, line));
+        }
+    }
+    None
+}
+
+fn has_code(s: &str) -> bool {
+    smtp::find_status(s).is_some() || smtp::find_reply_code(s).is_some()
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.trim().is_empty(), b.trim().is_empty()) {
+        (true, _) => b.trim().to_owned(),
+        (_, true) => a.trim().to_owned(),
+        _ => format!("{} {}", b.trim(), a.trim()),
+    }
+}
+
+/// The words written for `address` in a bounce's text (used for DSNs whose
+/// report part has no Diagnostic-Code).
+pub fn diagnostic_for(address: &str, text: &str) -> Option<String> {
+    let want = smtp::clean_address(address)?;
+    let region = region(text);
+    let parts = Parts::default();
+    let words = blocks(region, &parts)
+        .into_iter()
+        .filter(|b| smtp::clean_address(&b.address).is_some_and(|a| a.eq_ignore_ascii_case(&want)))
+        .map(|b| b.words)
+        .find(|w| !w.trim().is_empty());
+    match words {
+        Some(w) if has_code(&w) => Some(w),
+        Some(w) => Some(quoted_reply(region).map_or(w.clone(), |q| join(&w, &q))),
+        None => quoted_reply(region),
+    }
+}
+
+static REMOTE_MTA: LazyLock<[Regex; 5]> = LazyLock::new(|| {
+    [
+        // Postfix: "host mx.example.com[192.0.2.1] said:"
+        Regex::new(r"(?i)\bhost\s+([a-z0-9][a-z0-9.-]*[a-z0-9])\s*\[[0-9a-f.:]+\]").unwrap(),
+        // Sendmail: "... while talking to mx.example.com.:"
+        Regex::new(r"(?i)while talking to\s+([a-z0-9][a-z0-9.-]*[a-z0-9])\.?:").unwrap(),
+        // Gmail: "rejected by the server for the recipient domain x by mx.example.com. [192.0.2.1]"
+        Regex::new(r"(?i)\bby\s+([a-z0-9][a-z0-9.-]*[a-z0-9])\.?\s+\[[0-9a-f.:]+\]").unwrap(),
+        // Exchange: "Remote server: mx.example.com" / "Generating server" is local, not remote.
+        Regex::new(r"(?i)remote (?:server|host|mta)\s*[:=]\s*(?:dns;\s*)?([a-z0-9][a-z0-9.-]*[a-z0-9])").unwrap(),
+        // qmail: "192.0.2.1 does not like recipient."
+        Regex::new(r"(?i)\b([0-9]{1,3}(?:\.[0-9]{1,3}){3}) does not like").unwrap(),
+    ]
+});
+
+/// The remote host named in a diagnostic, if any.
+pub fn remote_mta(diagnostic: &str) -> Option<String> {
+    REMOTE_MTA.iter().find_map(|re| {
+        re.captures(diagnostic)
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().to_ascii_lowercase())
+            .filter(|h| h.contains('.'))
+    })
+}
+
+/// Reads a bounce without a report part: the MTA recognised and the
+/// recipients found, or `None` when the message is not a bounce.
+pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
+    let text_lc = lower(&parts.text);
+    let mta = detect(parts, &text_lc)?;
+    let region = region(&parts.text);
+    let region_lc = lower(region);
+    let quoted = quoted_reply(region);
+
+    // One entry per recipient: its own words, then any later block's words.
+    let mut found: Vec<(String, String)> = Vec::new();
+    for b in blocks(region, parts) {
+        let Some(addr) = smtp::clean_address(&b.address) else {
+            continue;
+        };
+        match found.iter_mut().find(|(a, _)| a.eq_ignore_ascii_case(&addr)) {
+            Some((_, words)) => {
+                if !has_code(words) && has_code(&b.words) {
+                    *words = join(words, &b.words);
+                } else if words.trim().is_empty() {
+                    *words = b.words;
+                }
+            }
+            None => found.push((addr, b.words)),
+        }
+    }
+    if found.is_empty() {
+        // Exim names the failed recipients in a header of its own.
+        if let Some(v) = parts.headers.get("x-failed-recipients") {
+            for (s, e) in smtp::find_addresses(v) {
+                found.push((v[s..e].to_owned(), String::new()));
+            }
+        }
+    }
+    if found.is_empty() && quoted.as_deref().is_some_and(has_code) {
+        // The bounce names no recipient but quotes a refusal: the returned
+        // message says whom it was for, when it was for one address only.
+        if let Some(to) = parts.returned.as_ref().and_then(|r| r.get("to")) {
+            let addrs = smtp::find_addresses(to);
+            if addrs.len() == 1 {
+                let (s, e) = addrs[0];
+                found.push((to[s..e].to_owned(), String::new()));
+            }
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    let delayed = DELAY_MARKERS.iter().any(|m| region_lc.contains(m))
+        || lower(&parts.subject).contains("delay");
+    let mut out = Vec::new();
+    for (addr, words) in found {
+        let diagnostic = if has_code(&words) {
+            words
+        } else {
+            match &quoted {
+                Some(q) => join(&words, q),
+                None => words,
+            }
+        };
+        let diag = diagnostic.trim();
+        let status = smtp::find_status(diag);
+        let reply = smtp::find_reply_code(diag);
+        let class = status.map(|s| s.class).or(reply.map(|r| (r / 100) as u8));
+        let action = match class {
+            Some(4) if delayed => Action::Delayed,
+            Some(2) => Action::Delivered,
+            None if delayed => Action::Delayed,
+            _ => Action::Failed,
+        };
+        let remote = remote_mta(diag);
+        let diagnostic = (!diag.is_empty()).then(|| diag.to_owned());
+        if let Some(b) = super::finish(&addr, Some(action), status.filter(|s: &Status| s.class != 2 || action == Action::Delivered), reply, remote, diagnostic) {
+            out.push(b);
+        }
+    }
+    (!out.is_empty()).then_some((mta, out))
+}
