@@ -4,46 +4,89 @@
 //! operator's own identities to seed inboxes, watches those inboxes, records
 //! where and how fast each probe arrived and what the receiver thought of its
 //! SPF/DKIM/DMARC, audits the sending domains' DNS, and exports it all as
-//! Prometheus metrics. See `DESIGN.md` for the contracts (CLI, JSON, metric
-//! names) that dashboards and alert rules depend on.
+//! Prometheus metrics. The contracts that dashboards, alerts and scripts
+//! depend on (CLI, JSON, metric names, finding ids) are documented under
+//! `docs/` (start at the README).
+//!
+//! # How a probe flows
+//!
+//! ```text
+//! probe::scheduler ─► message (compose, sign) ─► probe::send | probe::trigger
+//!        │                                         │ Sent / SendFailure
+//!        ▼                                         ▼
+//!   probe::recorder ◄── Cmd ───────────────────────┘   (run in flight in the store first)
+//!        ▲
+//!        │ WatchEvent::Arrival (token found by message::token)
+//!   inbox (IMAP IDLE / Maildir watchers)
+//!        │
+//!   recorder: verdict::judge + verdict::reverify ─► probe::evaluate (pure) ─► Outcome
+//!        ─► probe::record (final exactly once) ─► probe::events ─► metrics ─► http /metrics
+//! ```
 //!
 //! # Layout
 //!
-//! Data flows one way; each stage has one module and hands the next a small
-//! typed value.
+//! Data flows one way: a stage imports only earlier stages and leaf
+//! modules, and talks to the next through a small typed value.
 //!
-//! - [`config`] — the TOML file and drop-in probe files: raw serde structs
-//!   that reject unknown keys, then checks of meaning. Every problem names
-//!   `file:line:col` and the key. Secrets only from `*_file` / `*_env`.
+//! Leaf modules (they import no stage):
+//! - [`message`] — the probe message: token, code, template, composition,
+//!   DKIM signing with a key parsed at load, finding the token again.
+//! - [`secret`] — secrets whose `Debug` shows nothing.
+//! - [`text`] — the one place that bounds server text and redacts secrets
+//!   from it.
+//! - [`dns`] — the DNS client (one multiplexed socket per audit run;
+//!   answers typed found / not found / unknown).
+//! - [`tls`], [`store`] (SQLite on its own thread), [`metrics`] (every
+//!   series defined once), [`contain`] (panics kept inside one task),
+//!   [`notify`] (systemd), [`logging`].
+//! - [`mailbox_provider`] — consumer domains and MX hosts → provider, typo
+//!   domains → the domain meant.
+//! - [`bounce`] and [`reports`] — pure parsers: bounces (Sisimai's reason
+//!   vocabulary) and DMARC aggregate / TLS-RPT reports, with their commands.
+//!
+//! Stages, in the order data flows:
+//! - [`config`] — the TOML file and drop-in probe files: [`config::model`]
+//!   is what the daemon runs with, [`config::load`] reads the files, and one
+//!   file of checks per section names `file:line:col` and the key of every
+//!   problem; [`config::web`] is the HTTP endpoint's web config.
+//! - [`inbox`] — one watcher per seed folder; hands the recorder an
+//!   `Arrival` and removes the message only when told to.
+//! - [`verdict`] — what the receiver said (Authentication-Results, Received
+//!   chain, spam headers) and mailcanary's own DKIM check of the copy.
+//! - [`probe`] — scheduler, senders, recorder, the pure `evaluate`, the
+//!   [`probe::Outcome`] enum, store records, events; `mailcanary probe`.
+//! - [`audit`] — the DNS audit behind `mailcanary check`: per record type a
+//!   pure parser and a judge with one shape, the finding catalogue.
+//! - [`http`] — `/metrics`, `/-/healthy`, `/-/ready` behind the web config.
 //! - [`daemon`] — lifecycle: [`daemon::run`] takes the loaded config and its
 //!   shutdown and reload triggers as parameters; it opens the store, serves
 //!   HTTP, runs the workers, reloads on request and drains on shutdown.
-//! - [`store`] — SQLite (bundled) on its own thread; the schema of probe runs
-//!   in flight and final, migrated forward with `PRAGMA user_version`.
-//! - [`metrics`] — every exported series as a documented constant (type,
-//!   unit, labels), and the registry that renders `/metrics`.
-//! - [`http`] — hyper 1 endpoint: `/metrics`, `/-/healthy`, `/-/ready`;
-//!   optional TLS and Basic auth from an exporter-toolkit `web.yml`
-//!   ([`config::web`], [`http::auth`]).
-//! - [`notify`] — systemd `sd_notify`: READY, RELOADING, STOPPING, STATUS and
-//!   watchdog pings; a no-op outside systemd.
-//! - [`logging`] — tracing subscriber, text or JSON.
-//! - [`probe`] — the probe stages: [`probe::compose`] builds a
-//!   verification-code message around a token, [`probe::send`] submits it
-//!   over SMTP and returns a typed `Sent` or `SendFailure`.
-//! - [`audit`] — the DNS audit behind `mailcanary check`: pure parsers and
-//!   judges per record type (SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT, BIMI,
-//!   DNSSEC, PTR, DNSBL) that take fetched answers and return findings with
-//!   stable ids; [`dns`] (hickory, typed found / not found / unknown) and
-//!   [`audit::net`] (STARTTLS, MTA-STS policy over HTTPS) fetch;
-//!   [`audit::run`] audits domains; [`audit::cli`] is the command.
-//! - [`reports`] — DMARC aggregate and TLS-RPT reports: pure parsers (bytes
-//!   in, typed reports out, decompression capped) and `mailcanary reports`.
-//! - [`bounce`] — the bounce classifier behind `mailcanary bounce`: raw
-//!   message bytes in, per-recipient status and reason (Sisimai's
-//!   vocabulary) out; pure, bounded, never panics.
-//! - [`mailbox_provider`] — leaf tables: consumer domains and MX hosts →
-//!   provider label, and typo domains (`gmial.com`) → the domain meant.
+//!
+//! `python3 ../shared/tools/modgraph.py src` prints the import graph of the
+//! top-level modules (it has no cycle):
+//!
+//! ```text
+//! audit -> config, dns, metrics, store, text
+//! bounce -> mailbox_provider
+//! config -> message, secret
+//! contain -> text
+//! daemon -> audit, config, http, metrics, notify, probe, store
+//! dns -> text
+//! http -> config, metrics
+//! inbox -> config, contain, message, text, tls
+//! logging -> -
+//! mailbox_provider -> -
+//! message -> -
+//! metrics -> contain
+//! notify -> -
+//! probe -> config, contain, dns, inbox, message, metrics, store, text, tls, verdict
+//! reports -> -
+//! secret -> -
+//! store -> -
+//! text -> -
+//! tls -> -
+//! verdict -> message, text
+//! ```
 //!
 //! The binary (`src/main.rs`) is the only place that touches signals and
 //! process exit codes.
@@ -57,8 +100,8 @@ pub mod dns;
 pub mod http;
 pub mod inbox;
 pub mod logging;
-pub mod message;
 pub mod mailbox_provider;
+pub mod message;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
