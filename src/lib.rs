@@ -37,6 +37,8 @@
 //!   stable ids; [`audit::lookup`] (hickory, typed found / not found /
 //!   unknown) and [`audit::net`] (STARTTLS, MTA-STS policy over HTTPS) fetch;
 //!   [`audit::run`] audits domains; [`audit::cli`] is the command.
+//! - [`manual`] — man pages and shell completions from the CLI definition,
+//!   for packaging (`scripts/package.sh`).
 //!
 //! The binary (`src/main.rs`) is the only place that touches signals and
 //! process exit codes.
@@ -47,6 +49,7 @@ pub mod daemon;
 pub mod http;
 pub mod inbox;
 pub mod logging;
+pub mod manual;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
