@@ -3,7 +3,9 @@
 # Installs only what is missing, so a second run costs one dpkg query.
 set -euo pipefail
 PKGS=(knot knot-dnsutils postfix dovecot-imapd dovecot-lmtpd dovecot-sieve rspamd prometheus
-      swaks libnet-ssleay-perl openssl ca-certificates curl python3 systemd)
+      swaks libnet-ssleay-perl openssl ca-certificates curl python3 systemd
+      # the Debian package and its test under a real systemd (scripts/package.sh, tests/deb/)
+      dpkg-dev binutils lintian debootstrap systemd-container util-linux)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -58,6 +58,8 @@
 //! - [`audit`] — the DNS audit behind `mailcanary check`: per record type a
 //!   pure parser and a judge with one shape, the finding catalogue.
 //! - [`http`] — `/metrics`, `/-/healthy`, `/-/ready` behind the web config.
+//! - [`manual`] — man pages and shell completions from the CLI definition,
+//!   for packaging (`scripts/package.sh`).
 //! - [`daemon`] — lifecycle: [`daemon::run`] takes the loaded config and its
 //!   shutdown and reload triggers as parameters; it opens the store, serves
 //!   HTTP, runs the workers, reloads on request and drains on shutdown.
@@ -101,6 +103,7 @@ pub mod http;
 pub mod inbox;
 pub mod logging;
 pub mod mailbox_provider;
+pub mod manual;
 pub mod message;
 pub mod metrics;
 pub mod notify;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use mailcanary::config::{self, ConfigError};
 use mailcanary::daemon;
 use mailcanary::logging::{self, LogFormat};
@@ -53,6 +53,9 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    GenerateManual { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +85,13 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
+        Command::GenerateManual { dir } => match mailcanary::manual::write(Cli::command(), &dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write the manual into {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

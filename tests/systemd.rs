@@ -4,7 +4,7 @@
 //! sysusers/tmpfiles files must apply cleanly to a scratch root.
 //!
 //! `verify` insists that every `Exec*=` binary exists. The unit names the
-//! installed path, /usr/local/bin/mailcanary, which a test must not write
+//! installed path, /usr/bin/mailcanary, which a test must not write
 //! to; so the test verifies a copy of the unit, under the same file name,
 //! in which only that path is replaced by the binary cargo just built.
 //! Nothing else in the copy differs from the shipped file.
@@ -14,7 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const INSTALLED_BIN: &str = "/usr/local/bin/mailcanary";
+const INSTALLED_BIN: &str = "/usr/bin/mailcanary";
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,7 +45,12 @@ fn unit_copy(text: &str) -> (tempfile::TempDir, PathBuf) {
 /// `systemd-analyze verify` output (stdout and stderr); empty means clean.
 fn verify(text: &str) -> (bool, String) {
     let (_dir, path) = unit_copy(text);
-    let out = systemd_tool("systemd-analyze", &["verify", path.to_str().unwrap()]);
+    // --man=no: Documentation= names man:mailcanary(1), which exists only
+    // once the package is installed.
+    let out = systemd_tool(
+        "systemd-analyze",
+        &["verify", "--man=no", path.to_str().unwrap()],
+    );
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -125,9 +130,9 @@ fn the_unit_runs_the_daemon_as_a_notify_service_with_credentials() {
         .collect();
     for want in [
         "Type=notify",
-        "ExecStartPre=/usr/local/bin/mailcanary config check /etc/mailcanary/mailcanary.toml",
-        "ExecStart=/usr/local/bin/mailcanary run --config /etc/mailcanary/mailcanary.toml",
-        "ExecReload=/usr/local/bin/mailcanary config check /etc/mailcanary/mailcanary.toml",
+        "ExecStartPre=/usr/bin/mailcanary config check /etc/mailcanary/mailcanary.toml",
+        "ExecStart=/usr/bin/mailcanary run --config /etc/mailcanary/mailcanary.toml",
+        "ExecReload=+/usr/bin/nsenter --target $MAINPID --mount /usr/bin/mailcanary config check /etc/mailcanary/mailcanary.toml",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "StateDirectory=mailcanary",
         "LoadCredential=mailcanary:/etc/mailcanary/credentials",
