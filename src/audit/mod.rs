@@ -22,14 +22,17 @@
 //!   pushed as the check's [`CheckResult`]s (and the values the metrics
 //!   need) onto the [`run::DomainReport`].
 //!
-//! [`run::Auditor`] loops over [`Check::ALL`]: it asks every check's needs,
-//! fetches them concurrently (the only I/O), asks again as answers arrive
-//! until nothing is needed, then judges every check in order:
+//! [`run::Auditor`] loops over [`Check::ALL`]: it asks every check's needs
+//! and fetches them concurrently (the only I/O; a need two checks share is
+//! fetched once), asks a check again once the answers it waits for are in,
+//! until no check needs anything, then judges every check in order:
 //!
 //! ```text
 //! let mut facts = Facts::default();
-//! while let needs = all_needs(&subject, &facts) && !needs.is_empty() {
-//!     facts.insert(need, fetch(need).await);            // the only I/O
+//! loop {
+//!     let needs = Check::ALL.flat_map(|c| c.needs(&subject, &facts));
+//!     if needs.is_empty() { break }
+//!     for need in needs { facts.insert(need, fetch(need).await) }   // the only I/O
 //! }
 //! for check in Check::ALL { check.judge(&subject, &facts, &mut report) }
 //! ```

@@ -1,8 +1,8 @@
 //! Audits domains: fetch what the checks need (through [`DnsLookup`] and
 //! [`net`]), then judge (the pure check modules), looping over [`Check::ALL`]
-//! for both. One domain's needs are fetched concurrently, each check asking
-//! again as the answers it waits for arrive; domains run in parallel up to a
-//! bound; DNS queries in flight are bounded by the resolver itself.
+//! for both. One domain's needs are fetched concurrently, each check asked
+//! again once the answers it waits for are in; domains run in parallel up to
+//! a bound; DNS queries in flight are bounded by the resolver itself.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
