@@ -22,14 +22,17 @@
 //!   pushed as the check's [`CheckResult`]s (and the values the metrics
 //!   need) onto the [`run::DomainReport`].
 //!
-//! [`run::Auditor`] loops over [`Check::ALL`]: it asks every check's needs,
-//! fetches them concurrently (the only I/O), asks again as answers arrive
-//! until nothing is needed, then judges every check in order:
+//! [`run::Auditor`] loops over [`Check::ALL`]: it asks every check's needs
+//! and fetches them concurrently (the only I/O; a need two checks share is
+//! fetched once), asks a check again once the answers it waits for are in,
+//! until no check needs anything, then judges every check in order:
 //!
 //! ```text
 //! let mut facts = Facts::default();
-//! while let needs = all_needs(&subject, &facts) && !needs.is_empty() {
-//!     facts.insert(need, fetch(need).await);            // the only I/O
+//! loop {
+//!     let needs = Check::ALL.flat_map(|c| c.needs(&subject, &facts));
+//!     if needs.is_empty() { break }
+//!     for need in needs { facts.insert(need, fetch(need).await) }   // the only I/O
 //! }
 //! for check in Check::ALL { check.judge(&subject, &facts, &mut report) }
 //! ```
@@ -335,7 +338,136 @@ pub(crate) fn lossy(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+
+    use mail_auth::SpfResult;
+
     use super::*;
+    use crate::audit::facts::Fetched;
+    use crate::audit::mta_sts::PolicyFetch;
+    use crate::audit::mx::SmtpTls;
+    use crate::audit::run::{AuditOptions, SmtpProbe};
+    use crate::dns::{Answer, DnsAnswer, HostAddrs, MxHost, QueryKind};
+
+    /// Drives every check through its `needs` and `judge`, as the auditor
+    /// does, with `fetch` standing in for the network.
+    fn audit_with(opts: &AuditOptions, fetch: impl Fn(&Need) -> Fetched) -> DomainReport {
+        let subject = Subject {
+            domain: "example.com",
+            opts,
+            now: 0,
+        };
+        let mut facts = Facts::default();
+        for _ in 0..100 {
+            // Checks share needs (the MX records, the DMARC record): one fetch.
+            let needs: std::collections::BTreeSet<Need> = Check::ALL
+                .iter()
+                .flat_map(|c| c.needs(&subject, &facts))
+                .collect();
+            for n in &needs {
+                facts.insert(n, fetch(n));
+            }
+        }
+        for c in Check::ALL {
+            assert_eq!(c.needs(&subject, &facts), [], "{c}: fetching ends");
+        }
+        let mut report = DomainReport::new("example.com".into());
+        for c in Check::ALL {
+            c.judge(&subject, &facts, &mut report);
+        }
+        report
+    }
+
+    fn everything() -> AuditOptions {
+        AuditOptions {
+            selectors: vec!["s1".into()],
+            ips: vec!["192.0.2.1".parse().unwrap()],
+            dnsbl_ip_zones: vec!["bl.example".into()],
+            dnsbl_domain_zones: vec!["dbl.example".into()],
+            smtp: Some(SmtpProbe {
+                port: 25,
+                helo: "h.example".into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_check_reports_unknown_answers_as_unknown() {
+        let report = audit_with(&everything(), |n| match n {
+            Need::Dns(q) => Fetched::Dns(Answer::unknown(q.kind, "timed out")),
+            Need::SpfEval(_) => Fetched::SpfEval(SpfResult::TempError),
+            Need::Policy(_) => Fetched::Policy(PolicyFetch::DnsError("timed out".into())),
+            Need::StartTls { .. } => Fetched::StartTls(SmtpTls::Unreachable("timed out".into())),
+        });
+        let checks: Vec<Check> = report.checks.iter().map(|c| c.check).collect();
+        assert_eq!(checks, Check::ALL, "one result per check, in order");
+        for c in &report.checks {
+            assert_eq!(c.status, Status::Unknown, "{c:?}");
+            assert!(c.findings.iter().all(Finding::is_dns_error), "{c:?}");
+        }
+        assert_eq!(report.spf_lookups, None);
+        assert_eq!(report.dmarc_policy, None);
+        assert_eq!(report.dkim_key_bits, [("s1".to_owned(), None)]);
+        assert_eq!(report.dnsbl.len(), 2);
+    }
+
+    #[test]
+    fn needs_follow_the_answers() {
+        let asked = RefCell::new(Vec::new());
+        let report = audit_with(&everything(), |n| {
+            asked.borrow_mut().push(n.clone());
+            match n {
+                Need::Dns(q) => Fetched::Dns(match (q.kind, q.name.as_str()) {
+                    (QueryKind::MxRecords, "example.com") => {
+                        Answer::MxRecords(DnsAnswer::Found(vec![MxHost {
+                            preference: 10,
+                            exchange: "mx.example.com".into(),
+                        }]))
+                    }
+                    (QueryKind::Host, "mx.example.com") => Answer::Host(DnsAnswer::Found(HostAddrs {
+                        addrs: vec!["2001:db8::25".parse().unwrap(), "192.0.2.25".parse().unwrap()],
+                        cname: None,
+                    })),
+                    (QueryKind::Txt, "_mta-sts.example.com") => {
+                        Answer::Txt(DnsAnswer::Found(vec![b"v=STSv1; id=1".to_vec()]))
+                    }
+                    (kind, _) => Answer::unknown(kind, "timed out"),
+                }),
+                Need::SpfEval(_) => Fetched::SpfEval(SpfResult::Pass),
+                Need::Policy(_) => Fetched::Policy(PolicyFetch::Fetched {
+                    body: b"version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmax_age: 604800\r\n".to_vec(),
+                    content_type: Some("text/plain".into()),
+                }),
+                Need::StartTls { .. } => Fetched::StartTls(SmtpTls::Tls {
+                    verify: Ok(()),
+                    not_after: None,
+                }),
+            }
+        });
+        let asked = asked.into_inner();
+        let probe = Need::StartTls {
+            host: "mx.example.com".into(),
+            addr: "192.0.2.25".parse().unwrap(),
+        };
+        assert!(
+            asked.contains(&probe),
+            "the MX target is probed, IPv4 first"
+        );
+        assert!(asked.contains(&Need::Policy("example.com".into())));
+        let unique: std::collections::HashSet<&Need> = asked.iter().collect();
+        assert_eq!(unique.len(), asked.len(), "nothing fetched is asked again");
+        let status = |check| {
+            report
+                .checks
+                .iter()
+                .find(|c| c.check == check)
+                .map(|c| c.status)
+        };
+        assert_eq!(status(Check::Mx), Some(Status::Ok));
+        assert_eq!(status(Check::MtaSts), Some(Status::Ok));
+        assert_eq!(status(Check::TlsRpt), Some(Status::Unknown));
+    }
 
     #[test]
     fn status_precedence() {

@@ -631,6 +631,26 @@ mod tests {
     }
 
     #[test]
+    fn error_texts() {
+        let err = PolicyError::InvalidMaxAge {
+            line: 3,
+            value: "x".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "line 3: max_age `x` is not a number of seconds up to 31557600"
+        );
+        let errs = parse_record(b"v=STSv1; id=has-dash").unwrap_err();
+        assert_eq!(errs, [RecordError::InvalidId("has-dash".into())]);
+        assert_eq!(
+            errs[0].to_string(),
+            "id=`has-dash` must be 1 to 32 letters and digits"
+        );
+        let errs = parse_policy(b"version: STSv1\nmode: enforce\nmax_age: 600\n").unwrap_err();
+        assert_eq!(errs, [PolicyError::NoMx]);
+    }
+
+    #[test]
     fn mx_patterns() {
         assert!(mx_matches("mx1.example.com", "MX1.example.com."));
         assert!(mx_matches("*.example.com", "mx.example.com"));

@@ -1,17 +1,17 @@
 //! Audits domains: fetch what the checks need (through [`DnsLookup`] and
 //! [`net`]), then judge (the pure check modules), looping over [`Check::ALL`]
-//! for both. One domain's needs are fetched concurrently, each check asking
-//! again as the answers it waits for arrive; domains run in parallel up to a
-//! bound; DNS queries in flight are bounded by the resolver itself.
+//! for both. One domain's needs are fetched concurrently, each check asked
+//! again once the answers it waits for are in; domains run in parallel up to
+//! a bound; DNS queries in flight are bounded by the resolver itself.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::SpfResult;
 use serde::Serialize;
@@ -179,28 +179,45 @@ impl Auditor {
         report
     }
 
-    /// Asks every check what it needs, fetches it concurrently, and asks
-    /// again whenever answers arrive, until nothing more is needed.
+    /// Asks every check what it needs and fetches it concurrently. A check is
+    /// asked again once every answer it waits for is in (what it needs
+    /// depends only on the answers it asked for), until nothing more is
+    /// needed. The checks proceed independently of each other.
     async fn gather(&self, s: &Subject<'_>) -> Facts {
         let mut facts = Facts::default();
         let mut asked: HashSet<Need> = HashSet::new();
+        // Who waits for each need in flight, and how many answers each check
+        // still waits for.
+        let mut waiting: HashMap<Need, Vec<Check>> = HashMap::new();
+        let mut outstanding: HashMap<Check, usize> = HashMap::new();
+        let mut again: Vec<Check> = Check::ALL.to_vec();
         let mut pending = FuturesUnordered::new();
         loop {
-            for need in Check::ALL.iter().flat_map(|c| c.needs(s, &facts)) {
-                if asked.len() < MAX_NEEDS && asked.insert(need.clone()) {
-                    pending.push(async move {
-                        let got = self.fetch(&need, s.domain).await;
-                        (need, got)
-                    });
+            for check in std::mem::take(&mut again) {
+                for need in check.needs(s, &facts) {
+                    if asked.len() >= MAX_NEEDS && !asked.contains(&need) {
+                        continue;
+                    }
+                    waiting.entry(need.clone()).or_default().push(check);
+                    *outstanding.entry(check).or_default() += 1;
+                    if asked.insert(need.clone()) {
+                        pending.push(async move {
+                            let got = self.fetch(&need, s.domain).await;
+                            (need, got)
+                        });
+                    }
                 }
             }
             let Some((need, got)) = pending.next().await else {
                 break;
             };
             facts.insert(&need, got);
-            // Take the answers already in before asking the checks again.
-            while let Some(Some((need, got))) = pending.next().now_or_never() {
-                facts.insert(&need, got);
+            for check in waiting.remove(&need).unwrap_or_default() {
+                let left = outstanding.entry(check).or_default();
+                *left = left.saturating_sub(1);
+                if *left == 0 && !again.contains(&check) {
+                    again.push(check);
+                }
             }
         }
         facts

@@ -17,14 +17,14 @@
 //!   a bound on queries in flight, and [`DnsLookup::for_run`], a handle that
 //!   asks each (name, type) once per run. [`DnsLookup::answer`] answers a
 //!   [`Query`].
-//! - `wire`: the client under it: hickory's multiplexer on one UDP socket
+//! - [`wire`]: the client under it: hickory's multiplexer on one UDP socket
 //!   per run, TCP for truncated answers, CNAMEs followed, answers checked
 //!   against the server and the question.
 
 pub mod facts;
 pub mod lookup;
 pub mod name;
-mod wire;
+pub mod wire;
 
 pub use facts::{Answer, DnsFacts, Query, QueryKind};
 pub use lookup::{
