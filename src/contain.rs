@@ -92,6 +92,9 @@ mod tests {
         .await;
         assert_eq!(r.unwrap_err().0, "boom at depth 3");
         assert_eq!(panics(Task::Sender), before + 1);
-        assert_eq!(contained(Task::Sender, "test", async { 2 }).await.unwrap(), 2);
+        assert_eq!(
+            contained(Task::Sender, "test", async { 2 }).await.unwrap(),
+            2
+        );
     }
 }

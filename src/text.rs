@@ -233,13 +233,17 @@ mod tests {
     #[test]
     fn server_text_is_one_bounded_line() {
         assert_eq!(server("a\r\nb"), "a  b");
-        assert_eq!(server(&"x".repeat(1_000_000)).chars().count(), SERVER_TEXT_MAX);
+        assert_eq!(
+            server(&"x".repeat(1_000_000)).chars().count(),
+            SERVER_TEXT_MAX
+        );
     }
 
     #[test]
     fn registered_secrets_and_their_encodings_are_redacted() {
         register("hunter2-text-test", Kept::Always);
-        let plain = base64::engine::general_purpose::STANDARD.encode("\0u@x.test\0hunter2-text-test");
+        let plain =
+            base64::engine::general_purpose::STANDARD.encode("\0u@x.test\0hunter2-text-test");
         register("\0u@x.test\0hunter2-text-test", Kept::Always);
         let login = base64::engine::general_purpose::STANDARD.encode("hunter2-text-test");
         let said = format!(

@@ -148,7 +148,8 @@ async fn imap_session(
                 Some(Reply::Send(s)) => s,
                 _ => "{tag} OK\r\n".into(),
             };
-            w.write_all(verdict.replace("{tag}", &tag).as_bytes()).await?;
+            w.write_all(verdict.replace("{tag}", &tag).as_bytes())
+                .await?;
             continue;
         }
         match script(&command).unwrap_or_else(|| ordinary(&command)) {
@@ -253,16 +254,20 @@ async fn imap_deep_nesting_closes_the_connection_and_the_watcher_reconnects() {
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(server.connections.load(Ordering::SeqCst) >= 2, "reconnected");
+    assert!(
+        server.connections.load(Ordering::SeqCst) >= 2,
+        "reconnected"
+    );
     assert!(ups.lock().unwrap().contains(&false), "inbox_up went to 0");
     stop.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn imap_nesting_within_the_bound_is_parsed_on_a_worker_stack() {
-    // Just under the bound (two levels are the FETCH list and its own): the
-    // parser's recursion at this depth fits a 2 MiB worker stack, even unoptimised.
-    let depth = mailcanary::inbox::imap_frame::Limits::MAX_DEPTH as usize - 1;
+async fn imap_nesting_at_the_bound_is_parsed_on_a_worker_stack() {
+    // At the bound (two levels are the FETCH list and the leaf's parameter
+    // list): the parser's recursion at this depth fits a 2 MiB worker
+    // stack, even unoptimised.
+    let depth = mailcanary::inbox::imap_frame::Limits::MAX_DEPTH as usize - 2;
     let server = imap_server(fetch_answer(nested_bodystructure(depth))).await;
     let (stop, _) = start_watcher("deep47", server.port, password("pw-deep47"), 1 << 20);
     wait_for_log("deep47", "inbox watcher connected", Duration::from_secs(10))
@@ -305,9 +310,13 @@ async fn imap_literal_promise_is_refused_before_any_allocation() {
     });
     let server = imap_server(script).await;
     let (stop, ups) = start_watcher("promise", server.port, password("pw-promise"), 1 << 20);
-    let line = wait_for_log("promise", "literal of 500000000 bytes", Duration::from_secs(5))
-        .await
-        .expect("refused at once, not after the command timeout");
+    let line = wait_for_log(
+        "promise",
+        "literal of 500000000 bytes",
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("refused at once, not after the command timeout");
     assert!(line.contains("more than 1048576"), "{line}");
     assert!(ups.lock().unwrap().contains(&false));
     stop.cancel();
@@ -324,11 +333,19 @@ async fn imap_endless_line_is_refused_at_the_line_bound() {
     let server = imap_server(script).await;
     let start = Instant::now();
     let (stop, _) = start_watcher("endless", server.port, password("pw-endless"), 1 << 20);
-    wait_for_log("endless", "response line longer than", Duration::from_secs(10))
-        .await
-        .expect("refused");
+    wait_for_log(
+        "endless",
+        "response line longer than",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("refused");
     // Linear scanning: the megabyte before the bound costs milliseconds, not a core for a minute.
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     stop.cancel();
 }
 
@@ -355,9 +372,13 @@ async fn imap_messages_are_fetched_within_max_message_size() {
     }))
     .await;
     let (stop, _) = start_watcher("bigmsg", server.port, password("pw-big"), 65_536);
-    let line = wait_for_log("bigmsg", "literal of 1048576 bytes", Duration::from_secs(10))
-        .await
-        .expect("a whole message above max_message_size is refused");
+    let line = wait_for_log(
+        "bigmsg",
+        "literal of 1048576 bytes",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("a whole message above max_message_size is refused");
     assert!(line.contains("more than 65536"), "{line}");
     let asked = server.commands.lock().unwrap().clone();
     assert!(
@@ -404,8 +425,8 @@ async fn imap_sasl_plain_echo_is_redacted() {
     let line = wait_for_log("echo-plain", "login refused", Duration::from_secs(5))
         .await
         .expect("refusal logged");
-    let b64 = base64::engine::general_purpose::STANDARD
-        .encode(format!("\0canary@seed.test\0{secret}"));
+    let b64 =
+        base64::engine::general_purpose::STANDARD.encode(format!("\0canary@seed.test\0{secret}"));
     assert!(line.contains("[redacted]"), "{line}");
     assert!(!line.contains(&b64[..12]), "{line}");
     stop.cancel();
@@ -436,7 +457,11 @@ async fn smtp_relay(
                     if in_data && line != "." {
                         continue;
                     }
-                    let key = if in_data { ".".to_string() } else { line.clone() };
+                    let key = if in_data {
+                        ".".to_string()
+                    } else {
+                        line.clone()
+                    };
                     in_data = false;
                     match answer(&key) {
                         Some(bytes) => {
@@ -538,7 +563,11 @@ async fn smtp_silence_after_data_is_a_timeout() {
         .await
         .unwrap_err();
     assert_eq!(reason, SendReason::Timeout);
-    assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -626,8 +655,7 @@ async fn smtp_refusal_echoing_auth_plain_is_redacted() {
         .await
         .unwrap_err();
     assert_eq!(reason, SendReason::Auth);
-    let b64 =
-        base64::engine::general_purpose::STANDARD.encode(format!("\0relay-user\0{secret}"));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("\0relay-user\0{secret}"));
     assert!(detail.contains("[redacted]"), "{detail}");
     assert!(!detail.contains(&b64[..12]), "{detail}");
 }
@@ -668,8 +696,8 @@ async fn refresh_error(url: String, refresh: &str) -> (String, String) {
         ca_file: None,
     };
     let (events, _rx) = mpsc::channel(8);
-    let source = mailcanary::inbox::oauth::TokenSource::new("hostile", &client, None, events)
-        .unwrap();
+    let source =
+        mailcanary::inbox::oauth::TokenSource::new("hostile", &client, None, events).unwrap();
     let e = tokio::time::timeout(Duration::from_secs(40), source.token(None))
         .await
         .expect("the refresh ended")
@@ -681,7 +709,9 @@ async fn refresh_error(url: String, refresh: &str) -> (String, String) {
 #[tokio::test]
 async fn oauth_endless_answer_is_protocol() {
     let url = token_endpoint(Arc::new(|| {
-        let mut a = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"access_token\":\"".to_vec();
+        let mut a =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"access_token\":\""
+                .to_vec();
         a.extend(std::iter::repeat_n(b'a', 64 << 20));
         a
     }))

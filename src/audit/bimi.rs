@@ -4,8 +4,8 @@
 //! No I/O.
 
 use super::tag_list::{self, NameCase};
-use crate::text::excerpt;
 use super::{lossy, plural, CheckResult, DnsAnswer, Finding, Selection, TxtRecords};
+use crate::text::excerpt;
 
 /// `default._bimi.<domain>`.
 pub fn record_name(domain: &str) -> String {

@@ -19,8 +19,8 @@ use std::fmt;
 
 use super::domain::normalize;
 use super::tag_list::{self, NameCase, TagError};
-use crate::text::excerpt;
 use super::{lossy, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Severity};
+use crate::text::excerpt;
 
 /// RSA keys under this many bits MUST NOT be accepted (RFC 8301 §3.2).
 pub const MIN_RSA_BITS: u32 = 1024;

@@ -18,10 +18,8 @@ use std::fmt;
 
 use super::domain::{self, normalize, organizational_domain, PublicSuffix};
 use super::tag_list::{self, NameCase, TagError};
+use super::{lossy, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Selection, Severity};
 use crate::text::excerpt;
-use super::{
-    lossy, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Selection, Severity,
-};
 
 /// At most this many distinct external report domains are checked.
 pub const MAX_EXTERNAL_DESTINATIONS: usize = 10;

@@ -5,8 +5,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::text::excerpt;
 use super::{CheckResult, DnsAnswer, Finding};
+use crate::text::excerpt;
 
 /// What is looked up.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -3,8 +3,8 @@
 //! The audit does not validate signatures; it tells signed from unsigned and
 //! an island of trust from a chained zone. No I/O.
 
-use crate::text::excerpt;
 use super::{CheckResult, DnsAnswer, Finding};
+use crate::text::excerpt;
 
 /// What the check reads.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1028,5 +1028,4 @@ mod tests {
         );
         assert_eq!(facts.len(), 2);
     }
-
 }

@@ -5,10 +5,8 @@
 
 use super::lookup::MxHost;
 use super::tag_list::{self, NameCase};
+use super::{lossy, plural, CheckResult, DnsAnswer, Finding, Selection, Severity, TxtRecords};
 use crate::text::excerpt;
-use super::{
-    lossy, plural, CheckResult, DnsAnswer, Finding, Selection, Severity, TxtRecords,
-};
 
 /// RFC 8461 §3.3: senders SHOULD NOT read more than 64 KiB of policy.
 pub const MAX_POLICY_BYTES: usize = 64 * 1024;

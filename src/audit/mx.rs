@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::lookup::{HostAddrs, MxHost};
-use crate::text::excerpt;
 use super::{CheckResult, DnsAnswer, Finding, Severity};
+use crate::text::excerpt;
 
 /// At most this many MX targets are resolved and probed.
 pub const MAX_TARGETS: usize = 10;

@@ -35,8 +35,8 @@ use tokio_rustls::TlsConnector;
 use super::lookup::DnsLookup;
 use super::mta_sts::{self, PolicyFetch, MAX_POLICY_BYTES};
 use super::mx::SmtpTls;
+use super::DnsAnswer;
 use crate::text::excerpt;
-use super::{DnsAnswer};
 
 /// An SMTP reply line longer than this is treated as a broken server
 /// (RFC 5321 §4.5.3.1.5 allows 512 octets).

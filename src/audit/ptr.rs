@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::text::excerpt;
 use super::{CheckResult, DnsAnswer, Finding};
+use crate::text::excerpt;
 
 /// At most this many PTR names of one IP are followed forward.
 pub const MAX_PTR_NAMES: usize = 10;

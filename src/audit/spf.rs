@@ -25,11 +25,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::domain::{self, normalize};
-use crate::text::excerpt;
 use super::{
-    lossy, plural, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Selection,
-    Severity,
+    lossy, plural, want, CheckResult, DnsAnswer, DnsFacts, Finding, Query, Selection, Severity,
 };
+use crate::text::excerpt;
 
 /// At most 10 terms that cause DNS queries per evaluation (RFC 7208 §4.6.4).
 pub const MAX_DNS_LOOKUPS: u32 = 10;

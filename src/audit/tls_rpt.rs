@@ -2,10 +2,8 @@
 //! senders where to report TLS failures (of MTA-STS or DANE). No I/O.
 
 use super::tag_list::{self, NameCase};
+use super::{lossy, plural, CheckResult, DnsAnswer, Finding, Selection, Severity, TxtRecords};
 use crate::text::excerpt;
-use super::{
-    lossy, plural, CheckResult, DnsAnswer, Finding, Selection, Severity, TxtRecords,
-};
 
 /// `_smtp._tls.<domain>` (RFC 8460 §3).
 pub fn record_name(domain: &str) -> String {

@@ -517,10 +517,7 @@ fn parse_grant(status: u16, body: &[u8]) -> Result<Grant, TokenError> {
                 d.push_str(": ");
                 d.push_str(desc);
             }
-            text::server(&d)
-                .chars()
-                .take(DETAIL_MAX)
-                .collect()
+            text::server(&d).chars().take(DETAIL_MAX).collect()
         }
         None => format!("HTTP {status}"),
     };

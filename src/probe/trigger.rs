@@ -54,16 +54,20 @@ impl HttpTrigger {
     /// Ask the app to send a code to `address`. A panic on the way is
     /// contained ([`crate::contain`]) and ends the send as `local`.
     pub async fn trigger(&self, address: &str) -> Result<Sent, SendFailure> {
-        crate::contain::contained(crate::contain::Task::Sender, &self.cfg.url, self.call(address))
-            .await
-            .unwrap_or_else(|p| {
-                Err(SendFailure {
-                    reason: SendReason::Local,
-                    detail: p.to_string(),
-                    attempts: 1,
-                    retry_after: None,
-                })
+        crate::contain::contained(
+            crate::contain::Task::Sender,
+            &self.cfg.url,
+            self.call(address),
+        )
+        .await
+        .unwrap_or_else(|p| {
+            Err(SendFailure {
+                reason: SendReason::Local,
+                detail: p.to_string(),
+                attempts: 1,
+                retry_after: None,
             })
+        })
     }
 
     async fn call(&self, address: &str) -> Result<Sent, SendFailure> {

@@ -24,7 +24,6 @@ use mail_parser::parsers::MessageStream;
 use mail_parser::{DateTime, HeaderValue, Host, Protocol, Received, TlsVersion};
 use serde::Serialize;
 
-
 /// Most hops kept; beyond it the oldest (bottom) fields are dropped.
 pub const MAX_HOPS: usize = 64;
 /// Longest host name or id kept, in bytes (a DNS name is at most 255 octets).
@@ -133,7 +132,9 @@ pub(crate) fn hop_with(parsed: Option<&Received<'_>>, value: &[u8]) -> Hop {
         });
         hop.by = r.by.as_ref().map(host);
         hop.with = r.with.map(|p| protocol_name(p).to_string());
-        hop.id = r.id.as_deref().map(|id| crate::text::bounded(id, MAX_HOST).to_string());
+        hop.id =
+            r.id.as_deref()
+                .map(|id| crate::text::bounded(id, MAX_HOST).to_string());
         hop.tls = r.tls_version.map(tls_name);
     }
     if hop.with.is_none() {
