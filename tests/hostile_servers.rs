@@ -701,8 +701,7 @@ async fn refresh_error(url: String, refresh: &str) -> (String, String) {
     let e = tokio::time::timeout(Duration::from_secs(40), source.token(None))
         .await
         .expect("the refresh ended")
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     (e.reason().to_string(), e.to_string())
 }
 

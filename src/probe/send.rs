@@ -486,7 +486,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Capped<S> {
         // waits, so without this a fast relay could keep the transaction's
         // timeout from ever firing.
         this.reads += 1;
-        if this.reads % 4 == 0 {
+        if this.reads.is_multiple_of(4) {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
