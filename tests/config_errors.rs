@@ -412,7 +412,15 @@ fn a_very_deep_dotted_header_is_reported_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("main.toml");
     let deep = vec!["a"; 100_000].join(".");
-    std::fs::write(&main, format!("[daemon]\nstate_dir = \"s\"\n\n[{deep}]\nx = 1\n")).unwrap();
+    std::fs::write(
+        &main,
+        format!("[daemon]\nstate_dir = \"s\"\n\n[{deep}]\nx = 1\n"),
+    )
+    .unwrap();
     let e = config::load(&main).map(|_| ()).unwrap_err().to_string();
-    assert!(e.contains(&format!("{}:4:", main.display())), "{}", &e[..e.len().min(300)]);
+    assert!(
+        e.contains(&format!("{}:4:", main.display())),
+        "{}",
+        &e[..e.len().min(300)]
+    );
 }
