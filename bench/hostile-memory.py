@@ -24,6 +24,7 @@ import time
 
 DURATION = float(os.environ.get("HOSTILE_SECONDS", "8"))
 MIB = 1 << 20
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "probes", "templates")
 
 
 def nested(depth):
@@ -161,6 +162,8 @@ sender = "relay"
 seeds = ["s1"]
 every = "1m"
 timeout = "30s"
+template = "{templates}/verification-en.toml"
+product = "Bench"
 """
 
 
@@ -185,7 +188,7 @@ def run_case(binary, case):
         with open(f"{d}/pw", "w") as f:
             f.write("hostile-bench-password\n")
         with open(f"{d}/mailcanary.toml", "w") as f:
-            f.write(CONFIG.format(dir=d, imap=imap, smtp=smtp))
+            f.write(CONFIG.format(dir=d, imap=imap, smtp=smtp, templates=TEMPLATES))
         log = open(f"{d}/log", "w+")
         p = subprocess.Popen([binary, "run", "--config", f"{d}/mailcanary.toml"],
                              stdout=log, stderr=subprocess.STDOUT)
@@ -203,7 +206,7 @@ def run_case(binary, case):
             p.kill()
         log.seek(0)
         lines = [l.strip() for l in log if "refused" in l or "disconnected" in l
-                 or "send failed" in l or "overflow" in l or "panicked" in l]
+                 or "fail" in l or "overflow" in l or "panicked" in l]
     return peak, alive, lines
 
 

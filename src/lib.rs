@@ -90,6 +90,11 @@
 //! verdict -> message, text
 //! ```
 //!
+//! - [`text`] — leaf: the one place outside words are bounded ([`text::bounded`],
+//!   [`text::excerpt`], [`text::server`]) and secrets redacted from server text.
+//! - [`contain`] — leaf: panics in watcher and sender tasks are caught,
+//!   logged and counted (`docs/reliability.md` lists every bound on server input).
+//!
 //! The binary (`src/main.rs`) is the only place that touches signals and
 //! process exit codes.
 

@@ -396,3 +396,56 @@ fn every_preset_resolves_into_a_valid_seed() {
     );
     assert!(stderr.is_empty(), "no warnings expected: {stderr}");
 }
+
+/// A main file whose drop-in directory `probes.d` holds `files` (name, link target).
+fn with_probe_links(links: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("main.toml");
+    std::fs::write(
+        &main,
+        "[daemon]\nstate_dir = \"state\"\nprobes_dir = \"probes.d\"\n",
+    )
+    .unwrap();
+    let d = dir.path().join("probes.d");
+    std::fs::create_dir(&d).unwrap();
+    for (name, target) in links {
+        std::os::unix::fs::symlink(target, d.join(name)).unwrap();
+    }
+    (dir, main)
+}
+
+#[test]
+fn a_symlink_loop_in_probes_dir_is_an_error_naming_the_file() {
+    let (_dir, main) = with_probe_links(&[("a.toml", "b.toml"), ("b.toml", "a.toml")]);
+    match config::load(&main) {
+        Err(ConfigError::Read { path, .. }) => {
+            assert!(path.ends_with("probes.d/a.toml"), "{}", path.display())
+        }
+        other => panic!("expected a read error, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn a_dangling_link_in_probes_dir_is_an_error_naming_the_file() {
+    let (_dir, main) = with_probe_links(&[("gone.toml", "nowhere.toml")]);
+    let e = config::load(&main).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("probes.d/gone.toml"), "{e}");
+}
+
+#[test]
+fn a_very_deep_dotted_header_is_reported_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("main.toml");
+    let deep = vec!["a"; 100_000].join(".");
+    std::fs::write(
+        &main,
+        format!("[daemon]\nstate_dir = \"s\"\n\n[{deep}]\nx = 1\n"),
+    )
+    .unwrap();
+    let e = config::load(&main).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("{}:4:", main.display())),
+        "{}",
+        &e[..e.len().min(300)]
+    );
+}

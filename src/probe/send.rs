@@ -154,6 +154,10 @@ const MAX_READ: usize = 1024 * 1024;
 /// Most bytes read without a line end. lettre cuts a reply line at 1000
 /// bytes only once the line has ended; this bounds a line that never does.
 const MAX_LINE: usize = 64 * 1024;
+/// Most continuation lines (`250-`) in one reply: an EHLO answer has a
+/// dozen. lettre re-parses a reply at each of its lines, so an endless reply
+/// costs time squared in its length; this keeps that small.
+const MAX_REPLY_LINES: usize = 256;
 /// How long a QUIT after an accepted message may take; its answer changes nothing.
 const QUIT_WAIT: Duration = Duration::from_secs(2);
 
@@ -432,6 +436,9 @@ enum Overrun {
     /// A line ran past [`MAX_LINE`] without ending.
     #[error("the relay sent a line longer than {MAX_LINE} bytes")]
     Line,
+    /// A reply ran past [`MAX_REPLY_LINES`] lines without its last.
+    #[error("the relay sent a reply of more than {MAX_REPLY_LINES} lines")]
+    Lines,
 }
 
 /// A relay connection that fails a read once the relay passed [`MAX_READ`]
@@ -443,6 +450,10 @@ struct Capped<S> {
     peer: std::net::SocketAddr,
     read: usize,
     line: usize,
+    /// Continuation lines of the reply being read.
+    continued: usize,
+    /// Reads since the task last yielded.
+    reads: u32,
 }
 
 impl<S> Capped<S> {
@@ -452,6 +463,8 @@ impl<S> Capped<S> {
             peer,
             read: 0,
             line: 0,
+            continued: 0,
+            reads: 0,
         }
     }
 }
@@ -464,20 +477,37 @@ impl<S: AsyncRead + Unpin> AsyncRead for Capped<S> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
+        // Yield now and then: lettre's parsing of buffered lines never
+        // waits, so without this a fast relay could keep the transaction's
+        // timeout from ever firing.
+        this.reads += 1;
+        if this.reads.is_multiple_of(4) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         let new = &buf.filled()[before..];
         this.read += new.len();
-        match new.iter().rposition(|b| *b == b'\n') {
-            Some(at) => this.line = new.len() - at - 1,
-            None => this.line += new.len(),
+        let mut over = None;
+        for &b in new {
+            // RFC 5321 §4.2.1: "250-" continues a reply, "250 " ends it.
+            if this.line == 3 {
+                match b {
+                    b'-' => this.continued += 1,
+                    b' ' => this.continued = 0,
+                    _ => {}
+                }
+            }
+            this.line = if b == b'\n' { 0 } else { this.line + 1 };
+            if this.line > MAX_LINE {
+                over = Some(Overrun::Line);
+            } else if this.continued > MAX_REPLY_LINES {
+                over = Some(Overrun::Lines);
+            }
         }
-        let over = if this.read > MAX_READ {
-            Some(Overrun::Total)
-        } else if this.line > MAX_LINE {
-            Some(Overrun::Line)
-        } else {
-            None
-        };
+        if this.read > MAX_READ {
+            over = Some(Overrun::Total);
+        }
         match over {
             Some(o) => Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, o))),
             None => Poll::Ready(Ok(())),
