@@ -225,7 +225,9 @@ fn check_zip_directory(bytes: &[u8]) -> Result<(), ReportError> {
     if found {
         Ok(())
     } else {
-        Err(ReportError::Zip("no end of central directory record".into()))
+        Err(ReportError::Zip(
+            "no end of central directory record".into(),
+        ))
     }
 }
 
@@ -339,12 +341,18 @@ mod tests {
         data.extend([0u8; 18]);
         assert!(check_zip_directory(&data).is_ok());
         data[10] = 0xfe;
-        assert!(matches!(check_zip_directory(&data), Err(ReportError::Zip(_))));
+        assert!(matches!(
+            check_zip_directory(&data),
+            Err(ReportError::Zip(_))
+        ));
         let mut zip64 = b"PK\x06\x07".to_vec();
         zip64.extend([0u8; 16]);
         zip64.extend(b"PK\x05\x06");
         zip64.extend([0u8; 18]);
-        assert!(matches!(check_zip_directory(&zip64), Err(ReportError::Zip(_))));
+        assert!(matches!(
+            check_zip_directory(&zip64),
+            Err(ReportError::Zip(_))
+        ));
     }
 
     #[test]
