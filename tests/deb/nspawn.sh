@@ -124,7 +124,9 @@ metrics() {
   sh_inside 'exec 3<>/dev/tcp/127.0.0.1/10580 && printf "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3 && cat <&3' | tr -d '\r'
 }
 # A line of /metrics, whole.
-metrics_have() { metrics | grep -qxF "$1"; }
+# The body is read whole first: with pipefail, `metrics | grep -q` fails
+# whenever grep stops early and the reader gets SIGPIPE on a large body.
+metrics_have() { local body; body=$(metrics); grep -qxF "$1" <<<"$body"; }
 restarted_from() { [ "$(show MainPID)" != "$1" ] && [ "$(show ActiveState)" = active ]; }
 journal_since() { inside journalctl -u mailcanary --no-pager -o cat --since "@$1"; }
 wait_for() { # wait_for SECONDS WHAT COMMAND...
@@ -229,7 +231,7 @@ inside systemctl reload mailcanary >/dev/null 2>&1 && fail "systemctl reload suc
   fail "the daemon did not keep running after the refused reload"
 journal_since "$since" | grep -qE "/etc/mailcanary/mailcanary.toml:$line:[0-9]+" ||
   { journal_since "$since" >&2; fail "the journal does not name /etc/mailcanary/mailcanary.toml:$line:COL"; }
-metrics | grep -qF "$sent" || fail "the previous config's series are gone"
+metrics_have "$sent" || fail "the previous config's series are gone"
 # SIGHUP straight to the daemon (no ExecReload check): it refuses too.
 inside systemctl kill -s HUP --kill-whom=main mailcanary
 wait_for 10 "the daemon's own refusal" metrics_have 'mailcanary_config_last_reload_successful 0'
