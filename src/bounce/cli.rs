@@ -64,7 +64,9 @@ fn read_message(path: &Path) -> Result<Vec<u8>, ReadError> {
     if path == Path::new("-") {
         std::io::stdin().lock().take(limit).read_to_end(&mut buf)?;
     } else {
-        std::fs::File::open(path)?.take(limit).read_to_end(&mut buf)?;
+        std::fs::File::open(path)?
+            .take(limit)
+            .read_to_end(&mut buf)?;
     }
     Ok(buf)
 }
@@ -179,7 +181,11 @@ pub fn run(args: BounceArgs) -> u8 {
         OutputFormat::Text => render_text(&results, args.show_addresses),
     };
     let mut stdout = std::io::stdout().lock();
-    if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
         return EXIT_UNREADABLE;
     }
     if results.iter().any(|r| r.bounces.is_err()) {

@@ -139,7 +139,10 @@ pub fn recipients(body: &str, parts: &Parts) -> Vec<Bounce> {
             if local_agent
                 && matches!(
                     bounce.reason,
-                    Reason::SystemError | Reason::OnHold | Reason::Undefined | Reason::SecurityError
+                    Reason::SystemError
+                        | Reason::OnHold
+                        | Reason::Undefined
+                        | Reason::SecurityError
                 )
             {
                 bounce.reason = Reason::MailerError;
@@ -212,7 +215,10 @@ mod tests {
     #[test]
     fn addresses_decode() {
         assert_eq!(decode_address("a+2Bb@example.com"), "a+b@example.com");
-        assert_eq!(decode_address("\\x{4E2D}\\x{6587}@example.com"), "中文@example.com");
+        assert_eq!(
+            decode_address("\\x{4E2D}\\x{6587}@example.com"),
+            "中文@example.com"
+        );
         assert_eq!(decode_address("+ZZ+"), "+ZZ+");
         assert_eq!(decode_address("\\x{ffffffff}"), "\\x{ffffffff}");
     }

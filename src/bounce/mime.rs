@@ -98,7 +98,11 @@ pub struct Parts {
 
 /// Parses `raw`; `None` when it has no header block at all.
 pub fn collect(raw: &[u8]) -> Option<Parts> {
-    let message = MessageParser::default().parse(raw)?;
+    // mail-parser promises not to panic; should a bug break that promise on
+    // some stranger's bytes, the message is treated as unreadable instead of
+    // taking the caller down.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
+    let message = parsed.ok().flatten()?;
     let mut parts = Parts {
         headers: Headers::parse(raw),
         subject: message.subject().unwrap_or_default().to_owned(),
@@ -110,7 +114,9 @@ pub fn collect(raw: &[u8]) -> Option<Parts> {
     }
     if let Some(ct) = message.content_type() {
         if ct.ctype().eq_ignore_ascii_case("multipart")
-            && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
         {
             parts.report_type = ct.attribute("report-type").map(str::to_ascii_lowercase);
         }
@@ -187,7 +193,11 @@ fn walk(message: &Message<'_>, parts: &mut Parts) {
                 }
                 PartType::Text(t) if i == 0 || ctype.is_empty() || ctype == "text" => {
                     // A part that is an attachment of the original is skipped.
-                    if !part.content_disposition().is_some_and(|d| d.is_attachment()) || parts.text.is_empty() {
+                    if !part
+                        .content_disposition()
+                        .is_some_and(|d| d.is_attachment())
+                        || parts.text.is_empty()
+                    {
                         saw_plain = true;
                         push_text(parts, t);
                     }
@@ -253,8 +263,7 @@ pub fn auto_reply(parts: &Parts) -> Option<Bounce> {
         || h.get("x-autorespond").is_some()
         || h.get("x-autoreply-from").is_some()
         || h.get("x-mail-autoreply").is_some()
-        || h
-            .get("precedence")
+        || h.get("precedence")
             .is_some_and(|v| v.eq_ignore_ascii_case("auto_reply"));
     let subject = parts.subject.to_lowercase();
     let by_subject = [
@@ -296,7 +305,8 @@ mod tests {
 
     #[test]
     fn headers_unfold_and_stop_at_the_body() {
-        let h = Headers::parse(b"From: a@b.c\r\nSubject: one\r\n two\r\nX-A: 1\r\n\r\nBody: no\r\n");
+        let h =
+            Headers::parse(b"From: a@b.c\r\nSubject: one\r\n two\r\nX-A: 1\r\n\r\nBody: no\r\n");
         assert_eq!(h.get("subject"), Some("one two"));
         assert_eq!(h.get("x-a"), Some("1"));
         assert_eq!(h.get("body"), None);

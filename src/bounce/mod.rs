@@ -209,9 +209,7 @@ pub(crate) fn finish(
     let recipient_domain = recipient
         .rsplit_once('@')
         .map(|(_, d)| d.to_ascii_lowercase())?;
-    let diagnostic = diagnostic
-        .map(|d| one_line(&d))
-        .filter(|d| !d.is_empty());
+    let diagnostic = diagnostic.map(|d| one_line(&d)).filter(|d| !d.is_empty());
     let diag = diagnostic.as_deref().unwrap_or("");
     let reply_code = reply_code.or_else(|| smtp::find_reply_code(diag));
     // A report's generic "5.0.0" says less than the server's own words.
@@ -273,7 +271,10 @@ mod tests {
 
     #[test]
     fn one_line_folds_and_bounds() {
-        assert_eq!(one_line("  550 5.1.1\r\n   user   unknown "), "550 5.1.1 user unknown");
+        assert_eq!(
+            one_line("  550 5.1.1\r\n   user   unknown "),
+            "550 5.1.1 user unknown"
+        );
         let long = "é".repeat(1000);
         let l = one_line(&long);
         assert!(l.len() <= MAX_DIAGNOSTIC_BYTES);

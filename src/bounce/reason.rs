@@ -169,7 +169,11 @@ impl Reason {
     pub fn is_hard(self) -> bool {
         matches!(
             self,
-            Reason::UserUnknown | Reason::HostUnknown | Reason::HasMoved | Reason::NotAccept | Reason::Suspend
+            Reason::UserUnknown
+                | Reason::HostUnknown
+                | Reason::HasMoved
+                | Reason::NotAccept
+                | Reason::Suspend
         )
     }
 }
@@ -284,7 +288,12 @@ const PHRASES: &[(Reason, &[&str])] = &[
     ),
     (
         Reason::HasMoved,
-        &["has moved", "address has changed", "user has moved", "mailbox has moved"],
+        &[
+            "has moved",
+            "address has changed",
+            "user has moved",
+            "mailbox has moved",
+        ],
     ),
     (
         Reason::NoRelaying,
@@ -468,6 +477,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
         Reason::HostUnknown,
         &[
             "host unknown",
+            "domain is not reachable",
             "unknown host",
             "host not found",
             "host or domain name not found",
@@ -844,13 +854,24 @@ pub fn classify(
     }
     let by_status = status.and_then(from_status);
     // Codes that settle the matter whatever the words around them.
-    if let Some(r @ (Reason::MailboxFull | Reason::HasMoved | Reason::AuthFailure | Reason::RequirePtr)) = by_status {
+    if let Some(
+        r @ (Reason::MailboxFull | Reason::HasMoved | Reason::AuthFailure | Reason::RequirePtr),
+    ) = by_status
+    {
         return r;
     }
     let lc = diagnostic.to_lowercase();
     if let Some(r) = by_text(&lc) {
         // "550 5.1.1 … blocked" is still an unknown mailbox.
-        if by_status == Some(Reason::UserUnknown) && matches!(r, Reason::Blocked | Reason::Rejected | Reason::PolicyViolation | Reason::SecurityError) {
+        if by_status == Some(Reason::UserUnknown)
+            && matches!(
+                r,
+                Reason::Blocked
+                    | Reason::Rejected
+                    | Reason::PolicyViolation
+                    | Reason::SecurityError
+            )
+        {
             return Reason::UserUnknown;
         }
         return r;
@@ -858,13 +879,14 @@ pub fn classify(
     if let Some(r) = by_status {
         return r;
     }
+    // Still queued and nothing more specific: it is waiting to expire.
+    if action == Some(Action::Delayed) {
+        return Reason::Expired;
+    }
     if let Some(s) = status {
         if s.subject == 7 {
             return Reason::SecurityError;
         }
-    }
-    if action == Some(Action::Delayed) {
-        return Reason::Expired;
     }
     if reply_code.is_some() || status.is_some() || !lc.trim().is_empty() {
         return Reason::OnHold;
@@ -938,17 +960,44 @@ mod tests {
     #[test]
     fn text_and_status_decide() {
         let c = |s: &str, d: &str| classify(Some(Action::Failed), st(s), Some(550), d);
-        assert_eq!(c("5.1.1", "User unknown in local recipient table"), Reason::UserUnknown);
+        assert_eq!(
+            c("5.1.1", "User unknown in local recipient table"),
+            Reason::UserUnknown
+        );
         assert_eq!(c("5.2.2", "user is over quota"), Reason::MailboxFull);
-        assert_eq!(c("5.7.1", "Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org"), Reason::Blocked);
+        assert_eq!(
+            c(
+                "5.7.1",
+                "Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org"
+            ),
+            Reason::Blocked
+        );
         assert_eq!(c("5.7.1", "Relay access denied"), Reason::NoRelaying);
-        assert_eq!(c("5.7.26", "Unauthenticated email from example.com is not accepted"), Reason::AuthFailure);
+        assert_eq!(
+            c(
+                "5.7.26",
+                "Unauthenticated email from example.com is not accepted"
+            ),
+            Reason::AuthFailure
+        );
         assert_eq!(c("5.1.1", ""), Reason::UserUnknown);
         assert_eq!(c("5.7.1", ""), Reason::SecurityError);
         assert_eq!(c("5.0.0", "something odd"), Reason::OnHold);
-        assert_eq!(classify(Some(Action::Delayed), st("4.4.1"), None, "connect to host"), Reason::NetworkError);
-        assert_eq!(classify(Some(Action::Delayed), None, None, ""), Reason::Expired);
-        assert_eq!(classify(Some(Action::Delivered), st("2.0.0"), None, ""), Reason::Delivered);
-        assert_eq!(classify(Some(Action::Failed), None, None, ""), Reason::Undefined);
+        assert_eq!(
+            classify(Some(Action::Delayed), st("4.4.1"), None, "connect to host"),
+            Reason::NetworkError
+        );
+        assert_eq!(
+            classify(Some(Action::Delayed), None, None, ""),
+            Reason::Expired
+        );
+        assert_eq!(
+            classify(Some(Action::Delivered), st("2.0.0"), None, ""),
+            Reason::Delivered
+        );
+        assert_eq!(
+            classify(Some(Action::Failed), None, None, ""),
+            Reason::Undefined
+        );
     }
 }

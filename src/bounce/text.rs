@@ -276,7 +276,8 @@ fn detect(parts: &Parts, text_lc: &str) -> Option<Mta> {
     let from_domain = parts.from.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
     let by_sender = SENDER_DOMAINS.iter().find(|(d, _)| {
         from_domain == *d
-            || (from_domain.ends_with(d) && from_domain.as_bytes()[from_domain.len() - d.len() - 1] == b'.')
+            || (from_domain.ends_with(d)
+                && from_domain.as_bytes()[from_domain.len() - d.len() - 1] == b'.')
     });
     let by_marker = MARKERS
         .iter()
@@ -342,9 +343,16 @@ fn is_sender_address(a: &str, parts: &Parts) -> bool {
     let a = a.to_ascii_lowercase();
     let local = a.split('@').next().unwrap_or("");
     a == parts.from
-        || ["mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "noreply", "no-reply"]
-            .iter()
-            .any(|s| local == *s)
+        || [
+            "mailer-daemon",
+            "postmaster",
+            "mail-daemon",
+            "mailerdaemon",
+            "noreply",
+            "no-reply",
+        ]
+        .iter()
+        .any(|s| local == *s)
 }
 
 /// Words before an address in a sentence that make it the failed recipient.
@@ -372,9 +380,12 @@ fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
-        let t = line.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '-' | '*' | '•'));
+        let t =
+            line.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '-' | '*' | '•'));
         let found = smtp::find_addresses(t);
-        let opening = found.first().filter(|(s, _)| *s <= 2 && !t[..*s].contains(char::is_alphanumeric));
+        let opening = found
+            .first()
+            .filter(|(s, _)| *s <= 2 && !t[..*s].contains(char::is_alphanumeric));
         let (addr, rest) = if let Some(&(s, e)) = opening {
             (&t[s..e], &t[e..])
         } else {
@@ -400,9 +411,9 @@ fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
             i += 1;
             continue;
         }
-        let mut words = String::from(
-            rest.trim_start_matches(|c: char| matches!(c, '>' | ':' | '.' | ',' | ';' | '"' | ')') || c.is_whitespace()),
-        );
+        let mut words = String::from(rest.trim_start_matches(|c: char| {
+            matches!(c, '>' | ':' | '.' | ',' | ';' | '"' | ')') || c.is_whitespace()
+        }));
         let mut j = i + 1;
         while j < lines.len() && j <= i + MAX_BLOCK_LINES {
             let next = lines[j];
@@ -410,7 +421,10 @@ fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
                 break;
             }
             let nt = next.trim_start();
-            if smtp::find_addresses(nt).first().is_some_and(|(s, _)| *s <= 1) {
+            if smtp::find_addresses(nt)
+                .first()
+                .is_some_and(|(s, _)| *s <= 1)
+            {
                 break;
             }
             words.push(' ');
@@ -469,7 +483,8 @@ fn quoted_reply(region: &str) -> Option<String> {
         return first;
     }
     for (i, line) in lines.iter().enumerate() {
-        let t = line.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '<' | '#' | '>'));
+        let t =
+            line.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '<' | '#' | '>'));
         if smtp::find_reply_code(t).is_some_and(|_| t.starts_with(|c: char| c.is_ascii_digit()))
             || line.contains("said:")
         {
@@ -518,7 +533,10 @@ static REMOTE_MTA: LazyLock<[Regex; 5]> = LazyLock::new(|| {
         // Gmail: "rejected by the server for the recipient domain x by mx.example.com. [192.0.2.1]"
         Regex::new(r"(?i)\bby\s+([a-z0-9][a-z0-9.-]*[a-z0-9])\.?\s+\[[0-9a-f.:]+\]").unwrap(),
         // Exchange: "Remote server: mx.example.com" / "Generating server" is local, not remote.
-        Regex::new(r"(?i)remote (?:server|host|mta)\s*[:=]\s*(?:dns;\s*)?([a-z0-9][a-z0-9.-]*[a-z0-9])").unwrap(),
+        Regex::new(
+            r"(?i)remote (?:server|host|mta)\s*[:=]\s*(?:dns;\s*)?([a-z0-9][a-z0-9.-]*[a-z0-9])",
+        )
+        .unwrap(),
         // qmail: "192.0.2.1 does not like recipient."
         Regex::new(r"(?i)\b([0-9]{1,3}(?:\.[0-9]{1,3}){3}) does not like").unwrap(),
     ]
@@ -549,7 +567,10 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
         let Some(addr) = smtp::clean_address(&b.address) else {
             continue;
         };
-        match found.iter_mut().find(|(a, _)| a.eq_ignore_ascii_case(&addr)) {
+        match found
+            .iter_mut()
+            .find(|(a, _)| a.eq_ignore_ascii_case(&addr))
+        {
             Some((_, words)) => {
                 if !has_code(words) && has_code(&b.words) {
                     *words = join(words, &b.words);
@@ -606,7 +627,14 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
         };
         let remote = remote_mta(diag);
         let diagnostic = (!diag.is_empty()).then(|| diag.to_owned());
-        if let Some(b) = super::finish(&addr, Some(action), status.filter(|s: &Status| s.class != 2 || action == Action::Delivered), reply, remote, diagnostic) {
+        if let Some(b) = super::finish(
+            &addr,
+            Some(action),
+            status.filter(|s: &Status| s.class != 2 || action == Action::Delivered),
+            reply,
+            remote,
+            diagnostic,
+        ) {
             out.push(b);
         }
     }
