@@ -186,21 +186,19 @@ fn walk(message: &Message<'_>, parts: &mut Parts) {
                 }
             }
             _ => match &part.body {
-                PartType::Message(m) => {
-                    if parts.returned.is_none() {
-                        parts.returned = Some(Headers::parse(m.raw_message()));
-                    }
+                PartType::Message(m) if parts.returned.is_none() => {
+                    parts.returned = Some(Headers::parse(m.raw_message()));
                 }
-                PartType::Text(t) if i == 0 || ctype.is_empty() || ctype == "text" => {
-                    // A part that is an attachment of the original is skipped.
-                    if !part
-                        .content_disposition()
-                        .is_some_and(|d| d.is_attachment())
-                        || parts.text.is_empty()
-                    {
-                        saw_plain = true;
-                        push_text(parts, t);
-                    }
+                // A text part that is an attachment of the original is skipped.
+                PartType::Text(t)
+                    if (i == 0 || ctype.is_empty() || ctype == "text")
+                        && (!part
+                            .content_disposition()
+                            .is_some_and(|d| d.is_attachment())
+                            || parts.text.is_empty()) =>
+                {
+                    saw_plain = true;
+                    push_text(parts, t);
                 }
                 PartType::Html(t) if html.len() < MAX_TEXT_BYTES => html.push_str(t),
                 PartType::Binary(b) if ctype == "message" && parts.returned.is_none() => {
