@@ -18,7 +18,7 @@ pub fn blocks(body: &str) -> Vec<Headers> {
         }
         // A block ends at the first empty line.
         let end = find_blank_line(trimmed).unwrap_or(trimmed.len());
-        let h = Headers::parse(trimmed[..end].as_bytes());
+        let h = Headers::parse(&trimmed.as_bytes()[..end]);
         if !h.0.is_empty() {
             out.push(h);
         }

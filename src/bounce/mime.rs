@@ -98,7 +98,11 @@ pub struct Parts {
 
 /// Parses `raw`; `None` when it has no header block at all.
 pub fn collect(raw: &[u8]) -> Option<Parts> {
-    let message = MessageParser::default().parse(raw)?;
+    // mail-parser promises not to panic; should a bug break that promise on
+    // some stranger's bytes, the message is treated as unreadable instead of
+    // taking the caller down.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
+    let message = parsed.ok().flatten()?;
     let mut parts = Parts {
         headers: Headers::parse(raw),
         subject: message.subject().unwrap_or_default().to_owned(),
@@ -182,21 +186,19 @@ fn walk(message: &Message<'_>, parts: &mut Parts) {
                 }
             }
             _ => match &part.body {
-                PartType::Message(m) => {
-                    if parts.returned.is_none() {
-                        parts.returned = Some(Headers::parse(m.raw_message()));
-                    }
+                PartType::Message(m) if parts.returned.is_none() => {
+                    parts.returned = Some(Headers::parse(m.raw_message()));
                 }
-                PartType::Text(t) if i == 0 || ctype.is_empty() || ctype == "text" => {
-                    // A part that is an attachment of the original is skipped.
-                    if !part
-                        .content_disposition()
-                        .is_some_and(|d| d.is_attachment())
-                        || parts.text.is_empty()
-                    {
-                        saw_plain = true;
-                        push_text(parts, t);
-                    }
+                // A text part that is an attachment of the original is skipped.
+                PartType::Text(t)
+                    if (i == 0 || ctype.is_empty() || ctype == "text")
+                        && (!part
+                            .content_disposition()
+                            .is_some_and(|d| d.is_attachment())
+                            || parts.text.is_empty()) =>
+                {
+                    saw_plain = true;
+                    push_text(parts, t);
                 }
                 PartType::Html(t) if html.len() < MAX_TEXT_BYTES => html.push_str(t),
                 PartType::Binary(b) if ctype == "message" && parts.returned.is_none() => {

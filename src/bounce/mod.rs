@@ -134,17 +134,11 @@ pub struct Report {
 }
 
 /// What to report besides failures and delays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Options {
     /// Report RFC 3834 auto-replies (reason `vacation`). Off by default: an
     /// out-of-office answer is not a delivery failure.
     pub vacation: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { vacation: false }
-    }
 }
 
 /// Classifies one message with the default [`Options`].

@@ -477,6 +477,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
         Reason::HostUnknown,
         &[
             "host unknown",
+            "domain is not reachable",
             "unknown host",
             "host not found",
             "host or domain name not found",
@@ -699,6 +700,32 @@ const PHRASES: &[(Reason, &[&str])] = &[
         ],
     ),
     (
+        Reason::NetworkError,
+        &[
+            "no route to host",
+            "establish an smtp connection",
+            "establish a connection",
+            "network is unreachable",
+            "host is unreachable",
+            "connection refused",
+            "could not connect",
+            "unable to connect",
+            "lost connection",
+            "connection reset",
+            "host name lookup failure",
+            "name server",
+            "dns lookup",
+            "too many hops",
+            "hop count exceeded",
+            "mail forwarding loop",
+            "message looping",
+            "routing loop",
+            "mail loop",
+            "loops back to myself",
+            "unrouteable mail domain",
+        ],
+    ),
+    (
         Reason::Expired,
         &[
             "retry timeout exceeded",
@@ -719,30 +746,6 @@ const PHRASES: &[(Reason, &[&str])] = &[
             "was not reachable within",
             "have been failing for a long time",
             "server did not respond",
-        ],
-    ),
-    (
-        Reason::NetworkError,
-        &[
-            "no route to host",
-            "network is unreachable",
-            "host is unreachable",
-            "connection refused",
-            "could not connect",
-            "unable to connect",
-            "lost connection",
-            "connection reset",
-            "host name lookup failure",
-            "name server",
-            "dns lookup",
-            "too many hops",
-            "hop count exceeded",
-            "mail forwarding loop",
-            "message looping",
-            "routing loop",
-            "mail loop",
-            "loops back to myself",
-            "unrouteable mail domain",
         ],
     ),
     (
@@ -878,13 +881,14 @@ pub fn classify(
     if let Some(r) = by_status {
         return r;
     }
+    // Still queued and nothing more specific: it is waiting to expire.
+    if action == Some(Action::Delayed) {
+        return Reason::Expired;
+    }
     if let Some(s) = status {
         if s.subject == 7 {
             return Reason::SecurityError;
         }
-    }
-    if action == Some(Action::Delayed) {
-        return Reason::Expired;
     }
     if reply_code.is_some() || status.is_some() || !lc.trim().is_empty() {
         return Reason::OnHold;

@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(f("said: 550 5.1.1 <a@b.c>: unknown"), Some("5.1.1".into()));
         assert_eq!(f("#550 5.2.2 mailbox full ##"), Some("5.2.2".into()));
         assert_eq!(f("host 5.6.7.8 said 4.7.0 try later"), Some("4.7.0".into()));
-        assert_eq!(f("version 2.5.11-3 released"), None);
+        assert_eq!(f("version 4.2.11.3 released"), None);
         assert_eq!(f("at 192.5.1.1 nothing"), None);
         assert_eq!(f("(5.7.26)"), Some("5.7.26".into()));
         assert_eq!(f("5.1.1"), Some("5.1.1".into()));

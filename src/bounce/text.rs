@@ -351,8 +351,7 @@ fn is_sender_address(a: &str, parts: &Parts) -> bool {
             "noreply",
             "no-reply",
         ]
-        .iter()
-        .any(|s| local == *s)
+        .contains(&local)
 }
 
 /// Words before an address in a sentence that make it the failed recipient.
