@@ -78,6 +78,7 @@
 //! inbox -> config, contain, message, text, tls
 //! logging -> -
 //! mailbox_provider -> -
+//! manual -> -
 //! message -> -
 //! metrics -> contain
 //! notify -> -
