@@ -182,4 +182,25 @@ impl Check<'_> {
             }
         }
     }
+
+    /// One problem per key in `keys` that is set although it belongs to
+    /// kind `belongs` and the section is kind `is` (reported at `kind`).
+    pub(in crate::config) fn keys_of_other_kind<T>(
+        &mut self,
+        src: &Source,
+        kind: &Spanned<T>,
+        key: impl Fn(&str) -> String,
+        keys: &[(bool, &str)],
+        (belongs, is): (&str, &str),
+    ) {
+        for (set, field) in keys {
+            if *set {
+                self.problems.push(src.at_value(
+                    kind,
+                    &key(field),
+                    format!("`{field}` is for kind = \"{belongs}\", not \"{is}\""),
+                ));
+            }
+        }
+    }
 }

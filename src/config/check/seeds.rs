@@ -23,27 +23,25 @@ impl Check<'_> {
         let inbox = match s.kind.get_ref() {
             raw::InboxKind::Imap => Inbox::Imap(self.imap(src, name, &s, address.as_deref())?),
             raw::InboxKind::Maildir => {
-                for (set, field) in [
-                    (s.host.is_some(), "host"),
-                    (s.port.is_some(), "port"),
-                    (s.tls.is_some(), "tls"),
-                    (s.username.is_some(), "username"),
-                    (
-                        s.password_file.is_some()
-                            || s.password_env.is_some()
-                            || s.password.is_some(),
-                        "password_file",
-                    ),
-                    (s.ca_file.is_some(), "ca_file"),
-                ] {
-                    if set {
-                        self.problems.push(src.at_value(
-                            &s.kind,
-                            &k(field),
-                            format!("`{field}` is for kind = \"imap\", not \"maildir\""),
-                        ));
-                    }
-                }
+                self.keys_of_other_kind(
+                    src,
+                    &s.kind,
+                    k,
+                    &[
+                        (s.host.is_some(), "host"),
+                        (s.port.is_some(), "port"),
+                        (s.tls.is_some(), "tls"),
+                        (s.username.is_some(), "username"),
+                        (
+                            s.password_file.is_some()
+                                || s.password_env.is_some()
+                                || s.password.is_some(),
+                            "password_file",
+                        ),
+                        (s.ca_file.is_some(), "ca_file"),
+                    ],
+                    ("imap", "maildir"),
+                );
                 let Some(p) = s.path.as_ref() else {
                     self.problems.push(src.at_value(
                         &s.kind,

@@ -16,28 +16,26 @@ impl Check<'_> {
     ) -> Option<Sender> {
         let k = |f: &str| format!("senders.{name}.{f}");
         let from = self.address(src, &s.from, &k("from"));
-        for (set, field) in [
-            (s.host.is_some(), "host"),
-            (s.port.is_some(), "port"),
-            (s.tls.is_some(), "tls"),
-            (s.username.is_some(), "username"),
-            (
-                s.password.is_some() || s.password_file.is_some() || s.password_env.is_some(),
-                "password_file",
-            ),
-            (
-                s.dkim_selector.is_some() || s.dkim_key_file.is_some(),
-                "dkim_selector",
-            ),
-        ] {
-            if set {
-                self.problems.push(src.at_value(
-                    &s.kind,
-                    &k(field),
-                    format!("`{field}` is for kind = \"smtp\", not \"http\""),
-                ));
-            }
-        }
+        self.keys_of_other_kind(
+            src,
+            &s.kind,
+            k,
+            &[
+                (s.host.is_some(), "host"),
+                (s.port.is_some(), "port"),
+                (s.tls.is_some(), "tls"),
+                (s.username.is_some(), "username"),
+                (
+                    s.password.is_some() || s.password_file.is_some() || s.password_env.is_some(),
+                    "password_file",
+                ),
+                (
+                    s.dkim_selector.is_some() || s.dkim_key_file.is_some(),
+                    "dkim_selector",
+                ),
+            ],
+            ("smtp", "http"),
+        );
         let Some(url) = &s.url else {
             self.problems
                 .push(src.at_value(&s.kind, &k("url"), "kind = \"http\" needs `url`"));
@@ -120,34 +118,32 @@ impl Check<'_> {
             return self.http_sender(src, name, s);
         }
         let k = |f: &str| format!("senders.{name}.{f}");
-        for (set, field) in [
-            (s.url.is_some(), "url"),
-            (s.method.is_some(), "method"),
-            (!s.headers.is_empty(), "headers"),
-            (s.body.is_some(), "body"),
-            (
-                s.token.is_some() || s.token_file.is_some() || s.token_env.is_some(),
-                "token_file",
-            ),
-            (
-                s.success_status.is_some() || s.success_json.is_some(),
-                "success_status",
-            ),
-            (
-                s.quota_pattern.is_some()
-                    || s.subject_pattern.is_some()
-                    || s.code_pattern.is_some(),
-                "code_pattern",
-            ),
-        ] {
-            if set {
-                self.problems.push(src.at_value(
-                    &s.kind,
-                    &k(field),
-                    format!("`{field}` is for kind = \"http\", not \"smtp\""),
-                ));
-            }
-        }
+        self.keys_of_other_kind(
+            src,
+            &s.kind,
+            k,
+            &[
+                (s.url.is_some(), "url"),
+                (s.method.is_some(), "method"),
+                (!s.headers.is_empty(), "headers"),
+                (s.body.is_some(), "body"),
+                (
+                    s.token.is_some() || s.token_file.is_some() || s.token_env.is_some(),
+                    "token_file",
+                ),
+                (
+                    s.success_status.is_some() || s.success_json.is_some(),
+                    "success_status",
+                ),
+                (
+                    s.quota_pattern.is_some()
+                        || s.subject_pattern.is_some()
+                        || s.code_pattern.is_some(),
+                    "code_pattern",
+                ),
+            ],
+            ("http", "smtp"),
+        );
         let Some(host) = s.host.clone() else {
             self.problems
                 .push(src.at_value(&s.kind, &k("host"), "kind = \"smtp\" needs `host`"));
