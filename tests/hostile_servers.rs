@@ -207,7 +207,7 @@ fn start_watcher(
         spam_folders: vec![],
         login: Login::new(&auth, None).unwrap(),
         cleanup_folder: None,
-        match_from: vec![],
+        want: mailcanary::inbox::Want::Probes { match_from: vec![] },
         events,
         stop: stop.clone(),
     };
@@ -514,6 +514,8 @@ fn smtp_sender(port: u16, timeout: Duration, password: Option<&str>) -> SmtpSend
         ca_file: None,
         from: "no-reply@sender.test".into(),
         reply_to: None,
+        return_path: None,
+        bounce_mailbox: None,
         timeout,
         retries_4xx: 0,
         retry_backoff: Duration::from_millis(10),

@@ -151,10 +151,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     // problems is not reported a second time as unknown.
     let sender_names: Vec<String> = raw.senders.keys().cloned().collect();
     let seed_names: Vec<String> = raw.seeds.keys().cloned().collect();
+    // (sender, seed) of each bounce mailbox: probes must not send to them.
+    let bounce_mailboxes: Vec<(String, String)> = raw
+        .senders
+        .iter()
+        .filter_map(|(n, s)| {
+            let b = s.get_ref().bounce_mailbox.as_ref()?;
+            Some((n.clone(), b.get_ref().clone()))
+        })
+        .collect();
     let mut senders = BTreeMap::new();
     for (name, s) in raw.senders {
         ctx.name(&main, &s, "senders", &name);
-        if let Some(sender) = ctx.sender(&main, &name, s.into_inner()) {
+        if let Some(sender) = ctx.sender(&main, &name, s.into_inner(), &seed_names) {
             senders.insert(name, sender);
         }
     }
@@ -203,7 +212,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
                 ));
                 continue;
             }
-            if let Some(probe) = ctx.probe(src, name, p.get_ref(), &sender_names, &seed_names) {
+            if let Some(probe) = ctx.probe(
+                src,
+                name,
+                p.get_ref(),
+                &sender_names,
+                &seed_names,
+                &bounce_mailboxes,
+            ) {
                 probes.insert(name.clone(), (probe, here));
             }
         }

@@ -84,6 +84,13 @@ impl Config {
             .any(|p| p.seeds.iter().any(|s| s == seed))
     }
 
+    /// Whether `seed` is some sender's bounce mailbox (watched, INBOX only).
+    pub fn is_bounce_mailbox(&self, seed: &str) -> bool {
+        self.senders
+            .values()
+            .any(|s| s.bounce_mailbox().is_some_and(|b| b == seed))
+    }
+
     /// Whether a `probe`, `seed` or `domain` label value names something
     /// this configuration runs (other labels: always).
     pub fn runs(&self, label: &str, value: &str) -> bool {
@@ -113,6 +120,14 @@ impl Sender {
             Sender::Http(h) => &h.from,
         }
     }
+
+    /// The `[seeds.*]` entry whose INBOX receives this sender's bounces.
+    pub fn bounce_mailbox(&self) -> Option<&String> {
+        match self {
+            Sender::Smtp(s) => s.bounce_mailbox.as_ref(),
+            Sender::Http(h) => h.bounce_mailbox.as_ref(),
+        }
+    }
 }
 
 /// An app endpoint that sends a verification code to `{address}`.
@@ -136,6 +151,9 @@ pub struct HttpSender {
     pub quota_pattern: regex::Regex,
     /// The From address of the mail the app sends (how it is matched).
     pub from: String,
+    /// The seed entry whose INBOX receives the app's bounces (the app's
+    /// return path), when mailcanary may read it.
+    pub bounce_mailbox: Option<String>,
     /// The subject of the app's mail must match, when set.
     pub subject_pattern: Option<regex::Regex>,
     /// Extracts the code from the message text (first capture group).
@@ -153,6 +171,10 @@ pub struct SmtpSender {
     /// Header From, e.g. `no-reply@example.com`.
     pub from: String,
     pub reply_to: Option<String>,
+    /// The envelope sender (MAIL FROM); `None`: the From address.
+    pub return_path: Option<String>,
+    /// The seed entry whose INBOX receives mail for the return path.
+    pub bounce_mailbox: Option<String>,
     pub timeout: Duration,
     /// How often a temporary (4xx) refusal is retried before it counts as a failure.
     pub retries_4xx: u32,

@@ -108,6 +108,10 @@ pub struct RawSender {
     pub ca_file: Option<Spanned<PathBuf>>,
     pub from: Spanned<String>,
     pub reply_to: Option<Spanned<String>>,
+    /// The envelope sender (SMTP MAIL FROM), where bounces go.
+    pub return_path: Option<Spanned<String>>,
+    /// The `[seeds.*]` entry whose INBOX receives this sender's bounces.
+    pub bounce_mailbox: Option<Spanned<String>>,
     pub timeout: Option<Spanned<HumanDuration>>,
     pub retries_4xx: Option<u32>,
     pub retry_backoff: Option<HumanDuration>,

@@ -24,10 +24,7 @@ use super::gmail::{self, Tab};
 use super::imap_frame::{overrun_in, Framed, Limits, Overrun};
 use super::oauth::{TokenSource, REFUSED_HOLD};
 use super::sasl;
-use super::{
-    find_token, find_token_in_value, from_address, report_up, wanted, Arrival, Disposition,
-    FolderRole, WatchEvent,
-};
+use super::{find_token, from_address, report_up, Arrival, Disposition, FolderRole, Want, WatchEvent};
 use crate::config::{ImapAuth, ImapInbox, OAuthMechanism, Secret, TlsMode};
 use crate::contain::{contained, Panicked, Task};
 use crate::inbox::oauth::TokenError;
@@ -132,8 +129,8 @@ pub struct ImapWatch {
     pub login: Login,
     /// Move evaluated probes here instead of deleting them.
     pub cleanup_folder: Option<String>,
-    /// From addresses (lower-case) of apps whose verification mail is matched without a token.
-    pub match_from: Vec<String>,
+    /// Which messages are reported.
+    pub want: Want,
     pub events: mpsc::Sender<WatchEvent>,
     pub stop: CancellationToken,
 }
@@ -597,9 +594,7 @@ async fn scan(
                 let uid = f.uid?;
                 let mid = f.envelope().and_then(|e| e.message_id.as_deref());
                 let from = f.envelope().and_then(envelope_from);
-                if mid.and_then(find_token_in_value).is_some()
-                    || from.is_some_and(|f| w.match_from.contains(&f))
-                {
+                if w.want.by_envelope(mid, from.as_deref()) {
                     Some(uid)
                 } else {
                     ignored.insert(uid);
@@ -650,7 +645,7 @@ async fn handle_probe(
     }
     let token = find_token(raw);
     let from = from_address(raw);
-    if !wanted(&token, &from, &w.match_from) {
+    if !w.want.by_message(&token, &from) {
         ignored.insert(uid);
         return Ok(());
     }
@@ -974,7 +969,7 @@ mod tests {
             spam_folders: vec![],
             login,
             cleanup_folder: None,
-            match_from: vec![],
+            want: Want::Probes { match_from: vec![] },
             events,
             stop: CancellationToken::new(),
         };

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    find_token, from_address, report_up, wanted, Arrival, Disposition, FolderRole, WatchEvent,
+    find_token, from_address, report_up, Arrival, Disposition, FolderRole, Want, WatchEvent,
 };
 
 /// How long the watcher waits for the recorder to persist an arrival.
@@ -35,8 +35,8 @@ pub struct MaildirWatch {
     pub dir: PathBuf,
     /// Move evaluated probes into this Maildir's `cur/` instead of deleting them.
     pub cleanup_dir: Option<PathBuf>,
-    /// From addresses (lower-case) of apps whose verification mail is matched without a token.
-    pub match_from: Vec<String>,
+    /// Which messages are reported.
+    pub want: Want,
     pub role: FolderRole,
     pub events: mpsc::Sender<WatchEvent>,
     pub stop: CancellationToken,
@@ -168,7 +168,7 @@ async fn handle(
     };
     let token = find_token(&raw);
     let from = from_address(&raw);
-    if !wanted(&token, &from, &w.match_from) {
+    if !w.want.by_message(&token, &from) {
         ignored.insert(key);
         return Ok(());
     }

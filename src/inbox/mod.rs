@@ -16,7 +16,7 @@ pub mod oauth;
 pub mod sasl;
 mod spawn;
 
-pub use spawn::spawn_watchers;
+pub use spawn::{spawn_mailbox, spawn_watchers, Spawn};
 
 use std::time::SystemTime;
 
@@ -124,13 +124,44 @@ pub fn from_address(raw: &[u8]) -> Option<String> {
     msg.from()?.first()?.address().map(str::to_ascii_lowercase)
 }
 
-/// Whether a watcher reports a message: it carries a token, or it comes from
-/// one of the addresses an app sends verification mail from.
-pub fn wanted(token: &Option<Token>, from: &Option<String>, match_from: &[String]) -> bool {
-    token.is_some()
-        || from
-            .as_ref()
-            .is_some_and(|f| match_from.iter().any(|m| m == f))
+/// Which messages a watcher reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    /// Probe mail in a seed's folders: it carries a token, or comes from one
+    /// of these addresses (lower-case), the From of apps whose verification
+    /// mail carries no token.
+    Probes { match_from: Vec<String> },
+    /// Every message: a mailbox that receives bounces or reports, where a
+    /// token, if any, sits inside a returned message rather than in the
+    /// envelope. The consumer decides what is its own.
+    Every,
+}
+
+impl Want {
+    /// Whether a message is reported, judged from its envelope (IMAP
+    /// ENVELOPE Message-ID and From) before its body is fetched.
+    pub fn by_envelope(&self, message_id: Option<&[u8]>, from: Option<&str>) -> bool {
+        match self {
+            Want::Every => true,
+            Want::Probes { match_from } => {
+                message_id.and_then(find_token_in_value).is_some()
+                    || from.is_some_and(|f| match_from.iter().any(|m| m == f))
+            }
+        }
+    }
+
+    /// Whether a fetched message is reported.
+    pub fn by_message(&self, token: &Option<Token>, from: &Option<String>) -> bool {
+        match self {
+            Want::Every => true,
+            Want::Probes { match_from } => {
+                token.is_some()
+                    || from
+                        .as_ref()
+                        .is_some_and(|f| match_from.iter().any(|m| m == f))
+            }
+        }
+    }
 }
 
 /// Find a probe token in one header value, e.g. an IMAP ENVELOPE's Message-ID.

@@ -279,5 +279,11 @@ fn smtp_message(
         Some(dkim) => dkim.sign(&composed.bytes).map_err(local_failure)?,
         None => composed.bytes,
     };
-    Ok((from, to, bytes))
+    // Bounces go to the envelope sender (RFC 5321 §4.5.5), which is the
+    // return path when one is set.
+    let envelope_from = match &sender.return_path {
+        Some(r) => addr(r)?,
+        None => from,
+    };
+    Ok((envelope_from, to, bytes))
 }

@@ -19,6 +19,7 @@ impl Check<'_> {
         p: &RawProbe,
         senders: &[String],
         seeds: &[String],
+        bounce_mailboxes: &[(String, String)],
     ) -> Option<Probe> {
         let k = |f: &str| format!("probes.{name}.{f}");
         let mut ok = true;
@@ -52,6 +53,19 @@ impl Check<'_> {
                         "unknown seed {:?}; defined seeds: {}",
                         s.get_ref(),
                         list(seeds)
+                    ),
+                ));
+            }
+            // Bounces in a bounce mailbox are trusted to end runs; probe
+            // mail landing there would make any seed's mail look like one.
+            if let Some((sender, _)) = bounce_mailboxes.iter().find(|(_, b)| b == s.get_ref()) {
+                ok = false;
+                self.problems.push(src.at_value(
+                    s,
+                    &k("seeds"),
+                    format!(
+                        "seed {:?} is the bounce mailbox of sender {sender:?}; probes cannot send to it",
+                        s.get_ref()
                     ),
                 ));
             }

@@ -8,13 +8,39 @@ use crate::config::model::*;
 use crate::config::raw::{self, RawSender};
 
 impl Check<'_> {
+    /// `bounce_mailbox` must name a seed.
+    fn bounce_mailbox(
+        &mut self,
+        src: &Source,
+        name: &str,
+        s: &RawSender,
+        seeds: &[String],
+    ) -> Option<String> {
+        let b = s.bounce_mailbox.as_ref()?;
+        if !seeds.contains(b.get_ref()) {
+            self.problems.push(src.at_value(
+                b,
+                &format!("senders.{name}.bounce_mailbox"),
+                format!(
+                    "unknown seed {:?}; defined seeds: {}",
+                    b.get_ref(),
+                    crate::config::list(seeds)
+                ),
+            ));
+            return None;
+        }
+        Some(b.get_ref().clone())
+    }
+
     pub(in crate::config) fn http_sender(
         &mut self,
         src: &Source,
         name: &str,
         s: RawSender,
+        seeds: &[String],
     ) -> Option<Sender> {
         let k = |f: &str| format!("senders.{name}.{f}");
+        let bounce_mailbox = self.bounce_mailbox(src, name, &s, seeds);
         let from = self.address(src, &s.from, &k("from"));
         self.keys_of_other_kind(
             src,
@@ -22,6 +48,7 @@ impl Check<'_> {
             k,
             &[
                 (s.host.is_some(), "host"),
+                (s.return_path.is_some(), "return_path"),
                 (s.port.is_some(), "port"),
                 (s.tls.is_some(), "tls"),
                 (s.username.is_some(), "username"),
@@ -103,6 +130,7 @@ impl Check<'_> {
             success_json: s.success_json.clone(),
             quota_pattern,
             from: from?,
+            bounce_mailbox,
             subject_pattern,
             code_pattern,
         }))
@@ -113,11 +141,13 @@ impl Check<'_> {
         src: &Source,
         name: &str,
         s: RawSender,
+        seeds: &[String],
     ) -> Option<Sender> {
         if *s.kind.get_ref() == raw::SenderKind::Http {
-            return self.http_sender(src, name, s);
+            return self.http_sender(src, name, s, seeds);
         }
         let k = |f: &str| format!("senders.{name}.{f}");
+        let bounce_mailbox = self.bounce_mailbox(src, name, &s, seeds);
         self.keys_of_other_kind(
             src,
             &s.kind,
@@ -155,6 +185,10 @@ impl Check<'_> {
             .reply_to
             .as_ref()
             .and_then(|r| self.address(src, r, &k("reply_to")));
+        let return_path = s
+            .return_path
+            .as_ref()
+            .and_then(|r| self.address(src, r, &k("return_path")));
         let password = self.secret(
             src,
             &k("password"),
@@ -191,6 +225,8 @@ impl Check<'_> {
             ca_file,
             from: from?,
             reply_to,
+            return_path,
+            bounce_mailbox,
             timeout: s
                 .timeout
                 .map_or(Duration::from_secs(60), |t| t.into_inner().0),
