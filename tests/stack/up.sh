@@ -28,6 +28,10 @@
 #   trusting CA_CERT, basic auth PROM_SCRAPE_USER / the password in PROM_SCRAPE_PASSWORD_FILE)
 #   TLS_CERT TLS_KEY (a server cert for localhost and the listen IP, signed by CA_CERT) SENDER_DOMAIN SENDER_IP BAD_SENDER_IP DKIM_KEY (PEM, RSA 2048,
 #   new each run) DKIM_SELECTOR SEED_DOMAIN SEED_USERS OAUTH_USERS OAUTH_URL DOVECOT_LOG SEED_PASS VOID_USER TEMPFAIL_USER AUTHSERV_ID SPAM_PATTERN
+#   BOUNCE_USER APP_BOUNCE_USER REPORTS_USER (mailboxes at sender.test, password SEED_PASS, Maildir
+#   SENDER_MAILDIR_PATTERN) POLICY_USER UNKNOWN_USER FULL_USER GREYLIST_USER GREYLIST_MAP (recipients
+#   the seed MX refuses; the relays accept them and bounce to the envelope sender; delay notices
+#   after delay_warning_time = 4s)
 #   (GTUBE "add header" string: mail lands in Junk) REJECT_PATTERN (GTUBE "reject" string: the MX
 #   answers 554 5.7.1 at end of DATA) TLS_SERVER_NAME CA_CERT MAILDIR_ROOT (seedN's INBOX is
 #   MAILDIR_ROOT/seedN/Maildir/{new,cur}, Junk is .../Maildir/.Junk/{new,cur}) MAILDIR_PATTERN
@@ -106,6 +110,16 @@ SEED_USERS=seed1@seed.test,seed2@seed.test,seed3@seed.test,seed4@seed.test
 VOID_USER=void@seed.test
 TEMPFAIL_USER=tempfail@seed.test
 OAUTH_USERS=oauth1@seed.test,oauth2@seed.test,oauth3@seed.test,oauth4@seed.test,oauth5@seed.test
+# The operator's own mailboxes at sender.test: the probes' return path, the app's real return path,
+# and the DMARC/TLS-RPT report address.
+BOUNCE_USER=bounces@sender.test
+APP_BOUNCE_USER=appbounces@sender.test
+REPORTS_USER=reports@sender.test
+# Recipients the seed MX refuses (the relay accepts them and bounces, as an ESP would):
+POLICY_USER=policy@seed.test          # 550 5.7.1 at DATA
+UNKNOWN_USER=nobody@seed.test         # no such mailbox: 550 5.1.1 at RCPT
+FULL_USER=full@seed.test              # 1 KiB Dovecot quota: 552 5.2.2 from LMTP
+GREYLIST_USER=greylist@seed.test      # 450 4.7.1 at RCPT while listed in GREYLIST_MAP
 for v in "$SEED_PASS" "$RELAY_USER" "$RELAY_PASS"; do
   [[ $v =~ ^[A-Za-z0-9._@+-]+$ ]] || { echo "up.sh: '$v' must match [A-Za-z0-9._@+-]+" >&2; exit 1; }
 done
@@ -255,6 +269,15 @@ SEED_USERS=$SEED_USERS
 SEED_PASS=$SEED_PASS
 VOID_USER=$VOID_USER
 TEMPFAIL_USER=$TEMPFAIL_USER
+BOUNCE_USER=$BOUNCE_USER
+APP_BOUNCE_USER=$APP_BOUNCE_USER
+REPORTS_USER=$REPORTS_USER
+SENDER_MAILDIR_PATTERN=$D/mail/sender.test/{user}/Maildir
+POLICY_USER=$POLICY_USER
+UNKNOWN_USER=$UNKNOWN_USER
+FULL_USER=$FULL_USER
+GREYLIST_USER=$GREYLIST_USER
+GREYLIST_MAP=$D/postfix/etc/greylist
 AUTHSERV_ID=$AUTHSERV_ID
 SPAM_PATTERN=YJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X
 REJECT_PATTERN=XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X
@@ -383,6 +406,10 @@ EOF
   for u in ${OAUTH_USERS//,/ }; do echo "$u:{PLAIN}$(head -c 24 /dev/urandom | base64 | tr -d '/+=')::::::"; done
   echo "$VOID_USER:{PLAIN}$SEED_PASS::::::userdb_sieve=$D/dovecot/sieve/void.sieve userdb_sieve_before=$D/dovecot/sieve/empty.sieve"
   echo "$RELAY_USER:{PLAIN}$RELAY_PASS::::::"
+  for u in "$BOUNCE_USER" "$APP_BOUNCE_USER" "$REPORTS_USER" "$POLICY_USER" "$GREYLIST_USER"; do
+    echo "$u:{PLAIN}$SEED_PASS::::::"
+  done
+  echo "$FULL_USER:{PLAIN}$SEED_PASS::::::userdb_quota_rule=*:storage=1K"
 } > "$D/dovecot/users"
 chmod 644 "$D/dovecot/users"               # the auth process runs as user dovecot
 cat > "$D/dovecot/sieve/before.sieve" <<'EOF'
@@ -411,6 +438,9 @@ first_valid_uid = 8
 mail_uid = mail
 mail_gid = mail
 mail_location = maildir:~/Maildir
+# Quota only where a user sets a rule (FULL_USER); checked at RCPT, so LMTP answers 552 5.2.2.
+mail_plugins = quota
+lmtp_rcpt_check_quota = yes
 passdb {
   driver = passwd-file
   mechanisms = plain login
@@ -478,6 +508,7 @@ lmtp_save_to_detail_mailbox = no
 recipient_delimiter = +
 plugin {
   sieve_before = $D/dovecot/sieve/before.sieve
+  quota = maildir:User quota
 }
 EOF
 cat > "$D/dovecot/oauth2.conf.ext" <<EOF
@@ -551,7 +582,11 @@ EOF
 
 # ---------- postfix ----------
 P=$D/postfix/etc                           # must not contain the queue dir (postfix-script ownership checks)
-printf '%s OK\n' ${SEED_USERS//,/ } ${OAUTH_USERS//,/ } "$VOID_USER" > "$P/vmailbox"
+printf '%s OK\n' ${SEED_USERS//,/ } ${OAUTH_USERS//,/ } "$VOID_USER" "$BOUNCE_USER" "$APP_BOUNCE_USER" \
+  "$REPORTS_USER" "$POLICY_USER" "$FULL_USER" "$GREYLIST_USER" > "$P/vmailbox"
+printf '%s 550 5.7.1 Message refused by local policy (mailcanary stack test)\n' "$POLICY_USER" > "$P/refuse-data"
+# GREYLIST_MAP: the test empties it and runs 'postfix -c POSTFIX_CONFIG reload' to end the greylisting.
+printf '%s 450 4.7.1 Greylisted, try again later (mailcanary stack test)\n' "$GREYLIST_USER" > "$P/greylist"
 # TEMPFAIL_USER is answered 450 at RCPT on every listener: a temporary refusal for retry tests.
 printf '%s 450 4.2.1 Mailbox temporarily unavailable (mailcanary stack test)\n' "$TEMPFAIL_USER" > "$P/tempfail"
 cat > "$P/main.cf" <<EOF
@@ -578,7 +613,7 @@ smtp_dns_support_level = disabled
 lmtp_host_lookup = native
 smtputf8_enable = no
 recipient_delimiter = +
-virtual_mailbox_domains = seed.test
+virtual_mailbox_domains = seed.test sender.test
 virtual_mailbox_maps = texthash:$P/vmailbox
 virtual_transport = lmtp:unix:$D/dovecot/run/lmtp
 default_transport = error:outbound mail disabled in test stack
@@ -596,8 +631,13 @@ smtpd_error_sleep_time = 0
 queue_run_delay = 2s
 minimal_backoff_time = 2s
 maximal_backoff_time = 10s
+# Delay notices (RFC 3464 action: delayed) after a few seconds, so tests see one quickly.
+delay_warning_time = 4s
 EOF
-RELAY_COMMON="-o myhostname=relay.sender.test -o smtpd_milters= -o mynetworks=127.0.0.0/8"
+# The relay does not know the seed MX's users (as an ESP would not): it accepts every recipient
+# and bounces what the MX refuses to the envelope sender.
+RELAY_COMMON="-o myhostname=relay.sender.test -o smtpd_milters= -o mynetworks=127.0.0.0/8
+  -o smtpd_reject_unlisted_recipient=no"
 SUBM_COMMON="$RELAY_COMMON -o smtpd_sasl_auth_enable=yes -o smtpd_sasl_type=dovecot
   -o smtpd_sasl_path=$D/dovecot/run/auth-postfix -o smtpd_tls_auth_only=yes
   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
@@ -609,6 +649,8 @@ $ADDR:$SMTP_PORT inet n - n - - smtpd
   -o syslog_name=postfix/mx
   -o smtpd_milters=inet:$ADDR:$RSPAMD_MILTER_PORT
   -o milter_macro_daemon_name=$AUTHSERV_ID
+  -o smtpd_recipient_restrictions=check_recipient_access,texthash:$P/tempfail,check_recipient_access,texthash:$P/greylist
+  -o smtpd_data_restrictions=check_recipient_access,texthash:$P/refuse-data
 # operator's outbound relay: no AUTH from 127/8, everything goes to the MX from SENDER_IP
 $ADDR:$RELAY_OK_PORT inet n - n - - smtpd
   -o syslog_name=postfix/relay-ok $RELAY_COMMON
