@@ -150,6 +150,10 @@ families! {
         "OAuth access tokens obtained from the seed's token endpoint.");
     oauth_refresh_failures: IntCounterVec = OAUTH_REFRESH_FAILURES("mailcanary_oauth_refresh_failures_total", Counter, "", ["seed", "reason"],
         "Failed OAuth token refreshes, by bounded reason (see docs/metrics.md).");
+    probe_bounces: IntCounterVec = PROBE_BOUNCES("mailcanary_probe_bounces_total", Counter, "", ["probe", "sender", "seed", "provider", "reason"],
+        "Probe runs a receiver refused: a bounce for the run reached the sender's bounce mailbox. `reason` is the bounce classifier's (Sisimai's vocabulary).");
+    probe_deferred: IntCounterVec = PROBE_DEFERRED("mailcanary_probe_deferred_total", Counter, "", ["probe", "sender", "seed"],
+        "Delay notices (RFC 3464 action `delayed`) for probe runs, e.g. greylisting; the run stays open.");
     task_panics: IntCounterVec = TASK_PANICS("mailcanary_task_panics_total", Counter, "", ["task"],
         "Panics contained in a task that talks to a server (inbox_watcher, sender): the task's work ended, the daemon ran on.");
 }

@@ -51,6 +51,19 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: resend bursts: runs triggered together share a burst id.
     "ALTER TABLE probe_run ADD COLUMN burst TEXT;",
+    // 4: bounces and delay notices for probe runs, from the senders' bounce
+    // mailboxes: at most one of each kind per run, so a second notice (or
+    // the same one read again after a restart) is not counted twice.
+    "CREATE TABLE probe_notice (
+        token      TEXT NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('failed', 'delayed')),
+        reason     TEXT NOT NULL,
+        status     TEXT,
+        reply_code INTEGER,
+        remote_mta TEXT,
+        seen_ms    INTEGER NOT NULL,
+        PRIMARY KEY (token, kind)
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

@@ -96,7 +96,7 @@ impl Config {
     pub fn runs(&self, label: &str, value: &str) -> bool {
         match label {
             "probe" => self.probes.contains_key(value),
-            "seed" => self.seed_in_use(value),
+            "seed" => self.seed_in_use(value) || self.is_bounce_mailbox(value),
             "domain" => self.domains.contains_key(value),
             _ => true,
         }

@@ -289,8 +289,24 @@ fn line(r: &RunResult) -> String {
         (false, _) => r.outcome.to_string(),
     };
     let mut s = format!("{} → {} ({}): {outcome}", r.probe, r.seed, r.provider);
-    if let Some(reason) = &r.reason {
-        s.push_str(&format!(" ({reason})"));
+    match (&r.reason, &r.status, &r.reply_code) {
+        (Some(reason), None, None) => s.push_str(&format!(" ({reason})")),
+        (reason, status, code) => {
+            let parts: Vec<String> = [
+                reason.map(str::to_string),
+                code.map(|c| c.to_string()),
+                status.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !parts.is_empty() {
+                s.push_str(&format!(" ({})", parts.join(" ")));
+            }
+        }
+    }
+    if let Some(mta) = &r.remote_mta {
+        s.push_str(&format!(" by {mta}"));
     }
     if let Some(l) = r.latency_seconds {
         s.push_str(&format!(" in {l:.2} s"));

@@ -8,7 +8,7 @@
 
 use crate::metrics::Metrics;
 pub use crate::probe::outcome::RunLabels;
-use crate::probe::outcome::{Ended, Outcome};
+use crate::probe::outcome::{Ended, Outcome, Refusal};
 use crate::verdict::authres::{EXPORTED_METHODS, RESULT_LABELS};
 use crate::verdict::reverify::LocalDkim;
 
@@ -21,6 +21,12 @@ pub enum ProbeEvent<'a> {
     },
     /// The run ended (or, with outcome `late`, a missing run arrived after all).
     Ended(&'a Ended),
+    /// A delay notice for a run that is still open (greylisting, a
+    /// receiver that is down).
+    Deferred {
+        run: RunLabels<'a>,
+        notice: &'a Refusal,
+    },
     /// In a resend burst, an older code arrived after a newer one.
     OutOfOrder { run: RunLabels<'a> },
     /// In a resend burst, the same code arrived twice.
@@ -47,6 +53,7 @@ impl ProbeEvent<'_> {
         let ended;
         let seed = match self {
             ProbeEvent::Sent { run, .. }
+            | ProbeEvent::Deferred { run, .. }
             | ProbeEvent::OutOfOrder { run }
             | ProbeEvent::Duplicate { run } => {
                 if !config.runs("probe", run.probe) {
@@ -93,6 +100,21 @@ impl ProbeEvent<'_> {
                     .inc();
             }
             ProbeEvent::Ended(e) => ended(m, e),
+            ProbeEvent::Deferred { run, notice } => {
+                tracing::warn!(
+                    probe = run.probe,
+                    seed = run.seed,
+                    sender = run.sender,
+                    reason = notice.reason.as_str(),
+                    status = notice.status.map(|s| s.to_string()),
+                    reply_code = notice.reply_code,
+                    remote_mta = notice.remote_mta.as_deref(),
+                    "probe delayed: the relay reported a temporary refusal and keeps trying"
+                );
+                m.probe_deferred
+                    .with_label_values(&[run.probe, run.sender, run.seed])
+                    .inc();
+            }
             ProbeEvent::OutOfOrder { run } => {
                 tracing::warn!(
                     probe = run.probe,
@@ -168,6 +190,17 @@ fn ended(m: &Metrics, e: &Ended) {
             .with_label_values(&[run.probe, run.sender, run.seed, f.reason.as_str()])
             .inc();
     }
+    if let Some(b) = &e.bounce {
+        m.probe_bounces
+            .with_label_values(&[
+                run.probe,
+                run.sender,
+                run.seed,
+                run.provider,
+                b.reason.as_str(),
+            ])
+            .inc();
+    }
     if o.is_result() {
         m.probe_results
             .with_label_values(&[run.probe, run.sender, run.seed, run.provider, o.as_str()])
@@ -240,6 +273,20 @@ fn log_ended(e: &Ended) {
             detail = %f.detail,
             "probe send failed"
         ),
+        (Outcome::Bounced, _, _) => {
+            let b = e.bounce.as_ref();
+            tracing::warn!(
+                probe = run.probe,
+                seed = run.seed,
+                sender = run.sender,
+                provider = run.provider,
+                reason = b.map(|b| b.reason.as_str()),
+                status = b.and_then(|b| b.status).map(|s| s.to_string()),
+                reply_code = b.and_then(|b| b.reply_code),
+                remote_mta = b.and_then(|b| b.remote_mta.as_deref()),
+                "probe bounced: the receiver refused it"
+            )
+        }
         (Outcome::Late, _, Some(a)) => tracing::warn!(
             probe = run.probe,
             seed = run.seed,
@@ -319,6 +366,7 @@ pub fn init_series(m: &Metrics, config: &crate::config::Config) {
             let run = [name.as_str(), &probe.sender, seed];
             for counter in [
                 &m.probe_sent,
+                &m.probe_deferred,
                 &m.arrived_after_expiry,
                 &m.resend_out_of_order,
                 &m.resend_duplicates,
@@ -437,6 +485,7 @@ mod tests {
             provider: "prov".into(),
             outcome,
             failure: None,
+            bounce: None,
             arrived: verdict.map(|verdict| crate::probe::outcome::Arrived {
                 delivery: Delivery {
                     outcome,

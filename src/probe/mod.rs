@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod evaluate;
 pub mod events;
+pub mod notice;
 pub mod outcome;
 pub mod pipeline;
 pub mod record;

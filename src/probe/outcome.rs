@@ -5,11 +5,11 @@
 //! Which series an outcome appears in is a property of the outcome
 //! ([`Outcome::is_result`], [`Outcome::is_state`], [`Outcome::has_latency`]),
 //! so every label list is derived from [`Outcome::ALL`] and a new outcome
-//! (the next one is `bounced`) is counted, pre-created and shown everywhere
-//! by adding its variant here.
+//! is counted, pre-created and shown everywhere by adding its variant here.
 
 use super::evaluate::Delivery;
 use super::send::SendFailure;
+use crate::bounce::{Reason, Status};
 use crate::inbox::gmail::Tab;
 use crate::verdict::reverify::LocalDkim;
 use crate::verdict::Verdict;
@@ -30,19 +30,23 @@ pub enum Outcome {
     Missing,
     /// Arrived after the timeout (the run was counted missing first).
     Late,
+    /// A receiver refused it: a bounce (RFC 3464 action `failed`) for the
+    /// run reached the sender's bounce mailbox (see the run's bounce reason).
+    Bounced,
     /// The message never left: the relay or the app refused it (see the
     /// run's send-failure reason).
     SendFailed,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Inbox,
         Outcome::Spam,
         Outcome::Tab,
         Outcome::Expired,
         Outcome::Missing,
         Outcome::Late,
+        Outcome::Bounced,
         Outcome::SendFailed,
     ];
 
@@ -54,6 +58,7 @@ impl Outcome {
             Outcome::Expired => "expired",
             Outcome::Missing => "missing",
             Outcome::Late => "late",
+            Outcome::Bounced => "bounced",
             Outcome::SendFailed => "send_failed",
         }
     }
@@ -76,7 +81,10 @@ impl Outcome {
 
     /// The message reached a mailbox, so it has a latency (and a folder).
     pub fn has_latency(self) -> bool {
-        !matches!(self, Outcome::Missing | Outcome::SendFailed)
+        !matches!(
+            self,
+            Outcome::Missing | Outcome::Bounced | Outcome::SendFailed
+        )
     }
 
     /// Values of the `placement` label of `mailcanary_probe_results_total`.
@@ -122,6 +130,8 @@ pub struct Ended {
     pub failure: Option<SendFailure>,
     /// What arrived, for outcomes that reached a mailbox.
     pub arrived: Option<Arrived>,
+    /// What the receiver's refusal said, with outcome `bounced`.
+    pub bounce: Option<Refusal>,
     /// When the relay accepted it (or the app was asked), Unix ms.
     pub submitted_ms: Option<i64>,
     /// When the run became final, Unix ms.
@@ -145,6 +155,19 @@ pub struct Arrived {
     pub created_ms: Option<i64>,
 }
 
+/// A receiver's refusal of a run, as its bounce reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Reason,
+    /// Enhanced status code (RFC 3463).
+    pub status: Option<Status>,
+    /// SMTP reply code.
+    pub reply_code: Option<u16>,
+    /// The host that refused, as the bounce names it (a server's words:
+    /// bounded, and never a label).
+    pub remote_mta: Option<String>,
+}
+
 impl Ended {
     /// The run's label values.
     pub fn labels(&self) -> RunLabels<'_> {
@@ -158,7 +181,11 @@ impl Ended {
 
     /// The bounded reason behind the outcome, if it has one.
     pub fn reason(&self) -> Option<&'static str> {
-        self.failure.as_ref().map(|f| f.reason.as_str())
+        match (&self.failure, &self.bounce) {
+            (Some(f), _) => Some(f.reason.as_str()),
+            (None, Some(b)) => Some(b.reason.as_str()),
+            (None, None) => None,
+        }
     }
 }
 
@@ -192,11 +219,19 @@ mod tests {
         };
         assert_eq!(
             names(&mut Outcome::results()),
-            ["inbox", "spam", "tab", "expired", "missing", "late"]
+            ["inbox", "spam", "tab", "expired", "missing", "late", "bounced"]
         );
         assert_eq!(
             names(&mut Outcome::states()),
-            ["inbox", "spam", "tab", "expired", "missing", "send_failed"]
+            [
+                "inbox",
+                "spam",
+                "tab",
+                "expired",
+                "missing",
+                "bounced",
+                "send_failed"
+            ]
         );
         assert_eq!(
             names(&mut Outcome::latencies()),

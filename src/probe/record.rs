@@ -8,7 +8,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::outcome::{Ended, Outcome};
+use super::outcome::{Ended, Outcome, Refusal};
 
 /// A run written before its message is sent.
 #[derive(Debug, Clone)]
@@ -211,12 +211,44 @@ pub fn open_runs(c: &Connection) -> rusqlite::Result<Vec<OpenRun>> {
     rows.collect()
 }
 
-/// Forget final runs older than `before_ms` (the store keeps recent history only).
+/// Keep a bounce (`kind` = `failed`) or delay notice (`delayed`) for a
+/// run. True only the first time a notice of that kind is kept for it.
+pub fn keep_notice(
+    c: &Connection,
+    token: &str,
+    kind: &str,
+    r: &Refusal,
+    seen_ms: i64,
+) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "INSERT OR IGNORE INTO probe_notice (token, kind, reason, status, reply_code, remote_mta, seen_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            token,
+            kind,
+            r.reason.as_str(),
+            r.status.map(|s| s.to_string()),
+            r.reply_code,
+            r.remote_mta,
+            seen_ms
+        ],
+    )? == 1)
+}
+
+/// Forget final runs older than `before_ms` (the store keeps recent history
+/// only), and the notices of runs no longer kept.
 pub fn prune(c: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
-    c.execute(
+    let n = c.execute(
         "DELETE FROM probe_run WHERE state = 'final' AND created_ms < ?1",
         [before_ms],
-    )
+    )?;
+    if n > 0 {
+        c.execute(
+            "DELETE FROM probe_notice WHERE token NOT IN (SELECT token FROM probe_run)",
+            [],
+        )?;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::evaluate::{self, evaluate, Burst, Judgement, Run, RunState, Seen};
 use super::events::{ProbeEvent, RunLabels};
+use super::notice::{self, Kind, Notice};
 use super::outcome::{Arrived, Ended, Outcome};
 use super::record::{self, Finish, NewRun, OpenRun};
 use super::result::RunResult;
@@ -261,6 +262,7 @@ impl Recorder {
             provider: Self::provider(config, &run.seed),
             outcome,
             failure: None,
+            bounce: None,
             arrived: None,
             submitted_ms: Some(run.submitted_ms),
             final_ms: now_ms(),
@@ -486,6 +488,9 @@ impl Recorder {
 
     async fn arrival(&mut self, a: &Arrival) -> Disposition {
         let config = self.config.borrow().clone();
+        if config.is_bounce_mailbox(&a.seed) {
+            return self.notice_arrival(&config, a).await;
+        }
         let token = match &a.token {
             Some(t) => t.as_str().to_string(),
             None => match self.match_app_mail(&config, a).await {
@@ -610,6 +615,152 @@ impl Recorder {
                 Disposition::Keep
             }
         }
+    }
+
+    /// A message in a sender's bounce mailbox. A bounce ends the run it is
+    /// about as `bounced`; a delay notice counts a deferral and leaves the
+    /// run open. Only runs of the senders that return to this mailbox are
+    /// touched, and a run that already ended keeps its outcome. Anything
+    /// else is not ours and stays where it is.
+    async fn notice_arrival(&mut self, config: &Config, a: &Arrival) -> Disposition {
+        let raw = a.raw.clone();
+        // Parsing is CPU work on untrusted input: off the runtime threads.
+        let notices = tokio::task::spawn_blocking(move || notice::read(&raw))
+            .await
+            .unwrap_or_default();
+        if notices.is_empty() {
+            return Disposition::Keep;
+        }
+        let trusted: Vec<&String> = config
+            .senders
+            .iter()
+            .filter(|(_, s)| s.bounce_mailbox() == Some(&a.seed))
+            .map(|(name, _)| name)
+            .collect();
+        let seen_ms = ms(a.seen);
+        let found = match &a.token {
+            Some(t) => self.run_of(t.as_str()).await,
+            None => self.app_run_of(config, &notices, &trusted, seen_ms),
+        };
+        let Some((run, open)) = found else {
+            tracing::debug!(mailbox = %a.seed, "a bounce for no known probe run; left in place");
+            return Disposition::Keep;
+        };
+        if !trusted.contains(&&run.sender) {
+            tracing::warn!(mailbox = %a.seed, sender = %run.sender, "a bounce for a run of a sender that does not return to this mailbox; ignored");
+            return Disposition::Keep;
+        }
+        let address = config
+            .seeds
+            .get(&run.seed)
+            .map_or("", |s| s.address.as_str());
+        let Some(n) = notice::about(&notices, address).cloned() else {
+            tracing::warn!(mailbox = %a.seed, probe = %run.probe, seed = %run.seed, "a bounce quoting a run's token reports on another address; ignored");
+            return Disposition::Keep;
+        };
+        let (t, kind, refusal) = (run.token.clone(), n.kind, n.refusal.clone());
+        let first = match self
+            .store
+            .call(move |c| record::keep_notice(c, &t, kind.as_str(), &refusal, seen_ms))
+            .await
+        {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record a bounce; left for the next scan");
+                return Disposition::Keep;
+            }
+        };
+        match (n.kind, open) {
+            (Kind::Failed, true) => {
+                self.open.remove(&run.token);
+                let mut ended = Self::ended(config, &run.token, &run, Outcome::Bounced);
+                ended.bounce = Some(n.refusal);
+                if let Err(e) = self.record(ended, false).await {
+                    tracing::error!(error = %e, "cannot record a bounced probe; left for the next scan");
+                    self.open.insert(run.token.clone(), run);
+                    return Disposition::Keep;
+                }
+            }
+            (Kind::Delayed, true) if first => {
+                let provider = Self::provider(config, &run.seed);
+                self.emit(ProbeEvent::Deferred {
+                    run: RunLabels {
+                        probe: &run.probe,
+                        sender: &run.sender,
+                        seed: &run.seed,
+                        provider: &provider,
+                    },
+                    notice: &n.refusal,
+                });
+            }
+            (Kind::Delayed, true) => {}
+            (_, false) => {
+                if first {
+                    tracing::info!(probe = %run.probe, seed = %run.seed, kind = n.kind.as_str(), reason = n.refusal.reason.as_str(), "a bounce for a run that already ended: kept, its outcome unchanged");
+                }
+            }
+        }
+        Disposition::Remove
+    }
+
+    /// The run a token belongs to, and whether it is open in this process.
+    async fn run_of(&self, token: &str) -> Option<(OpenRun, bool)> {
+        if let Some(r) = self.open.get(token) {
+            return Some((r.clone(), true));
+        }
+        let t = token.to_string();
+        let row = match self.store.call(move |c| record::lookup(c, &t)).await {
+            Ok(row) => row?,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot look up a bounced run");
+                return None;
+            }
+        };
+        Some((
+            OpenRun {
+                token: token.to_string(),
+                probe: row.probe,
+                sender: row.sender,
+                seed: row.seed,
+                submitted_ms: row.submitted_ms,
+                deadline_ms: 0,
+                sent: true,
+                burst: None,
+            },
+            false,
+        ))
+    }
+
+    /// For an app's mail (no token): the oldest open run of a trusted
+    /// `http` sender to the seed a notice reports on, triggered before the
+    /// notice arrived.
+    fn app_run_of(
+        &self,
+        config: &Config,
+        notices: &[Notice],
+        trusted: &[&String],
+        seen_ms: i64,
+    ) -> Option<(OpenRun, bool)> {
+        let is_app = |sender: &String| matches!(config.senders.get(sender), Some(Sender::Http(_)));
+        notices
+            .iter()
+            .filter(|n| !n.recipient.is_empty())
+            .find_map(|n| {
+                self.open
+                    .values()
+                    .filter(|r| {
+                        r.sent
+                            && trusted.contains(&&r.sender)
+                            && is_app(&r.sender)
+                            && r.submitted_ms <= seen_ms + APP_CLOCK_SLACK_MS
+                            && config
+                                .seeds
+                                .get(&r.seed)
+                                .is_some_and(|s| s.address.eq_ignore_ascii_case(&n.recipient))
+                    })
+                    .min_by_key(|r| r.submitted_ms)
+            })
+            .map(|r| (r.clone(), true))
     }
 
     /// Make an open run missing; false when the store could not record it

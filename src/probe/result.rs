@@ -15,8 +15,14 @@ pub struct RunResult {
     pub provider: String,
     /// One of [`Outcome::ALL`].
     pub outcome: Outcome,
-    /// The bounded send-failure reason.
+    /// The bounded send-failure reason, or with outcome `bounced` the
+    /// bounce reason (Sisimai's vocabulary, e.g. `blocked`, `userunknown`).
     pub reason: Option<&'static str>,
+    /// With outcome `bounced`: the enhanced status code (RFC 3463), the
+    /// SMTP reply code and the host that refused, as the bounce reported them.
+    pub status: Option<String>,
+    pub reply_code: Option<u16>,
+    pub remote_mta: Option<String>,
     pub folder: Option<String>,
     /// The Gmail category tab (`promotions`, `social`, `updates`, `forums`)
     /// when the outcome is `tab`.
@@ -63,6 +69,13 @@ impl RunResult {
             provider: e.provider.clone(),
             outcome: e.outcome,
             reason: e.reason(),
+            status: e
+                .bounce
+                .as_ref()
+                .and_then(|b| b.status)
+                .map(|s| s.to_string()),
+            reply_code: e.bounce.as_ref().and_then(|b| b.reply_code),
+            remote_mta: e.bounce.as_ref().and_then(|b| b.remote_mta.clone()),
             folder: a.map(|a| a.folder.clone()),
             tab: a.and_then(|a| a.delivery.tab).map(|t| t.as_str()),
             latency_seconds: a.map(|a| a.delivery.latency.as_secs_f64()),
