@@ -491,6 +491,17 @@ impl Recorder {
         if config.is_bounce_mailbox(&a.seed) {
             return self.notice_arrival(&config, a).await;
         }
+        // A bounce that quotes a probe, in a seed's own folder (forged, or
+        // a receiver answering the From), is not the probe arriving, and
+        // only a sender's bounce mailbox is trusted with bounces.
+        let raw = a.raw.clone();
+        let is_notice = tokio::task::spawn_blocking(move || !notice::read(&raw).is_empty())
+            .await
+            .unwrap_or(true);
+        if is_notice {
+            tracing::warn!(seed = %a.seed, "a bounce in a seed's folder: not an arrival, left in place");
+            return Disposition::Keep;
+        }
         let token = match &a.token {
             Some(t) => t.as_str().to_string(),
             None => match self.match_app_mail(&config, a).await {

@@ -116,7 +116,7 @@ BOUNCE_USER=bounces@sender.test
 APP_BOUNCE_USER=appbounces@sender.test
 REPORTS_USER=reports@sender.test
 # Recipients the seed MX refuses (the relay accepts them and bounces, as an ESP would):
-POLICY_USER=policy@seed.test          # 550 5.7.1 at DATA
+POLICY_USER=policy@seed.test          # 550 5.7.1 at the end of DATA
 UNKNOWN_USER=nobody@seed.test         # no such mailbox: 550 5.1.1 at RCPT
 FULL_USER=full@seed.test              # 1 KiB Dovecot quota: 552 5.2.2 from LMTP
 GREYLIST_USER=greylist@seed.test      # 450 4.7.1 at RCPT while listed in GREYLIST_MAP
@@ -584,7 +584,9 @@ EOF
 P=$D/postfix/etc                           # must not contain the queue dir (postfix-script ownership checks)
 printf '%s OK\n' ${SEED_USERS//,/ } ${OAUTH_USERS//,/ } "$VOID_USER" "$BOUNCE_USER" "$APP_BOUNCE_USER" \
   "$REPORTS_USER" "$POLICY_USER" "$FULL_USER" "$GREYLIST_USER" > "$P/vmailbox"
-printf '%s 550 5.7.1 Message refused by local policy (mailcanary stack test)\n' "$POLICY_USER" > "$P/refuse-data"
+# POLICY_USER's mail is refused at the end of DATA by the MX's own cleanup (header_checks), as a
+# content or policy filter would.
+printf '/^To:.*%s/ REJECT 5.7.1 Message refused by local policy (mailcanary stack test)\n' "${POLICY_USER//./\\.}" > "$P/header-checks"
 # GREYLIST_MAP: the test empties it and runs 'postfix -c POSTFIX_CONFIG reload' to end the greylisting.
 printf '%s 450 4.7.1 Greylisted, try again later (mailcanary stack test)\n' "$GREYLIST_USER" > "$P/greylist"
 # TEMPFAIL_USER is answered 450 at RCPT on every listener: a temporary refusal for retry tests.
@@ -650,7 +652,7 @@ $ADDR:$SMTP_PORT inet n - n - - smtpd
   -o smtpd_milters=inet:$ADDR:$RSPAMD_MILTER_PORT
   -o milter_macro_daemon_name=$AUTHSERV_ID
   -o smtpd_recipient_restrictions=check_recipient_access,texthash:$P/tempfail,check_recipient_access,texthash:$P/greylist
-  -o smtpd_data_restrictions=check_recipient_access,texthash:$P/refuse-data
+  -o cleanup_service_name=cleanup-mx
 # operator's outbound relay: no AUTH from 127/8, everything goes to the MX from SENDER_IP
 $ADDR:$RELAY_OK_PORT inet n - n - - smtpd
   -o syslog_name=postfix/relay-ok $RELAY_COMMON
@@ -679,6 +681,8 @@ relaybad  unix - - n - - smtp
   -o myhostname=rogue.sender.test -o smtp_helo_name=rogue.sender.test
 pickup    unix n - n 60 1 pickup
 cleanup   unix n - n - 0 cleanup
+cleanup-mx unix n - n - 0 cleanup
+  -o header_checks=regexp:$P/header-checks
 qmgr      unix n - n 300 1 qmgr
 tlsmgr    unix - - n 1000? 1 tlsmgr
 rewrite   unix - - n - - trivial-rewrite
