@@ -366,3 +366,44 @@ fn substitution_leaves_no_variable() {
         assert!(!rest.contains('$'), "{}: {e}", q.place);
     }
 }
+
+/// The `reason` matcher (`=~` or `!~`) of an alert's expression, as a set.
+fn reason_matcher(expr: &str, op: &str) -> Option<BTreeSet<String>> {
+    let start = expr.find(&format!("reason{op}\""))? + "reason".len() + op.len() + 1;
+    let end = start + expr[start..].find('"')?;
+    Some(expr[start..end].split('|').map(str::to_string).collect())
+}
+
+#[test]
+fn the_bounce_alerts_select_the_reason_groups_of_the_code() {
+    use mailcanary::bounce::reason::Group;
+    let group =
+        |g: Group| -> BTreeSet<String> { g.reasons().map(|r| r.as_str().to_string()).collect() };
+    let rules = dash::rules();
+    let expr = |name: &str| -> String {
+        rules
+            .alerts()
+            .iter()
+            .find(|r| r.alert.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{name} is missing"))
+            .expr
+            .clone()
+    };
+    assert_eq!(
+        reason_matcher(&expr("MailcanaryProviderRefuses"), "=~"),
+        Some(group(Group::Refused))
+    );
+    assert_eq!(
+        reason_matcher(&expr("MailcanarySeedMailboxBroken"), "=~"),
+        Some(group(Group::Recipient))
+    );
+    // The rest: every reason not in the other two groups.
+    let not_other: BTreeSet<String> = group(Group::Refused)
+        .union(&group(Group::Recipient))
+        .cloned()
+        .collect();
+    assert_eq!(
+        reason_matcher(&expr("MailcanaryProbesBounced"), "!~"),
+        Some(not_other)
+    );
+}

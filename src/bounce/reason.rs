@@ -178,6 +178,48 @@ impl Reason {
     }
 }
 
+/// What a bounce of one's own mail means for an operator; the alert rules
+/// (`dashboards/alerts.yml`) select reasons by these groups, and a test
+/// keeps their regular expressions equal to [`Group::reasons`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// The receiver refuses the sender: its IP or domain, reputation,
+    /// authentication or policy. Every user at that provider is affected.
+    Refused,
+    /// The recipient's mailbox is the problem (gone, full, suspended): for
+    /// a seed, the seed needs care and its probes say nothing meanwhile.
+    Recipient,
+    /// Anything else (the network, the receiver's systems, the message's
+    /// size, a queue that gave up, an unclassified answer).
+    Other,
+}
+
+impl Group {
+    pub const ALL: [Group; 3] = [Group::Refused, Group::Recipient, Group::Other];
+
+    /// The reasons in this group.
+    pub fn reasons(self) -> impl Iterator<Item = Reason> {
+        Reason::ALL.into_iter().filter(move |r| r.group() == self)
+    }
+}
+
+impl Reason {
+    /// The operator's view of the reason.
+    pub fn group(self) -> Group {
+        match self {
+            Reason::Blocked
+            | Reason::BadReputation
+            | Reason::SpamDetected
+            | Reason::PolicyViolation
+            | Reason::AuthFailure
+            | Reason::RequirePtr
+            | Reason::Rejected => Group::Refused,
+            Reason::UserUnknown | Reason::MailboxFull | Reason::Suspend => Group::Recipient,
+            _ => Group::Other,
+        }
+    }
+}
+
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
