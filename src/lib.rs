@@ -82,7 +82,7 @@
 //! message -> -
 //! metrics -> contain
 //! notify -> -
-//! probe -> config, contain, dns, inbox, message, metrics, store, text, tls, verdict
+//! probe -> bounce, config, contain, dns, inbox, message, metrics, store, text, tls, verdict
 //! reports -> -
 //! secret -> -
 //! store -> -
