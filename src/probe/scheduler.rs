@@ -30,7 +30,8 @@ fn now_ms() -> i64 {
 /// A ready client for one sender.
 pub enum Client {
     Smtp(SmtpClient),
-    Http(super::trigger::HttpTrigger),
+    // Boxed: an app trigger carries its whole HTTP client and settings.
+    Http(Box<super::trigger::HttpTrigger>),
 }
 
 /// The clients of every sender, built once per config generation, and the
@@ -46,7 +47,9 @@ impl Senders {
         for (name, sender) in &config.senders {
             let client = match sender {
                 Sender::Smtp(s) => SmtpClient::new(s).map(Client::Smtp),
-                Sender::Http(h) => super::trigger::HttpTrigger::new(h).map(Client::Http),
+                Sender::Http(h) => {
+                    super::trigger::HttpTrigger::new(h).map(|t| Client::Http(Box::new(t)))
+                }
             };
             match client {
                 Ok(c) => {
