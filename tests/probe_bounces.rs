@@ -150,8 +150,12 @@ fn greylist(stack: &Stack, map: &str) {
     );
 }
 
+/// The tests share the bounce mailbox: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn refused_probes_end_bounced_with_their_reason_and_a_greylisted_one_is_deferred_then_delivered() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let stack = Stack::get();
     let local = |key: &str| stack.var(key).split('@').next().unwrap().to_string();
     let bounce_dir = PathBuf::from(
@@ -369,4 +373,56 @@ fn refused_probes_end_bounced_with_their_reason_and_a_greylisted_one_is_deferred
     assert_eq!(unknown["reason"], "userunknown", "{unknown}");
     assert_eq!(unknown["status"], "5.1.1", "{unknown}");
     assert_eq!(unknown["reply_code"], 550, "{unknown}");
+}
+
+#[test]
+fn an_apps_refused_code_mail_ends_bounced_by_the_seed_address() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::get();
+    let app = App::start_returning(stack, stack.var("BOUNCE_USER"));
+    let local = |key: &str| stack.var(key).split('@').next().unwrap().to_string();
+    let bounce_dir = PathBuf::from(
+        stack
+            .var("SENDER_MAILDIR_PATTERN")
+            .replace("{user}", &local("BOUNCE_USER")),
+    );
+    // The app's mail carries no token: its bounce is matched by the seed
+    // address it reports on, to the open run of the app's sender.
+    let extra = format!(
+        "{}bounce_mailbox = \"bounces\"\n\n{}",
+        app.sender("app", "10s"),
+        probe(
+            "appref",
+            "app",
+            &["unknown"],
+            "120s",
+            &template("verification-en")
+        )
+    );
+    let cfg = config(stack, &bounce_dir.join(".Processed"))
+        .replace("[senders.ret]", &format!("{extra}\n[senders.ret]"));
+    let d = Daemon::start(&cfg);
+    let state = d.state_dir();
+    assert!(
+        wait_until(WAIT, || runs(&state, "appref")
+            .first()
+            .is_some_and(|r| r.1.as_deref() == Some("bounced"))),
+        "the app's refused mail did not end bounced: {:?}\nlogs:\n{}",
+        runs(&state, "appref"),
+        d.logs()
+    );
+    assert_eq!(runs(&state, "appref")[0].2.as_deref(), Some("userunknown"));
+    let bounces = series(
+        "mailcanary_probe_bounces_total",
+        &[
+            ("probe", "appref"),
+            ("sender", "app"),
+            ("seed", "unknown"),
+            ("provider", "selfhosted"),
+            ("reason", "userunknown"),
+        ],
+    );
+    assert_eq!(d.metric(&bounces), Some(1.0), "{bounces}");
+    let code = app.codes().pop().expect("the app sent a code");
+    assert!(!d.logs().contains(&code), "the code in the logs");
 }

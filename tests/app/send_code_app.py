@@ -4,7 +4,8 @@
 Usage: send_code_app.py PORT_FILE SMTP_HOST:PORT CODES_FILE MODE [DELAY]
 
 POST /send-code with {"email": ADDRESS} and "Authorization: Bearer $APP_TOKEN"
-sends a verification-code mail to ADDRESS through the real Postfix relay.
+sends a verification-code mail to ADDRESS through the real Postfix relay, with
+envelope sender $APP_RETURN_PATH (default no-reply@sender.test).
 It binds 127.0.0.1:0 and writes its port to PORT_FILE; every code it sends
 is appended to CODES_FILE (so tests can check the full code never leaks).
 
@@ -27,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 PORT_FILE, SMTP, CODES_FILE, MODE = sys.argv[1:5]
 DELAY = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
 TOKEN = os.environ.get("APP_TOKEN", "")
+# The envelope sender, where bounces go.
+RETURN_PATH = os.environ.get("APP_RETURN_PATH", "no-reply@sender.test")
 LOCK = threading.Lock()
 SEEN = {"requests": 0}
 
@@ -42,7 +45,7 @@ def send_mail(address, code, date, delay):
     msg.set_content(f"Your verification code is {code}. It expires in 10 minutes.\n")
     host, port = SMTP.rsplit(":", 1)
     with smtplib.SMTP(host, int(port), timeout=10) as s:
-        s.send_message(msg, from_addr="no-reply@sender.test", to_addrs=[address])
+        s.send_message(msg, from_addr=RETURN_PATH, to_addrs=[address])
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -655,21 +655,35 @@ pub const APP_TOKEN: &str = "app-secret-token-4711";
 impl App {
     /// Start the app in `mode` (see the script's doc), sending through RELAY_OK.
     pub fn start(stack: &Stack, mode: &str, delay_s: f64) -> App {
-        App::start_with(stack, mode, delay_s, false)
+        App::start_with(stack, mode, delay_s, false, None)
+    }
+
+    /// [`App::start`] in mode `ok`, sending with envelope sender `return_path`.
+    pub fn start_returning(stack: &Stack, return_path: &str) -> App {
+        App::start_with(stack, "ok", 0.0, false, Some(return_path))
     }
 
     /// [`App::start`] over HTTPS, with the stack's server certificate.
     pub fn start_tls(stack: &Stack, mode: &str, delay_s: f64) -> App {
-        App::start_with(stack, mode, delay_s, true)
+        App::start_with(stack, mode, delay_s, true, None)
     }
 
-    fn start_with(stack: &Stack, mode: &str, delay_s: f64, tls: bool) -> App {
+    fn start_with(
+        stack: &Stack,
+        mode: &str,
+        delay_s: f64,
+        tls: bool,
+        return_path: Option<&str>,
+    ) -> App {
         let dir = tempfile::tempdir().unwrap();
         let port_file = dir.path().join("port");
         let codes = dir.path().join("codes");
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, format!("{APP_TOKEN}\n")).unwrap();
         let mut cmd = Command::new("python3");
+        if let Some(r) = return_path {
+            cmd.env("APP_RETURN_PATH", r);
+        }
         if tls {
             cmd.env("APP_TLS_CERT", stack.var("TLS_CERT"))
                 .env("APP_TLS_KEY", stack.var("TLS_KEY"));
