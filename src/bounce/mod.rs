@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod dsn;
 pub mod mime;
+mod phrases;
 pub mod reason;
 pub mod smtp;
 pub mod text;

@@ -8,6 +8,9 @@
 //! first, so "mailbox full (quota exceeded)" is `mailboxfull`, not a generic
 //! refusal.
 
+use std::sync::LazyLock;
+
+use super::phrases::Phrases;
 use super::smtp::Status;
 use super::Action;
 
@@ -974,10 +977,9 @@ pub fn by_text(lc: &str) -> Option<Reason> {
     if lc.trim().is_empty() {
         return None;
     }
-    PHRASES
-        .iter()
-        .find(|(_, phrases)| phrases.iter().any(|p| lc.contains(p)))
-        .map(|(r, _)| *r)
+    static TABLE: LazyLock<Phrases> =
+        LazyLock::new(|| Phrases::new(PHRASES.iter().map(|(_, p)| *p)));
+    TABLE.first_group(lc).map(|i| PHRASES[i].0)
 }
 
 #[cfg(test)]

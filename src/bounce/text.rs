@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::mime::Parts;
+use super::phrases::Phrases;
 use super::smtp::{self, Status};
 use super::{Action, Bounce};
 
@@ -279,10 +280,9 @@ fn detect(parts: &Parts, text_lc: &str) -> Option<Mta> {
             || (from_domain.ends_with(d)
                 && from_domain.as_bytes()[from_domain.len() - d.len() - 1] == b'.')
     });
-    let by_marker = MARKERS
-        .iter()
-        .find(|(_, ms)| ms.iter().any(|m| text_lc.contains(m)))
-        .map(|(mta, _)| *mta);
+    static BY_MARKER: LazyLock<Phrases> =
+        LazyLock::new(|| Phrases::new(MARKERS.iter().map(|(_, m)| *m)));
+    let by_marker = BY_MARKER.first_group(text_lc).map(|i| MARKERS[i].0);
     let local = parts.from.split('@').next().unwrap_or("");
     let name = lower(&parts.from_name);
     let subject = parts.subject.to_lowercase();
@@ -319,12 +319,9 @@ fn detect(parts: &Parts, text_lc: &str) -> Option<Mta> {
 /// The explanation part of a one-part bounce: up to where the returned
 /// message starts.
 fn region(text: &str) -> &str {
+    static RETURNED: LazyLock<Phrases> = LazyLock::new(|| Phrases::new([RETURNED_MARKERS]));
     let lc = lower(text);
-    let cut = RETURNED_MARKERS
-        .iter()
-        .filter_map(|m| lc.find(m))
-        .min()
-        .unwrap_or(text.len());
+    let cut = RETURNED.leftmost(&lc).unwrap_or(text.len());
     let mut cut = cut.min(text.len());
     while !text.is_char_boundary(cut) {
         cut -= 1;
@@ -602,8 +599,8 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
     if found.is_empty() {
         return None;
     }
-    let delayed = DELAY_MARKERS.iter().any(|m| region_lc.contains(m))
-        || lower(&parts.subject).contains("delay");
+    static DELAY: LazyLock<Phrases> = LazyLock::new(|| Phrases::new([DELAY_MARKERS]));
+    let delayed = DELAY.any(&region_lc) || lower(&parts.subject).contains("delay");
     let mut out = Vec::new();
     for (addr, words) in found {
         let diagnostic = if has_code(&words) {

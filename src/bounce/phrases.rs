@@ -1,0 +1,77 @@
+//! Tables of lower-case phrases, searched in one pass over a text
+//! (Aho-Corasick) instead of once per phrase: the reason table alone has
+//! hundreds of phrases, and text bounces are searched with several tables.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+/// Groups of phrases, in the order the table gives them.
+pub struct Phrases {
+    /// Every phrase, reporting overlapping matches (for [`Phrases::first_group`]).
+    all: AhoCorasick,
+    /// The same phrases, leftmost match first (for [`Phrases::leftmost`]).
+    leftmost: AhoCorasick,
+    /// The group of each phrase, by pattern index.
+    group: Vec<usize>,
+}
+
+impl Phrases {
+    /// A table of groups of phrases; group `i` is the `i`th item.
+    pub fn new<'a>(groups: impl IntoIterator<Item = &'a [&'a str]>) -> Phrases {
+        let mut phrases = Vec::new();
+        let mut group = Vec::new();
+        for (i, g) in groups.into_iter().enumerate() {
+            for p in g {
+                phrases.push(*p);
+                group.push(i);
+            }
+        }
+        // The tables are constants of a few KiB: building cannot fail.
+        let build = |kind| {
+            AhoCorasick::builder()
+                .match_kind(kind)
+                .build(&phrases)
+                .expect("phrase table")
+        };
+        Phrases {
+            all: build(MatchKind::Standard),
+            leftmost: build(MatchKind::LeftmostFirst),
+            group,
+        }
+    }
+
+    /// The first group, in table order, that has a phrase in `text`.
+    pub fn first_group(&self, text: &str) -> Option<usize> {
+        self.all
+            .find_overlapping_iter(text)
+            .map(|m| self.group[m.pattern().as_usize()])
+            .min()
+    }
+
+    /// Whether any phrase occurs in `text`.
+    pub fn any(&self, text: &str) -> bool {
+        self.leftmost.is_match(text)
+    }
+
+    /// Where the leftmost phrase in `text` starts.
+    pub fn leftmost(&self, text: &str) -> Option<usize> {
+        self.leftmost.find(text).map(|m| m.start())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_group_wins_whatever_comes_first_in_the_text() {
+        let p = Phrases::new([&["quota"][..], &["unknown", "no such user"][..]]);
+        assert_eq!(p.first_group("no such user, over quota"), Some(0));
+        assert_eq!(p.first_group("no such user"), Some(1));
+        assert_eq!(p.first_group("fine"), None);
+        assert!(p.any("user unknown here"));
+        assert_eq!(p.leftmost("an unknown user over quota"), Some(3));
+        // Overlapping phrases: the shorter inside the longer still counts.
+        let q = Phrases::new([&["mailbox full"][..], &["box"][..]]);
+        assert_eq!(q.first_group("the mailbox full"), Some(0));
+    }
+}
