@@ -31,7 +31,7 @@
 #   BOUNCE_USER APP_BOUNCE_USER REPORTS_USER (mailboxes at sender.test, password SEED_PASS, Maildir
 #   SENDER_MAILDIR_PATTERN) POLICY_USER UNKNOWN_USER FULL_USER GREYLIST_USER GREYLIST_MAP (recipients
 #   the seed MX refuses; the relays accept them and bounce to the envelope sender; delay notices
-#   after delay_warning_time = 4s)
+#   after delay_warning_time = 4s) RELAY_REFUSED_USER (the relays refuse it at RCPT: 550 5.1.1)
 #   (GTUBE "add header" string: mail lands in Junk) REJECT_PATTERN (GTUBE "reject" string: the MX
 #   answers 554 5.7.1 at end of DATA) TLS_SERVER_NAME CA_CERT MAILDIR_ROOT (seedN's INBOX is
 #   MAILDIR_ROOT/seedN/Maildir/{new,cur}, Junk is .../Maildir/.Junk/{new,cur}) MAILDIR_PATTERN
@@ -120,6 +120,7 @@ POLICY_USER=policy@seed.test          # 550 5.7.1 at the end of DATA
 UNKNOWN_USER=nobody@seed.test         # no such mailbox: 550 5.1.1 at RCPT
 FULL_USER=full@seed.test              # 1 KiB Dovecot quota: 552 5.2.2 from LMTP
 GREYLIST_USER=greylist@seed.test      # 450 4.7.1 at RCPT while listed in GREYLIST_MAP
+RELAY_REFUSED_USER=unlisted@seed.test # refused by the relays themselves: 550 5.1.1 at RCPT (a send failure)
 for v in "$SEED_PASS" "$RELAY_USER" "$RELAY_PASS"; do
   [[ $v =~ ^[A-Za-z0-9._@+-]+$ ]] || { echo "up.sh: '$v' must match [A-Za-z0-9._@+-]+" >&2; exit 1; }
 done
@@ -277,6 +278,7 @@ POLICY_USER=$POLICY_USER
 UNKNOWN_USER=$UNKNOWN_USER
 FULL_USER=$FULL_USER
 GREYLIST_USER=$GREYLIST_USER
+RELAY_REFUSED_USER=$RELAY_REFUSED_USER
 GREYLIST_MAP=$D/postfix/etc/greylist
 AUTHSERV_ID=$AUTHSERV_ID
 SPAM_PATTERN=YJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X
@@ -591,6 +593,7 @@ printf '/^To:.*%s/ REJECT 5.7.1 Message refused by local policy (mailcanary stac
 printf '%s 450 4.7.1 Greylisted, try again later (mailcanary stack test)\n' "$GREYLIST_USER" > "$P/greylist"
 # TEMPFAIL_USER is answered 450 at RCPT on every listener: a temporary refusal for retry tests.
 printf '%s 450 4.2.1 Mailbox temporarily unavailable (mailcanary stack test)\n' "$TEMPFAIL_USER" > "$P/tempfail"
+printf '%s 550 5.1.1 Recipient address rejected: User unknown (mailcanary stack test relay)\n' "$RELAY_REFUSED_USER" > "$P/relay-refused"
 cat > "$P/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $D/postfix/spool
@@ -621,7 +624,7 @@ virtual_transport = lmtp:unix:$D/dovecot/run/lmtp
 default_transport = error:outbound mail disabled in test stack
 relay_transport = error:outbound mail disabled in test stack
 smtpd_relay_restrictions = reject_unauth_destination
-smtpd_recipient_restrictions = check_recipient_access texthash:$P/tempfail
+smtpd_recipient_restrictions = check_recipient_access texthash:$P/tempfail check_recipient_access texthash:$P/relay-refused
 smtpd_milters =
 non_smtpd_milters =
 milter_default_action = tempfail
