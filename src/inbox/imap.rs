@@ -24,7 +24,9 @@ use super::gmail::{self, Tab};
 use super::imap_frame::{overrun_in, Framed, Limits, Overrun};
 use super::oauth::{TokenSource, REFUSED_HOLD};
 use super::sasl;
-use super::{find_token, from_address, report_up, Arrival, Disposition, FolderRole, Want, WatchEvent};
+use super::{
+    find_token, from_address, report_up, Arrival, Disposition, FolderRole, Want, WatchEvent,
+};
 use crate::config::{ImapAuth, ImapInbox, OAuthMechanism, Secret, TlsMode};
 use crate::contain::{contained, Panicked, Task};
 use crate::inbox::oauth::TokenError;
