@@ -319,3 +319,22 @@ fn sending_networks_and_ips_decide_the_source() {
     );
     assert!(!d.sends_from("192.0.3.1".parse().unwrap()));
 }
+
+#[test]
+fn docs_ingest_md_lists_the_provider_table_as_the_code_has_it() {
+    use crate::mailbox_provider::{Provider, DOMAINS};
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ingest.md"))
+        .unwrap();
+    for p in Provider::ALL {
+        let domains: Vec<&str> = DOMAINS
+            .iter()
+            .filter(|(_, q)| *q == p)
+            .map(|(d, _)| *d)
+            .collect();
+        if domains.is_empty() {
+            continue; // MX-only providers (google_workspace, …) and `other`
+        }
+        let row = format!("| `{}` | {} |", p.as_str(), domains.join(", "));
+        assert!(doc.contains(&row), "docs/ingest.md lacks the row\n{row}");
+    }
+}
