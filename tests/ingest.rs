@@ -427,3 +427,70 @@ path = "{}"
     assert_eq!(total(&daemon), 1.0, "nothing counted twice");
     assert_eq!(messages_in(&maildir), 7);
 }
+
+/// A Maildir under `dir` holding `files` (fixtures) in `new/`.
+fn maildir_with(dir: &Path, files: &[&str]) -> PathBuf {
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for (i, f) in files.iter().enumerate() {
+        std::fs::copy(fixture(f), dir.join("new").join(format!("{i}.test:2,"))).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+fn reports_maildir(name: &str, path: &Path) -> String {
+    format!(
+        "\n[reports.{name}]\nprovider = \"selfhosted\"\naddress = \"{name}@example.com\"\nkind = \"maildir\"\npath = \"{}\"\n",
+        path.display()
+    )
+}
+
+#[test]
+fn a_reload_swaps_the_app_mailboxes_and_their_series() {
+    let stack = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let a = maildir_with(&dir.path().join("a"), &["reports/microsoft.eml"]);
+    let b = maildir_with(&dir.path().join("b"), &["reports/yahoo.eml"]);
+    let config = write_config(dir.path(), stack, &reports_maildir("rua", &a));
+    let daemon = Daemon::start_at(&config);
+    wait_reports(&daemon, "dmarc_aggregate", "ingested", 1.0);
+
+    write_config(dir.path(), stack, &reports_maildir("dmarc2", &b));
+    daemon.signal("HUP");
+    let other = |outcome: &str| {
+        daemon.metric(&format!(
+            r#"mailcanary_reports_total{{mailbox="dmarc2",kind="dmarc_aggregate",outcome="{outcome}"}}"#
+        ))
+    };
+    assert!(
+        wait_until(WAIT, || other("ingested") == Some(1.0)),
+        "the new mailbox is read; logs:\n{}",
+        daemon.logs()
+    );
+    let (_, body) = daemon.get("/metrics");
+    assert!(
+        !body.contains(r#"mailbox="rua""#),
+        "the removed mailbox's series go:\n{body}"
+    );
+    // The removed mailbox is no longer watched.
+    std::fs::copy(
+        fixture("reports/tlsrpt-google.eml"),
+        a.join("new").join("late.test:2,"),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, body) = daemon.get("/metrics");
+    assert!(!body.contains(r#"mailbox="rua""#), "{body}");
+    assert_eq!(
+        daemon.metric(r#"mailcanary_tls_report_sessions_total{domain="example.com",reporter="google",policy_type="sts",result="success"}"#),
+        None,
+        "a report left in the removed mailbox is not read"
+    );
+    let dmarc = "mailcanary_dmarc_report_messages_total";
+    assert_eq!(
+        sum(&daemon, dmarc, &[]),
+        82.0 + 314.0,
+        "both reports, once each"
+    );
+}
