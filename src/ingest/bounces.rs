@@ -80,7 +80,8 @@ pub(super) async fn ingest(
             .with_label_values(&[mailbox, provider.as_str()])
             .inc();
     }
-    tracing::info!(
+    // Debug: a busy app's return path gets thousands a day.
+    tracing::debug!(
         mailbox,
         failed = counted.failed.len(),
         typo_domains = counted.typos.len(),

@@ -159,8 +159,9 @@ impl Ingest {
         };
         for (name, m) in &config.mailboxes {
             if m.kind == AppMailboxKind::Reports {
+                // An unreadable message has no kind: `invalid` is `unknown`'s only.
                 for kind in [KindLabel::DmarcAggregate, KindLabel::TlsRpt] {
-                    for outcome in Outcome::ALL {
+                    for outcome in Outcome::ALL.iter().filter(|o| **o != Outcome::Invalid) {
                         self.metrics.reports.with_label_values(&[
                             name,
                             kind.as_str(),
