@@ -494,3 +494,95 @@ fn a_reload_swaps_the_app_mailboxes_and_their_series() {
         "both reports, once each"
     );
 }
+
+/// `tests/oauth/provider.py`'s admin API (the stack's OAuth stand-in).
+fn oauth_admin(stack: &Stack, path: &str, body: &str) -> serde_json::Value {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-X", "POST"])
+        .arg(format!("{}{path}", stack.var("OAUTH_URL")))
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+        ])
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("provider JSON")
+}
+
+#[test]
+fn a_reports_mailbox_logs_in_with_oauth_and_keeps_its_secrets() {
+    let stack = Stack::get();
+    // The stack's OAuth users are Dovecot mailboxes at seed.test; reports
+    // are put straight into the INBOX over LMTP.
+    let user = "oauth5@seed.test";
+    let client = oauth_admin(
+        stack,
+        "/admin/clients",
+        &serde_json::json!({ "user": user, "ttl": 3600, "rotate": false }).to_string(),
+    );
+    let (id, secret, refresh) = (
+        client["client_id"].as_str().unwrap(),
+        client["client_secret"].as_str().unwrap(),
+        client["refresh_token"].as_str().unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), format!("{secret}\n")).unwrap();
+    std::fs::write(dir.path().join("refresh"), format!("{refresh}\n")).unwrap();
+    let config = write_config(
+        dir.path(),
+        stack,
+        &format!(
+            r#"
+[reports.rua]
+provider = "selfhosted"
+address = "{user}"
+kind = "imap"
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+auth = "xoauth2"
+[reports.rua.oauth]
+token_url = "{url}/token"
+client_id = "{id}"
+client_secret_file = "{secret_file}"
+refresh_token_file = "{refresh_file}"
+"#,
+            port = stack.addr("IMAP").port(),
+            url = stack.var("OAUTH_URL"),
+            secret_file = dir.path().join("secret").display(),
+            refresh_file = dir.path().join("refresh").display(),
+        ),
+    );
+    deliver(
+        stack.var("LMTP"),
+        true,
+        "dmarc-noreply@microsoft.com",
+        user,
+        &fixture("reports/microsoft.eml"),
+    );
+    let daemon = Daemon::start_at(&config);
+    // The INBOX may hold other tests' probe mail: `invalid` here, and this
+    // report may be there from an earlier run: `duplicate`.
+    wait_reports(&daemon, "dmarc_aggregate", "ingested", 1.0);
+    let logs = daemon.logs();
+    assert!(logs.contains("reports:rua"), "{logs}");
+    let dovecot = std::fs::read_to_string(stack.var("DOVECOT_LOG")).unwrap_or_default();
+    assert!(
+        dovecot
+            .lines()
+            .any(|l| l.contains(&format!("Login: user=<{user}>")) && l.contains("method=XOAUTH2")),
+        "no XOAUTH2 login of {user} in Dovecot's log"
+    );
+    let (_, body) = daemon.get("/metrics");
+    for s in [secret, refresh] {
+        assert!(!logs.contains(s), "a secret in the log");
+        assert!(!body.contains(s), "a secret in /metrics");
+    }
+}
