@@ -83,7 +83,7 @@ f "$WORK/manual/completions/_mailcanary" "$S/usr/share/zsh/vendor-completions/_m
 f "$WORK/manual/completions/mailcanary.fish" "$S/usr/share/fish/vendor_completions.d/mailcanary.fish"
 
 # Dashboards, alert rules (with their promtool tests), runbook, templates.
-f dashboards/mailcanary.json dashboards/alerts.yml dashboards/alerts_test.yml \
+f dashboards/mailcanary.json dashboards/alerts.yml dashboards/alerts_test.yml dashboards/alerts_ingest_test.yml \
   dashboards/runbook.md "$SHARE/dashboards/"
 f probes/templates/*.toml "$SHARE/templates/"
 

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{self, Config};
 use crate::http::{self, HttpState};
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::notify;
 use crate::probe::pipeline::Pipeline;
@@ -95,6 +96,15 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let recorder_stop = CancellationToken::new();
     let recorder_tracker = TaskTracker::new();
+    // The app's mailboxes ([reports.*], [bounces.*]) have their own stage,
+    // stopped with the recorder.
+    let ingest = Ingest::start(
+        config_rx.clone(),
+        store.clone(),
+        metrics.clone(),
+        &recorder_tracker,
+        recorder_stop.clone(),
+    );
     let pipeline = Pipeline::start(
         config_rx,
         store.clone(),
@@ -103,8 +113,14 @@ pub async fn run(
         recorder_stop.clone(),
     )
     .await?;
-    let mut generation =
-        start_generation(&config_tx.borrow(), &pipeline, &store, &metrics, &tracker);
+    let mut generation = start_generation(
+        &config_tx.borrow(),
+        &pipeline,
+        &ingest,
+        &store,
+        &metrics,
+        &tracker,
+    );
 
     let watchdog_stop = CancellationToken::new();
     let watchdog = notify::watchdog_interval()
@@ -138,7 +154,7 @@ pub async fn run(
                         http_state.set_web(new.http.web.clone());
                         config_tx.send_replace(Arc::new(new));
                         generation.cancel();
-                        generation = start_generation(&config_tx.borrow(), &pipeline, &store, &metrics, &tracker);
+                        generation = start_generation(&config_tx.borrow(), &pipeline, &ingest, &store, &metrics, &tracker);
                         notify::ready(&serving_status(&config_tx.borrow(), http_addr));
                     }
                     Err(reason) => {
@@ -173,6 +189,7 @@ pub async fn run(
         tracing::warn!(tasks = tracker.len(), "in-flight work did not finish within the grace period; it resumes from the store on the next start");
     }
     drop(pipeline);
+    drop(ingest);
     recorder_stop.cancel();
     recorder_tracker.close();
     let _ = tokio::time::timeout_at(
@@ -213,6 +230,7 @@ async fn reload_config(current: &Config) -> Result<Config, config::ConfigError> 
 fn start_generation(
     config: &Arc<Config>,
     pipeline: &Pipeline,
+    ingest: &Ingest,
     store: &Store,
     metrics: &Arc<Metrics>,
     tracker: &TaskTracker,
@@ -226,6 +244,7 @@ fn start_generation(
     );
     crate::probe::events::init_series(metrics, config);
     pipeline.watch(config, tracker, &stop);
+    ingest.watch(config, tracker, &stop);
     pipeline.schedule(config, tracker, &stop);
     crate::audit::schedule::spawn(config, store, metrics, tracker, &stop);
     stop

@@ -55,6 +55,10 @@
 //!   chain, spam headers) and mailcanary's own DKIM check of the copy.
 //! - [`probe`] — scheduler, senders, recorder, the pure `evaluate`, the
 //!   [`probe::Outcome`] enum, store records, events; `mailcanary probe`.
+//! - [`ingest`] — the app's own mailboxes (`[reports.*]`, `[bounces.*]`):
+//!   one actor parses reports and classifies bounces once per message
+//!   (de-duplicated in the store across restarts) and counts them;
+//!   `mailcanary reports top`.
 //! - [`audit`] — the DNS audit behind `mailcanary check`: per record type a
 //!   pure parser and a judge with one shape, the finding catalogue.
 //! - [`http`] — `/metrics`, `/-/healthy`, `/-/ready` behind the web config.
@@ -72,10 +76,11 @@
 //! bounce -> mailbox_provider
 //! config -> message, secret
 //! contain -> text
-//! daemon -> audit, config, http, metrics, notify, probe, store
+//! daemon -> audit, config, http, ingest, metrics, notify, probe, store
 //! dns -> text
 //! http -> config, metrics
 //! inbox -> config, contain, message, text, tls
+//! ingest -> bounce, config, inbox, mailbox_provider, metrics, reports, store, text
 //! logging -> -
 //! mailbox_provider -> -
 //! manual -> -
@@ -107,6 +112,7 @@ pub mod daemon;
 pub mod dns;
 pub mod http;
 pub mod inbox;
+pub mod ingest;
 pub mod logging;
 pub mod mailbox_provider;
 pub mod manual;

@@ -45,7 +45,7 @@ enum Command {
     Check(Box<mailcanary::audit::cli::CheckArgs>),
     /// DMARC aggregate and TLS-RPT reports.
     #[command(subcommand)]
-    Reports(mailcanary::reports::cli::ReportsCommand),
+    Reports(ReportsCommand),
     /// Classify bounces (non-delivery reports): recipient domain, status and reason.
     Bounce(mailcanary::bounce::cli::BounceArgs),
     /// Configuration tools.
@@ -56,6 +56,16 @@ enum Command {
     /// Write the man pages and shell completions into DIR (for packaging).
     #[command(hide = true)]
     GenerateManual { dir: PathBuf },
+}
+
+/// `mailcanary reports …`: the pure commands of `reports`, and `top`, which
+/// reads the daemon's store.
+#[derive(Subcommand)]
+enum ReportsCommand {
+    #[command(flatten)]
+    Files(mailcanary::reports::cli::ReportsCommand),
+    /// The source IPs with the most DMARC failures in the reports the daemon ingested (from its store).
+    Top(mailcanary::ingest::top::TopArgs),
 }
 
 #[derive(Subcommand)]
@@ -80,7 +90,12 @@ fn main() -> ExitCode {
             }
         },
         Command::Check(args) => ExitCode::from(mailcanary::audit::cli::run_blocking(*args)),
-        Command::Reports(command) => ExitCode::from(mailcanary::reports::cli::run(command)),
+        Command::Reports(ReportsCommand::Files(command)) => {
+            ExitCode::from(mailcanary::reports::cli::run(command))
+        }
+        Command::Reports(ReportsCommand::Top(args)) => {
+            ExitCode::from(mailcanary::ingest::top::run(args))
+        }
         Command::Bounce(args) => ExitCode::from(mailcanary::bounce::cli::run(args)),
         Command::Config {
             command: ConfigCommand::Check { file },

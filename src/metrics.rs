@@ -3,7 +3,7 @@
 //! Each [`Series`] constant names the metric, its type, unit and labels; the
 //! metric table in `docs/metrics.md` is checked against [`ALL`] by a test. Labels are
 //! bounded: configured names (`probe`, `sender`, `seed`, `provider`,
-//! `domain`, `selector`) and closed enums (`placement`, `check`, `result`,
+//! `domain`, `selector`, `mailbox`) and closed enums (`placement`, `check`, `result`,
 //! `reason`) — never an address, token, code, Message-ID or server text.
 
 use prometheus::{
@@ -154,6 +154,20 @@ families! {
         "Probe runs a receiver refused: a bounce for the run reached the sender's bounce mailbox. `reason` is the bounce classifier's (Sisimai's vocabulary).");
     probe_deferred: IntCounterVec = PROBE_DEFERRED("mailcanary_probe_deferred_total", Counter, "", ["probe", "sender", "seed"],
         "Delay notices (RFC 3464 action `delayed`) for probe runs, e.g. greylisting; the run stays open.");
+    dmarc_report_messages: IntCounterVec = DMARC_REPORT_MESSAGES("mailcanary_dmarc_report_messages_total", Counter, "", ["domain", "reporter", "source", "dmarc", "spf_aligned", "dkim_aligned", "disposition"],
+        "Messages DMARC aggregate reports counted for a configured domain, by receiver (reporter), whether the source IP is the domain's own (source configured/other), DMARC result, aligned SPF and DKIM, and disposition.");
+    tls_report_sessions: IntCounterVec = TLS_REPORT_SESSIONS("mailcanary_tls_report_sessions_total", Counter, "", ["domain", "reporter", "policy_type", "result"],
+        "TLS sessions towards a configured domain that TLS-RPT reports counted, by result (success, failure).");
+    tls_report_failures: IntCounterVec = TLS_REPORT_FAILURES("mailcanary_tls_report_failures_total", Counter, "", ["domain", "reporter", "result_type"],
+        "Failed TLS sessions towards a configured domain by RFC 8460 result type.");
+    reports: IntCounterVec = REPORTS("mailcanary_reports_total", Counter, "", ["mailbox", "kind", "outcome"],
+        "Report messages read from a [reports.*] mailbox, by kind and outcome (ingested, duplicate, invalid, foreign_domain).");
+    report_last_timestamp: GaugeVec = REPORT_LAST_TIMESTAMP("mailcanary_report_last_timestamp_seconds", Gauge, "seconds", ["domain", "kind"],
+        "End of the period of the newest report for a configured domain (ingestion time when a TLS report has no readable period).");
+    bounces: IntCounterVec = BOUNCES("mailcanary_bounces_total", Counter, "", ["mailbox", "provider", "reason"],
+        "Failed recipients in the bounces of the app's real mail ([bounces.*] mailboxes), by the recipient domain's provider and the bounce reason.");
+    bounces_typo_domain: IntCounterVec = BOUNCES_TYPO_DOMAIN("mailcanary_bounces_typo_domain_total", Counter, "", ["mailbox", "provider"],
+        "Bounced recipients whose domain is probably a mistyping of a consumer domain, by the provider meant.");
     task_panics: IntCounterVec = TASK_PANICS("mailcanary_task_panics_total", Counter, "", ["task"],
         "Panics contained in a task that talks to a server (inbox_watcher, sender): the task's work ended, the daemon ran on.");
 }
@@ -226,10 +240,10 @@ impl Family for Gauge {
 
 /// Labels whose values name something configured; a reload that removes
 /// the thing removes the series.
-const SCOPED_LABELS: [&str; 3] = ["probe", "seed", "domain"];
+const SCOPED_LABELS: [&str; 4] = ["probe", "seed", "domain", "mailbox"];
 
 impl Metrics {
-    /// Remove every series whose `probe`, `seed` or `domain` label names
+    /// Remove every series whose `probe`, `seed`, `domain` or `mailbox` label names
     /// something `configured` no longer has, so a probe, seed or domain
     /// taken out by a reload leaves no series behind for alerts to trip on.
     /// `domains` are the audited domains from now on ([`Metrics::for_domain`]).
@@ -257,7 +271,7 @@ impl Metrics {
         }
     }
 
-    /// Every family with a `probe`, `seed` or `domain` label.
+    /// Every family with a `probe`, `seed`, `domain` or `mailbox` label.
     fn scoped(&self) -> impl Iterator<Item = (&dyn Prune, &'static Series)> {
         self.labelled()
             .into_iter()

@@ -64,6 +64,55 @@ const MIGRATIONS: &[&str] = &[
         seen_ms    INTEGER NOT NULL,
         PRIMARY KEY (token, kind)
     ) WITHOUT ROWID;",
+    // 5: the ingestion stage (src/ingest): the app's mailboxes. One row per
+    // message processed, keyed by its kind and the SHA-256 of its bytes, so a
+    // restart does not count it twice; reports kept once per (kind, reporting
+    // organisation, report id), with their DMARC rows and TLS policies.
+    "CREATE TABLE ingest_message (
+        kind     TEXT NOT NULL CHECK (kind IN ('reports', 'bounces')),
+        sha256   BLOB NOT NULL,
+        mailbox  TEXT NOT NULL,
+        outcome  TEXT NOT NULL,
+        first_ms INTEGER NOT NULL,
+        seen_ms  INTEGER NOT NULL,
+        PRIMARY KEY (kind, sha256)
+    ) WITHOUT ROWID;
+    CREATE TABLE report (
+        id          INTEGER PRIMARY KEY,
+        kind        TEXT NOT NULL CHECK (kind IN ('dmarc_aggregate', 'tls_rpt')),
+        org         TEXT NOT NULL,
+        report_id   TEXT NOT NULL,
+        reporter    TEXT NOT NULL,
+        org_name    TEXT NOT NULL,
+        domain      TEXT,
+        begin_s     INTEGER,
+        end_s       INTEGER,
+        mailbox     TEXT NOT NULL,
+        ingested_ms INTEGER NOT NULL,
+        UNIQUE (kind, org, report_id)
+    );
+    CREATE INDEX report_ingested ON report (ingested_ms);
+    CREATE TABLE dmarc_record (
+        report       INTEGER NOT NULL REFERENCES report (id) ON DELETE CASCADE,
+        source_ip    TEXT,
+        count        INTEGER NOT NULL,
+        dmarc        TEXT NOT NULL,
+        spf          TEXT NOT NULL,
+        dkim         TEXT NOT NULL,
+        disposition  TEXT NOT NULL,
+        header_from  TEXT NOT NULL,
+        spf_domains  TEXT NOT NULL,
+        dkim_domains TEXT NOT NULL
+    );
+    CREATE INDEX dmarc_record_report ON dmarc_record (report);
+    CREATE TABLE tls_policy (
+        report      INTEGER NOT NULL REFERENCES report (id) ON DELETE CASCADE,
+        domain      TEXT NOT NULL,
+        policy_type TEXT NOT NULL,
+        successful  INTEGER NOT NULL,
+        failed      INTEGER NOT NULL
+    );
+    CREATE INDEX tls_policy_report ON tls_policy (report);",
 ];
 
 /// The schema version this build writes.

@@ -32,10 +32,12 @@ fn promtool_check_rules_is_clean() {
 
 #[test]
 fn promtool_unit_tests_pass() {
-    let tests = dash::path("alerts_test.yml");
-    let (ok, text) = dash::promtool(&["test", "rules", tests.to_str().unwrap()]);
-    assert!(ok, "{text}");
-    assert!(text.contains("SUCCESS"), "{text}");
+    for file in dash::UNIT_TEST_FILES {
+        let tests = dash::path(file);
+        let (ok, text) = dash::promtool(&["test", "rules", tests.to_str().unwrap()]);
+        assert!(ok, "{file}: {text}");
+        assert!(text.contains("SUCCESS"), "{file}: {text}");
+    }
 }
 
 #[test]

@@ -170,10 +170,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let mut seeds = BTreeMap::new();
     for (name, s) in raw.seeds {
         ctx.name(&main, &s, "seeds", &name);
-        if let Some(seed) = ctx.seed(&main, &name, s.into_inner()) {
+        if let Some(seed) = ctx.seed(&main, "seeds", &name, s.into_inner()) {
             seeds.insert(name, seed);
         }
     }
+    let mailboxes = ctx.app_mailboxes(&main, raw.reports, raw.bounces);
 
     // Probes: from the main file, then from each drop-in file in name order.
     let mut sources = vec![(main, raw.probes)];
@@ -249,6 +250,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         seeds,
         probes: probes.into_iter().map(|(k, (p, _))| (k, p)).collect(),
         domains,
+        mailboxes,
         warnings,
     })
 }

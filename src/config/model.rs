@@ -31,6 +31,9 @@ pub struct Config {
     pub probes: BTreeMap<String, Probe>,
     /// Domains audited on schedule, by domain name.
     pub domains: BTreeMap<String, Domain>,
+    /// `[reports.*]` and `[bounces.*]`: the app's mailboxes the ingestion
+    /// stage reads, by name (one namespace: the name is the `mailbox` label).
+    pub mailboxes: BTreeMap<String, AppMailbox>,
     /// Problems that do not stop the load (e.g. a timeout longer than the interval).
     pub warnings: Vec<Diagnostic>,
 }
@@ -98,6 +101,7 @@ impl Config {
             "probe" => self.probes.contains_key(value),
             "seed" => self.seed_in_use(value) || self.is_bounce_mailbox(value),
             "domain" => self.domains.contains_key(value),
+            "mailbox" => self.mailboxes.contains_key(value),
             _ => true,
         }
     }
@@ -326,6 +330,34 @@ pub struct Probe {
     pub burst_spacing: Duration,
 }
 
+/// A mailbox of the app's own mail that mailcanary reads but does not own:
+/// messages stay unless the mailbox sets `cleanup_folder`.
+#[derive(Debug, Clone)]
+pub struct AppMailbox {
+    pub kind: AppMailboxKind,
+    /// Where and how to read it: the settings of a seed.
+    pub inbox: Seed,
+}
+
+/// What an app mailbox receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppMailboxKind {
+    /// `[reports.NAME]`: DMARC aggregate (`rua`) and TLS-RPT reports.
+    Reports,
+    /// `[bounces.NAME]`: the app's real return path.
+    Bounces,
+}
+
+impl AppMailboxKind {
+    /// The config section.
+    pub fn section(self) -> &'static str {
+        match self {
+            AppMailboxKind::Reports => "reports",
+            AppMailboxKind::Bounces => "bounces",
+        }
+    }
+}
+
 /// A domain the daemon audits (SPF, DKIM, DMARC, MX, ...) on schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain {
@@ -333,6 +365,8 @@ pub struct Domain {
     pub receiving: bool,
     pub selectors: Vec<String>,
     pub sending_ips: Vec<std::net::IpAddr>,
+    /// `sending_networks`: CIDRs the domain's own mail leaves from.
+    pub sending_networks: Vec<ipnet::IpNet>,
     pub dnsbl_ip_zones: Vec<String>,
     pub dnsbl_domain_zones: Vec<String>,
     pub every: Duration,
@@ -340,4 +374,14 @@ pub struct Domain {
     pub smtp_port: Option<u16>,
     pub https_port: u16,
     pub cert_warn_days: u32,
+}
+
+impl Domain {
+    /// Whether the domain's own mail is sent from `ip`: one of its
+    /// `sending_ips` or inside one of its `sending_networks`.
+    pub fn sends_from(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.sending_ips.iter().any(|a| a.to_canonical() == ip)
+            || self.sending_networks.iter().any(|n| n.contains(&ip))
+    }
 }

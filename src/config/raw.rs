@@ -23,6 +23,12 @@ pub struct RawConfig {
     pub probes: BTreeMap<String, Spanned<RawProbe>>,
     #[serde(default)]
     pub domains: BTreeMap<String, Spanned<RawDomain>>,
+    /// Mailboxes receiving DMARC aggregate and TLS-RPT reports (seed settings).
+    #[serde(default)]
+    pub reports: BTreeMap<String, Spanned<RawSeed>>,
+    /// Mailboxes receiving the app's real bounces (seed settings).
+    #[serde(default)]
+    pub bounces: BTreeMap<String, Spanned<RawSeed>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -42,6 +48,9 @@ pub struct RawDomain {
     pub selectors: Vec<String>,
     #[serde(default)]
     pub sending_ips: Vec<Spanned<String>>,
+    /// CIDRs the domain's mail is sent from (besides `sending_ips`).
+    #[serde(default)]
+    pub sending_networks: Vec<Spanned<String>>,
     #[serde(default)]
     pub dnsbl_ip_zones: Vec<String>,
     #[serde(default)]

@@ -86,8 +86,25 @@ pub struct AlertCase {
     pub exp_alerts: Vec<serde::de::IgnoredAny>,
 }
 
+/// The promtool test files: every minute, and the app-mailbox rules, which
+/// span days, every 15 minutes.
+pub const UNIT_TEST_FILES: [&str; 2] = ["alerts_test.yml", "alerts_ingest_test.yml"];
+
+/// Every test file's tests, in one list (`rule_files` of the first).
 pub fn unit_tests() -> UnitTests {
-    serde_saphyr::from_str(&read("alerts_test.yml")).expect("dashboards/alerts_test.yml is YAML")
+    let mut all: Option<UnitTests> = None;
+    for file in UNIT_TEST_FILES {
+        let t: UnitTests = serde_saphyr::from_str(&read(file))
+            .unwrap_or_else(|e| panic!("dashboards/{file} is not YAML: {e}"));
+        match &mut all {
+            None => all = Some(t),
+            Some(a) => {
+                assert_eq!(a.rule_files, t.rule_files, "{file} loads other rules");
+                a.tests.extend(t.tests);
+            }
+        }
+    }
+    all.expect("test files")
 }
 
 /// Run promtool; returns (success, stdout + stderr).

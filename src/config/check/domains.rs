@@ -58,6 +58,34 @@ impl Check<'_> {
                 }
             }
         }
+        let mut networks = Vec::new();
+        for net in &raw.sending_networks {
+            // A bare address is a /32 or /128; a network must not have host
+            // bits set (10.0.0.1/8 is a typo for 10.0.0.0/8 or 10.0.0.1/32).
+            let text = net.get_ref().trim();
+            let parsed = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(n) if n.trunc() == n => networks.push(n),
+                Ok(n) => {
+                    ok = false;
+                    self.problems.push(src.at_value(
+                        net,
+                        &k("sending_networks"),
+                        format!("{text:?} has host bits set: did you mean {}?", n.trunc()),
+                    ));
+                }
+                Err(_) => {
+                    ok = false;
+                    self.problems.push(src.at_value(
+                        net,
+                        &k("sending_networks"),
+                        format!("{text:?} is not a network in CIDR notation (e.g. 192.0.2.0/24, 2001:db8::/32)"),
+                    ));
+                }
+            }
+        }
         let every = raw
             .every
             .as_ref()
@@ -72,6 +100,7 @@ impl Check<'_> {
             receiving: raw.roles.contains(&raw::DomainRole::Receiving),
             selectors: raw.selectors.clone(),
             sending_ips: ips,
+            sending_networks: networks,
             dnsbl_ip_zones: raw.dnsbl_ip_zones.clone(),
             dnsbl_domain_zones: raw.dnsbl_domain_zones.clone(),
             every,

@@ -3,6 +3,7 @@
 //! resolved into the model.
 
 mod domains;
+mod mailboxes;
 mod probes;
 mod seeds;
 mod senders;

@@ -14,14 +14,24 @@ use crate::config::valid_name;
 const MAX_MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<u64> = 64 * 1024..=64 * 1024 * 1024;
 
 impl Check<'_> {
-    pub(in crate::config) fn seed(&mut self, src: &Source, name: &str, s: RawSeed) -> Option<Seed> {
-        let k = |f: &str| format!("seeds.{name}.{f}");
+    /// A `[SECTION.NAME]` mailbox: `section` is `seeds`, or `reports` and
+    /// `bounces` for the app's mailboxes, which take the same settings.
+    pub(in crate::config) fn seed(
+        &mut self,
+        src: &Source,
+        section: &str,
+        name: &str,
+        s: RawSeed,
+    ) -> Option<Seed> {
+        let k = |f: &str| format!("{section}.{name}.{f}");
         let address = self.address(src, &s.address, &k("address"));
         if !valid_name(s.provider.get_ref()) {
             self.problems.push(src.at_value(&s.provider, &k("provider"), "provider must be 1-64 characters of a-z, 0-9, '-', '_', '.' (it becomes a metric label)"));
         }
         let inbox = match s.kind.get_ref() {
-            raw::InboxKind::Imap => Inbox::Imap(self.imap(src, name, &s, address.as_deref())?),
+            raw::InboxKind::Imap => {
+                Inbox::Imap(self.imap(src, section, name, &s, address.as_deref())?)
+            }
             raw::InboxKind::Maildir => {
                 self.keys_of_other_kind(
                     src,
@@ -75,11 +85,12 @@ impl Check<'_> {
     pub(in crate::config) fn imap(
         &mut self,
         src: &Source,
+        section: &str,
         name: &str,
         s: &RawSeed,
         address: Option<&str>,
     ) -> Option<ImapInbox> {
-        let k = |f: &str| format!("seeds.{name}.{f}");
+        let k = |f: &str| format!("{section}.{name}.{f}");
         let preset = presets::find(s.provider.get_ref());
         if s.path.is_some() {
             self.problems.push(src.at_value(
@@ -185,7 +196,7 @@ impl Check<'_> {
                 };
                 ImapAuth::OAuth {
                     mechanism,
-                    client: self.oauth(src, name, s, preset_oauth)?,
+                    client: self.oauth(src, section, name, s, preset_oauth)?,
                 }
             }
         };
@@ -215,21 +226,22 @@ impl Check<'_> {
         })
     }
 
-    /// `[seeds.NAME.oauth]`, with the preset's token endpoint and scope as defaults.
+    /// `[SECTION.NAME.oauth]`, with the preset's token endpoint and scope as defaults.
     pub(in crate::config) fn oauth(
         &mut self,
         src: &Source,
+        section: &str,
         name: &str,
         s: &RawSeed,
         preset: Option<(&'static str, Option<&'static str>)>,
     ) -> Option<OAuthClient> {
-        let k = |f: &str| format!("seeds.{name}.oauth.{f}");
+        let k = |f: &str| format!("{section}.{name}.oauth.{f}");
         let Some(o) = &s.oauth else {
             self.problems.push(src.at_value(
                 &s.kind,
-                &format!("seeds.{name}.oauth"),
+                &format!("{section}.{name}.oauth"),
                 format!(
-                    "auth = \"{}\" needs a [seeds.{name}.oauth] table with client_id and refresh_token_file (docs/providers.md, \"OAuth2 seeds\")",
+                    "auth = \"{}\" needs a [{section}.{name}.oauth] table with client_id and refresh_token_file (docs/providers.md, \"OAuth2 seeds\")",
                     s.auth.as_ref().map_or("xoauth2", |a| match a.get_ref() {
                         raw::ImapAuthKind::Oauthbearer => "oauthbearer",
                         _ => "xoauth2",
