@@ -45,8 +45,6 @@ const RECORD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Reconnect backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
-/// On connect, messages older than this are not scanned (probe timeouts are shorter).
-const SCAN_WINDOW: Duration = Duration::from_secs(2 * 86_400);
 
 /// Names providers give their spam folder when they do not announce `\Junk`
 /// (RFC 6154 SPECIAL-USE). Matched case-insensitively against the whole name
@@ -565,7 +563,10 @@ async fn scan(
     caps: Caps,
 ) -> Result<u32, WatchError> {
     let query = if last_uid == 0 {
-        format!("SINCE {}", imap_date(SystemTime::now() - SCAN_WINDOW))
+        format!(
+            "SINCE {}",
+            imap_date(SystemTime::now() - w.want.look_back())
+        )
     } else {
         format!("UID {}:*", last_uid + 1)
     };

@@ -133,16 +133,30 @@ pub enum Want {
     Probes { match_from: Vec<String> },
     /// Every message: a mailbox that receives bounces or reports, where a
     /// token, if any, sits inside a returned message rather than in the
-    /// envelope. The consumer decides what is its own.
-    Every,
+    /// envelope. The consumer decides what is its own. On connecting, an
+    /// IMAP watcher reads messages up to `look_back` old (a Maildir is read
+    /// whole).
+    Every { look_back: std::time::Duration },
 }
 
+/// How far back a watcher of probe mail looks on connecting: probe
+/// timeouts are shorter, and bounces come within minutes.
+pub const PROBE_LOOK_BACK: std::time::Duration = std::time::Duration::from_secs(2 * 86_400);
+
 impl Want {
+    /// How old a message an IMAP watcher still reads on connecting.
+    pub fn look_back(&self) -> std::time::Duration {
+        match self {
+            Want::Probes { .. } => PROBE_LOOK_BACK,
+            Want::Every { look_back } => *look_back,
+        }
+    }
+
     /// Whether a message is reported, judged from its envelope (IMAP
     /// ENVELOPE Message-ID and From) before its body is fetched.
     pub fn by_envelope(&self, message_id: Option<&[u8]>, from: Option<&str>) -> bool {
         match self {
-            Want::Every => true,
+            Want::Every { .. } => true,
             Want::Probes { match_from } => {
                 message_id.and_then(find_token_in_value).is_some()
                     || from.is_some_and(|f| match_from.iter().any(|m| m == f))
@@ -153,7 +167,7 @@ impl Want {
     /// Whether a fetched message is reported.
     pub fn by_message(&self, token: &Option<Token>, from: &Option<String>) -> bool {
         match self {
-            Want::Every => true,
+            Want::Every { .. } => true,
             Want::Probes { match_from } => {
                 token.is_some()
                     || from

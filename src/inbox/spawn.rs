@@ -70,7 +70,10 @@ pub fn spawn_watchers(
     }
     for name in bounce_mailboxes {
         if let Some(seed) = config.seeds.get(name) {
-            spawn_mailbox(name, seed, &[FolderRole::Inbox], &Want::Every, &ctx);
+            let want = Want::Every {
+                look_back: super::PROBE_LOOK_BACK,
+            };
+            spawn_mailbox(name, seed, &[FolderRole::Inbox], &want, &ctx);
         }
     }
 }

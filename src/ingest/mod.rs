@@ -102,6 +102,8 @@ vocabulary! {
 
 /// Messages waiting for the actor; watchers wait while it is full.
 const QUEUE: usize = 64;
+/// How old a report an IMAP reports mailbox is still read for on connecting.
+const REPORTS_LOOK_BACK: std::time::Duration = std::time::Duration::from_secs(14 * 86_400);
 
 /// The running stage: its channel and the state that outlives reloads.
 pub struct Ingest {
@@ -175,11 +177,18 @@ impl Ingest {
                     Outcome::Invalid.as_str(),
                 ]);
             }
+            // Reports come daily and a daemon may be down for days: look
+            // further back for them (handled ones are skipped by their
+            // fingerprint). Bounces come within minutes.
+            let look_back = match m.kind {
+                AppMailboxKind::Reports => REPORTS_LOOK_BACK,
+                AppMailboxKind::Bounces => inbox::PROBE_LOOK_BACK,
+            };
             inbox::spawn_mailbox(
                 &watcher_name(m.kind, name),
                 &m.inbox,
                 &[FolderRole::Inbox],
-                &Want::Every,
+                &Want::Every { look_back },
                 &ctx,
             );
         }
