@@ -116,6 +116,7 @@ pub mod notify;
 pub mod probe;
 pub mod reports;
 pub mod secret;
+pub mod status;
 pub mod store;
 pub mod text;
 pub mod tls;

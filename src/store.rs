@@ -51,6 +51,17 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: resend bursts: runs triggered together share a burst id.
     "ALTER TABLE probe_run ADD COLUMN burst TEXT;",
+    // 4: the support view (`crate::status`): the latest DNS audit of each
+    // domain (its worst check status and its error finding ids, space
+    // separated), and an index that answers the view's per-slice outcome
+    // counts from the index alone.
+    "CREATE TABLE dns_audit (
+        domain     TEXT PRIMARY KEY,
+        checked_ms INTEGER NOT NULL,
+        status     TEXT NOT NULL,
+        errors     TEXT NOT NULL
+    );
+    CREATE INDEX probe_run_status ON probe_run (created_ms, seed, sender, outcome) WHERE state = 'final';",
 ];
 
 /// The schema version this build writes.
