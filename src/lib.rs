@@ -57,7 +57,11 @@
 //!   [`probe::Outcome`] enum, store records, events; `mailcanary probe`.
 //! - [`audit`] — the DNS audit behind `mailcanary check`: per record type a
 //!   pure parser and a judge with one shape, the finding catalogue.
-//! - [`http`] — `/metrics`, `/-/healthy`, `/-/ready` behind the web config.
+//! - [`status`] — the support view: per provider and sender, is
+//!   verification mail arriving, and what to tell a user (read from the
+//!   store and config; `/status`, `/api/v1/status`, `mailcanary status`).
+//! - [`http`] — `/metrics`, `/-/healthy`, `/-/ready`, `/status` and
+//!   `/api/v1/status` behind the web config.
 //! - [`manual`] — man pages and shell completions from the CLI definition,
 //!   for packaging (`scripts/package.sh`).
 //! - [`daemon`] — lifecycle: [`daemon::run`] takes the loaded config and its
@@ -72,9 +76,9 @@
 //! bounce -> mailbox_provider
 //! config -> message, secret
 //! contain -> text
-//! daemon -> audit, config, http, metrics, notify, probe, store
+//! daemon -> audit, config, http, metrics, notify, probe, status, store
 //! dns -> text
-//! http -> config, metrics
+//! http -> config, metrics, status
 //! inbox -> config, contain, message, text, tls
 //! logging -> -
 //! mailbox_provider -> -
@@ -85,6 +89,7 @@
 //! probe -> config, contain, dns, inbox, message, metrics, store, text, tls, verdict
 //! reports -> -
 //! secret -> -
+//! status -> audit, config, dns, mailbox_provider, probe, store
 //! store -> -
 //! text -> -
 //! tls -> -

@@ -51,7 +51,7 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: resend bursts: runs triggered together share a burst id.
     "ALTER TABLE probe_run ADD COLUMN burst TEXT;",
-    // 4: the support view (`crate::status`): the latest DNS audit of each
+    // 4: the support view (status module): the latest DNS audit of each
     // domain (its worst check status and its error finding ids, space
     // separated), and an index that answers the view's per-slice outcome
     // counts from the index alone.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{http_get, stack_config, template, urlencode, wait_until, Daemon, Stack};
+use common::{http_get, stack_config, template, wait_until, Daemon, Stack};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::Value;
 
@@ -270,7 +270,7 @@ fn the_support_view_in_a_real_browser() {
     let row = |name: &str| {
         providers
             .iter()
-            .find(|p| p["name"] == name)
+            .find(|p| p["provider"] == name)
             .unwrap_or_else(|| panic!("no provider {name} in {body}"))
     };
     assert_eq!(row("qq")["state"], "failing");
@@ -304,7 +304,7 @@ fn the_support_view_in_a_real_browser() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["name"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .map(|s| (s["sender"].as_str().unwrap(), s["state"].as_str().unwrap()))
         .collect();
     assert_eq!(senders, [("closed", "failing"), ("ok", "failing")]);
     assert_eq!(api["domains"][0]["domain"], "sender.test");

@@ -212,7 +212,7 @@ pub fn export(m: &Metrics, d: &Domain, r: &DomainReport) {
 }
 
 /// Keep the audit's worst status and error finding ids in the store for the
-/// support view (`crate::status`), which also runs without the daemon.
+/// support view (`mailcanary status`, `/status`), which also runs without the daemon.
 async fn record_summary(store: &Store, r: &DomainReport) {
     let worst = r
         .checks

@@ -80,7 +80,7 @@ impl Outcome {
     }
 
     /// What the person waiting for the code experienced; the support view
-    /// (`crate::status`) judges states and picks guidance by this alone.
+    /// (`/status`, `mailcanary status`) judges states and picks guidance by this alone.
     pub fn user_sees(self) -> UserSees {
         match self {
             Outcome::Inbox => UserSees::Inbox,

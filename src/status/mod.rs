@@ -4,7 +4,7 @@
 //! from the store and the config by [`compute`].
 //!
 //! A stage after [`crate::probe`] and [`crate::audit`]: it reads their
-//! records and never writes. [`crate::http`] serves it.
+//! records and never writes. The HTTP endpoint serves it.
 //!
 //! # Layout
 //! - [`state`]: the state rule (pure), slices and windows.
@@ -95,7 +95,7 @@ pub struct StatusReport {
     pub senders: Vec<Group>,
     /// The audited sending domains.
     pub domains: Vec<DomainAudit>,
-    /// State changes per provider over the last [`TIMELINE_DAYS`] days, oldest first.
+    /// State changes per provider over the last [`TIMELINE_DAYS`] days, newest first.
     pub timeline: Vec<Change>,
     pub lookup: Option<LookupAnswer>,
     /// What to ask the user for, and what never.
@@ -106,8 +106,9 @@ pub struct StatusReport {
 /// The state of a provider or a sender over the last hour.
 #[derive(Debug, Clone, Serialize)]
 pub struct Group {
-    /// The provider label (`qq`, `gmail`) or the sender's config name.
-    pub name: String,
+    /// `"provider": "qq"` or `"sender": "noreply"`.
+    #[serde(flatten)]
+    pub who: Who,
     /// The provider's name as its users know it (the sender name for senders).
     pub display_name: String,
     pub state: State,
@@ -126,6 +127,23 @@ pub struct Group {
     pub reason: Option<Reason>,
     /// What to tell the user.
     pub advice: String,
+}
+
+/// Whom a row is about: a provider label (`qq`, `gmail`) or a sender's
+/// configuration name.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Who {
+    Provider(String),
+    Sender(String),
+}
+
+impl Who {
+    pub fn name(&self) -> &str {
+        match self {
+            Who::Provider(n) | Who::Sender(n) => n,
+        }
+    }
 }
 
 /// The main reason: the outcome most failed runs had, and its bounded
@@ -326,7 +344,7 @@ pub async fn compute(src: &Source, q: &Query, now: i64) -> Result<StatusReport, 
     for label in &plan.providers {
         let key = GroupKey::Provider(label.clone());
         let (display, spam) = names(label, lang);
-        let g = group(&raw, &key, label, &display, &spam, now, lang);
+        let g = group(&raw, &key, &display, &spam, now, lang);
         let segs = raw
             .slices
             .get(&key)
@@ -344,7 +362,8 @@ pub async fn compute(src: &Source, q: &Query, now: i64) -> Result<StatusReport, 
         }
         providers.push(g);
     }
-    timeline.sort_by(|a, b| a.from.cmp(&b.from).then(a.provider.cmp(&b.provider)));
+    // Newest first: the agent's question is about now.
+    timeline.sort_by(|a, b| b.from.cmp(&a.from).then(a.provider.cmp(&b.provider)));
     let senders = plan
         .senders
         .iter()
@@ -353,7 +372,6 @@ pub async fn compute(src: &Source, q: &Query, now: i64) -> Result<StatusReport, 
             group(
                 &raw,
                 &GroupKey::Sender(name.clone()),
-                name,
                 name,
                 &spam,
                 now,
@@ -398,15 +416,7 @@ pub async fn compute(src: &Source, q: &Query, now: i64) -> Result<StatusReport, 
 }
 
 /// One row: the current window's counts, latency and reason, and since when.
-fn group(
-    raw: &Raw,
-    key: &GroupKey,
-    name: &str,
-    display: &str,
-    spam: &str,
-    now: i64,
-    lang: Lang,
-) -> Group {
+fn group(raw: &Raw, key: &GroupKey, display: &str, spam: &str, now: i64, lang: Lang) -> Group {
     let empty = state::Slices::new(now, WINDOW_SLICES);
     let slices = raw.slices.get(key).unwrap_or(&empty);
     let last = slices.counts.len() - 1;
@@ -434,7 +444,10 @@ fn group(
         minutes: p50.map(minutes),
     };
     Group {
-        name: name.to_string(),
+        who: match key {
+            GroupKey::Provider(n) => Who::Provider(n.clone()),
+            GroupKey::Sender(n) => Who::Sender(n.clone()),
+        },
         display_name: display.to_string(),
         state: st,
         state_text: guidance::state_text(st, lang),
@@ -534,7 +547,7 @@ async fn answer(
     while until_i + 1 < states.len() && states[until_i + 1].1 == st {
         until_i += 1;
     }
-    let from_ms = states[from_i].0 - WINDOW_MS;
+    let from_ms = states[from_i].0 - SLICE_MS;
     let until_ms = states[until_i].0;
     let still = until_i + 1 == states.len() && end == now;
     let now_p50 = raw_p50(now_raw, &key);

@@ -10,8 +10,9 @@
 //! - `degraded`: at least one run did not reach the user;
 //! - `ok`: every run reached the inbox (or a visible tab).
 //!
-//! "Since" is the start of the oldest window of the unbroken run of windows,
-//! ending at the evaluation time, that had the same state.
+//! "Since" is the start of the slice in which the state began: the newest
+//! slice of the oldest window of the unbroken run of windows, ending at the
+//! evaluation time, that had the same state.
 
 use serde::Serialize;
 
@@ -136,8 +137,9 @@ impl Slices {
     }
 }
 
-/// A state that held from `from_ms` (the start of its first window) until
-/// `until_ms` (the end of its last window).
+/// A state that held from `from_ms` (the start of the slice in which it
+/// began: the newest slice of its first window) until `until_ms` (the end
+/// of its last window).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
     pub state: State,
@@ -153,7 +155,7 @@ pub fn segments(states: &[(i64, State)]) -> Vec<Segment> {
             Some(last) if last.state == state => last.until_ms = end_ms,
             _ => out.push(Segment {
                 state,
-                from_ms: end_ms - WINDOW_MS,
+                from_ms: end_ms - SLICE_MS,
                 until_ms: end_ms,
             }),
         }
@@ -244,8 +246,11 @@ mod tests {
                 State::Ok
             ]
         );
-        // The first spam slice (9) ends the ok run: the degraded window ends with it.
-        assert_eq!(segs[1].from_ms, start + 10 * SLICE_MS - WINDOW_MS);
+        // Degraded since the first spam slice (9) began; failing from the
+        // second; ok again once no window holds a spam slice.
+        assert_eq!(segs[1].from_ms, start + 9 * SLICE_MS);
+        assert_eq!(segs[2].from_ms, start + 10 * SLICE_MS);
+        assert_eq!(segs[4].from_ms, start + 17 * SLICE_MS);
         assert_eq!(segs.last().unwrap().until_ms, start + 18 * SLICE_MS);
     }
 
