@@ -69,7 +69,7 @@ pub async fn run(args: StatusArgs) -> u8 {
         at: args.at,
         lang: env_lang(),
     };
-    let report = match compute(&Source { store, config }, &q, now_ms()).await {
+    let report = match compute(&Source::new(store, config), &q, now_ms()).await {
         Ok(r) => r,
         Err(e @ (StatusError::Time | StatusError::Future(_) | StatusError::Domain(_))) => {
             eprintln!("error: {e}");

@@ -69,6 +69,31 @@ pub enum StatusError {
 pub struct Source {
     pub store: Store,
     pub config: Arc<Config>,
+    /// Settled slice counts of earlier requests.
+    cache: Arc<read::Cache>,
+}
+
+impl Source {
+    pub fn new(store: Store, config: Arc<Config>) -> Source {
+        Source {
+            store,
+            config,
+            cache: Arc::default(),
+        }
+    }
+
+    /// How long after its creation a run's slice may still change: the
+    /// longest probe timeout and half an hour for retries and the recorder.
+    fn settle_ms(&self) -> i64 {
+        let longest = self
+            .config
+            .probes
+            .values()
+            .map(|p| p.timeout.as_millis() as i64)
+            .max()
+            .unwrap_or(0);
+        longest + 30 * 60 * 1000
+    }
 }
 
 /// What was asked.
@@ -327,12 +352,14 @@ pub async fn compute(src: &Source, q: &Query, now: i64) -> Result<StatusReport, 
         _ => None,
     };
     let plan = Plan::of(&src.config);
-    let n_slices = (TIMELINE_DAYS * 24 * 3600 * 1000 / SLICE_MS) as usize + WINDOW_SLICES - 1;
-    let start = now - n_slices as i64 * SLICE_MS;
+    // Slices are aligned to multiples of SLICE_MS; the last one holds now.
+    let n_slices = (TIMELINE_DAYS * 24 * 3600 * 1000 / SLICE_MS) as usize + WINDOW_SLICES;
+    let start = (now.div_euclid(SLICE_MS) + 1 - n_slices as i64) * SLICE_MS;
     let seeds = plan.seeds.clone();
+    let (cache, settle) = (src.cache.clone(), src.settle_ms());
     let raw: Raw = src
         .store
-        .call(move |c| read::read(c, &seeds, start, now, n_slices))
+        .call(move |c| cache.read(c, &seeds, start, n_slices, now, settle))
         .await?;
     let audits = {
         let domains: Vec<String> = src.config.domains.keys().cloned().collect();
@@ -417,7 +444,7 @@ pub async fn compute(src: &Source, q: &Query, now: i64) -> Result<StatusReport, 
 
 /// One row: the current window's counts, latency and reason, and since when.
 fn group(raw: &Raw, key: &GroupKey, display: &str, spam: &str, now: i64, lang: Lang) -> Group {
-    let empty = state::Slices::new(now, WINDOW_SLICES);
+    let empty = state::Slices::new(now.div_euclid(SLICE_MS) * SLICE_MS, WINDOW_SLICES);
     let slices = raw.slices.get(key).unwrap_or(&empty);
     let last = slices.counts.len() - 1;
     let counts = slices.window(last);
@@ -511,9 +538,11 @@ async fn answer(
     // The slices around `at`: from a day before (for "since") to a few
     // hours after (for "until"), never past now.
     let end = (at + LOOKUP_AFTER_MS).min(now);
-    let at_slice = ((end - at) / SLICE_MS) as usize;
-    let n = ((LOOKUP_BEFORE_MS + (end - at)) / SLICE_MS) as usize + WINDOW_SLICES;
-    let start = end - n as i64 * SLICE_MS;
+    let first = (at - LOOKUP_BEFORE_MS).div_euclid(SLICE_MS) - (WINDOW_SLICES as i64 - 1);
+    let n = (end.div_euclid(SLICE_MS) - first + 1) as usize;
+    let start = first * SLICE_MS;
+    // The slice that holds `at`; the window that ends with it is the answer.
+    let at_end = (at.div_euclid(SLICE_MS) - first) as usize;
     let seeds: BTreeMap<String, String> = plan
         .seeds
         .iter()
@@ -522,7 +551,7 @@ async fn answer(
         .collect();
     let raw: Raw = if probed {
         src.store
-            .call(move |c| read::read(c, &seeds, start, end, n))
+            .call(move |c| read::read(c, &seeds, start, n, end))
             .await?
     } else {
         Raw::default()
@@ -533,8 +562,6 @@ async fn answer(
         .get(&key)
         .cloned()
         .unwrap_or_else(|| state::Slices::new(start, n));
-    // The window that ends at `at` is the one ending `at_slice` slices before the last.
-    let at_end = n - 1 - at_slice.min(n - WINDOW_SLICES);
     let (st, worst) = state::judge(&slices.window(at_end));
     let states = slices.states();
     // `states[i]` is the window ending with slice `i + WINDOW_SLICES - 1`.

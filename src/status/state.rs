@@ -246,10 +246,11 @@ mod tests {
                 State::Ok
             ]
         );
-        // Degraded since the first spam slice (9) began; failing from the
-        // second; ok again once no window holds a spam slice.
+        // Degraded since the first spam slice (9) began; failing once half
+        // a window's runs are spam (slices 6..=11: 6 of 12); ok again once
+        // no window holds a spam slice.
         assert_eq!(segs[1].from_ms, start + 9 * SLICE_MS);
-        assert_eq!(segs[2].from_ms, start + 10 * SLICE_MS);
+        assert_eq!(segs[2].from_ms, start + 11 * SLICE_MS);
         assert_eq!(segs[4].from_ms, start + 17 * SLICE_MS);
         assert_eq!(segs.last().unwrap().until_ms, start + 18 * SLICE_MS);
     }
