@@ -549,19 +549,51 @@ async fn answer(
         .filter(|(_, p)| **p == label)
         .map(|(s, p)| (s.clone(), p.clone()))
         .collect();
-    let raw: Raw = if probed {
-        src.store
-            .call(move |c| read::read(c, &seeds, start, n, end))
-            .await?
-    } else {
-        Raw::default()
-    };
     let key = GroupKey::Provider(label.clone());
-    let slices = raw
+    // The overview's 7 days of slices already hold a recent `at`: take them
+    // from there and read only the details (reasons) of the window at `at`.
+    let overview = now_raw
         .slices
         .get(&key)
-        .cloned()
-        .unwrap_or_else(|| state::Slices::new(start, n));
+        .filter(|o| o.start_ms <= start && end <= now);
+    let at_from = start + (at_end + 1 - WINDOW_SLICES) as i64 * SLICE_MS;
+    let at_to = (start + (at_end as i64 + 1) * SLICE_MS).min(now);
+    let (slices, detail) = match (probed, overview) {
+        (false, _) => (state::Slices::new(start, n), None),
+        (true, Some(o)) => {
+            let offset = ((start - o.start_ms) / SLICE_MS) as usize;
+            let mut counts = o.counts.get(offset..).unwrap_or(&[]).to_vec();
+            counts.resize(n, [0; state::N]);
+            counts.truncate(n);
+            let detail = src
+                .store
+                .call(move |c| read::detail(c, &seeds, at_from, at_to))
+                .await?;
+            (
+                state::Slices {
+                    start_ms: start,
+                    counts,
+                },
+                detail.get(&key).cloned(),
+            )
+        }
+        (true, None) => {
+            let mut raw = src
+                .store
+                .call(move |c| {
+                    let mut raw = read::count(c, &seeds, start, n, start, end)?;
+                    raw.window = read::detail(c, &seeds, at_from, at_to)?;
+                    Ok(raw)
+                })
+                .await?;
+            let detail = raw.window.remove(&key);
+            let slices = raw
+                .slices
+                .remove(&key)
+                .unwrap_or_else(|| state::Slices::new(start, n));
+            (slices, detail)
+        }
+    };
     let (st, worst) = state::judge(&slices.window(at_end));
     let states = slices.states();
     // `states[i]` is the window ending with slice `i + WINDOW_SLICES - 1`.
@@ -578,12 +610,7 @@ async fn answer(
     let until_ms = states[until_i].0;
     let still = until_i + 1 == states.len() && end == now;
     let now_p50 = raw_p50(now_raw, &key);
-    let reason = worst.and_then(|o| {
-        raw.window
-            .get(&key)
-            .and_then(|d| d.top_reason(o))
-            .or_else(|| now_raw.window.get(&key).and_then(|d| d.top_reason(o)))
-    });
+    let reason = worst.and_then(|o| detail.as_ref().and_then(|d| d.top_reason(o)));
     let facts = Facts {
         provider: display,
         spam_folder: spam,

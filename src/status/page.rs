@@ -87,7 +87,7 @@ static EN: Words = Words {
     other_lang: "中文",
     other_lang_code: "zh",
     times_utc: "All times are UTC.",
-    window: "States are judged over the last hour of probes.",
+    window: "States are judged over the last hour of probes (six 10-minute slices).",
 };
 
 static ZH: Words = Words {
@@ -121,7 +121,7 @@ static ZH: Words = Words {
     other_lang: "English",
     other_lang_code: "en",
     times_utc: "所有时间均为 UTC。",
-    window: "状态按最近一小时的探测结果判断。",
+    window: "状态按最近一小时（六个 10 分钟时段）的探测结果判断。",
 };
 
 /// The HTML page.
