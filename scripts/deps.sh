@@ -5,7 +5,9 @@ set -euo pipefail
 PKGS=(knot knot-dnsutils postfix dovecot-imapd dovecot-lmtpd dovecot-sieve rspamd prometheus
       swaks libnet-ssleay-perl openssl ca-certificates curl python3 systemd
       # the Debian package and its test under a real systemd (scripts/package.sh, tests/deb/)
-      dpkg-dev binutils lintian debootstrap systemd-container util-linux)
+      dpkg-dev binutils lintian debootstrap systemd-container util-linux
+      # the support view's browser test (tests/status_page.rs; a CJK font for the Chinese screenshot)
+      chromium chromium-driver fonts-wqy-microhei)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

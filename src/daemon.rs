@@ -121,6 +121,10 @@ pub async fn run(
         &metrics,
         &tracker,
     );
+    http_state.set_status(crate::status::Source::new(
+        store.clone(),
+        config_tx.borrow().clone(),
+    ));
 
     let watchdog_stop = CancellationToken::new();
     let watchdog = notify::watchdog_interval()
@@ -153,6 +157,10 @@ pub async fn run(
                         }
                         http_state.set_web(new.http.web.clone());
                         config_tx.send_replace(Arc::new(new));
+                        http_state.set_status(crate::status::Source::new(
+                            store.clone(),
+                            config_tx.borrow().clone(),
+                        ));
                         generation.cancel();
                         generation = start_generation(&config_tx.borrow(), &pipeline, &ingest, &store, &metrics, &tracker);
                         notify::ready(&serving_status(&config_tx.borrow(), http_addr));

@@ -1,4 +1,6 @@
-//! The HTTP endpoint: `/metrics`, `/-/healthy`, `/-/ready` on hyper 1.
+//! The HTTP endpoint: `/metrics`, `/-/healthy`, `/-/ready`, and the
+//! support view `/status` (HTML) and `/api/v1/status` (JSON,
+//! [`crate::status`]) on hyper 1.
 //!
 //! Paths follow Prometheus' own conventions so existing probes and load
 //! balancer checks fit. Only GET and HEAD are served.
@@ -19,7 +21,10 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{
+    HeaderValue, ACCEPT_LANGUAGE, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE,
+    WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -31,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::web::WebConfig;
 use crate::metrics::Metrics;
+use crate::status::{self, guidance::Lang, StatusError};
 use auth::Authenticator;
 
 /// Content type of the Prometheus text exposition format.
@@ -44,6 +50,9 @@ pub struct HttpState {
     /// TLS, users and headers from `http.web_config_file`; replaced on reload.
     web: RwLock<Option<Arc<WebConfig>>>,
     auth: Authenticator,
+    /// The store and config the support view reads; `None` until the
+    /// daemon has opened its store.
+    status: RwLock<Option<status::Source>>,
 }
 
 impl HttpState {
@@ -53,7 +62,20 @@ impl HttpState {
             ready: false.into(),
             web: RwLock::new(web),
             auth: Authenticator::default(),
+            status: RwLock::new(None),
         }
+    }
+
+    /// Serve the support view from this store and config (replaced on reload).
+    pub fn set_status(&self, source: status::Source) {
+        *self.status.write().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
+
+    fn status(&self) -> Option<status::Source> {
+        self.status
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Serve with this web config from the next connection / request on.
@@ -182,6 +204,11 @@ async fn route(
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
             r
         }
+        _ if is_status_path(req.uri().path())
+            && (req.method() == Method::GET || req.method() == Method::HEAD) =>
+        {
+            support_view(&req, &state).await
+        }
         _ => respond(&req, &state),
     };
     if let Some(w) = &web {
@@ -214,7 +241,7 @@ fn respond(req: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> 
         "/" => {
             let mut r = Response::new(Full::new(Bytes::from_static(
                 b"<html><head><title>mailcanary</title></head><body><h1>mailcanary</h1>\
-                  <p><a href=\"/metrics\">metrics</a> &middot; <a href=\"/-/healthy\">healthy</a> \
+                  <p><a href=\"/status\">status</a> &middot; <a href=\"/metrics\">metrics</a> &middot; <a href=\"/-/healthy\">healthy</a> \
                   &middot; <a href=\"/-/ready\">ready</a></p></body></html>\n",
             )));
             r.headers_mut().insert(
@@ -225,6 +252,87 @@ fn respond(req: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> 
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+fn is_status_path(path: &str) -> bool {
+    matches!(path, "/status" | "/api/v1/status")
+}
+
+/// `/status` and `/api/v1/status`: `?domain=…&at=…&lang=…`; the language
+/// comes from `lang`, else `Accept-Language`.
+async fn support_view(req: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
+    let api = req.uri().path() == "/api/v1/status";
+    let mut q = status::Query::default();
+    let mut lang = None;
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).take(16) {
+        match &*k {
+            "domain" if !v.trim().is_empty() => q.domain = Some(v.chars().take(300).collect()),
+            "at" if !v.trim().is_empty() => q.at = Some(v.chars().take(64).collect()),
+            "lang" => lang = Lang::parse(&v),
+            _ => {}
+        }
+    }
+    q.lang = lang.unwrap_or_else(|| {
+        req.headers()
+            .get(ACCEPT_LANGUAGE)
+            .and_then(|h| h.to_str().ok())
+            .map_or(Lang::En, Lang::from_accept_language)
+    });
+    let Some(source) = state.status() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "mailcanary is not ready\n");
+    };
+    let now = status::now_ms();
+    let (code, report, problem) = match status::compute(&source, &q, now).await {
+        Ok(r) => (StatusCode::OK, Ok(r), None),
+        Err(e @ (StatusError::Time | StatusError::Future(_) | StatusError::Domain(_))) => {
+            // Show the view without the lookup, and the problem with it.
+            let plain = status::Query {
+                lang: q.lang,
+                ..Default::default()
+            };
+            (
+                StatusCode::BAD_REQUEST,
+                status::compute(&source, &plain, now).await,
+                Some(e.to_string()),
+            )
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Err(e), None),
+    };
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "status view failed");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the store could not be read\n",
+            );
+        }
+    };
+    let (body, content_type) = if api {
+        let body = match &problem {
+            Some(p) => serde_json::json!({ "error": p }).to_string(),
+            None => serde_json::to_string(&report).unwrap_or_default(),
+        };
+        (body, "application/json")
+    } else {
+        match status::page::html(&report, problem) {
+            Ok(html) => (html, "text/html; charset=utf-8"),
+            Err(e) => {
+                tracing::error!(error = %e, "status page failed to render");
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the page could not be rendered\n",
+                );
+            }
+        }
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = code;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

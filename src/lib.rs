@@ -61,7 +61,11 @@
 //!   `mailcanary reports top`.
 //! - [`audit`] — the DNS audit behind `mailcanary check`: per record type a
 //!   pure parser and a judge with one shape, the finding catalogue.
-//! - [`http`] — `/metrics`, `/-/healthy`, `/-/ready` behind the web config.
+//! - [`status`] — the support view: per provider and sender, is
+//!   verification mail arriving, and what to tell a user (read from the
+//!   store and config; `/status`, `/api/v1/status`, `mailcanary status`).
+//! - [`http`] — `/metrics`, `/-/healthy`, `/-/ready`, `/status` and
+//!   `/api/v1/status` behind the web config.
 //! - [`manual`] — man pages and shell completions from the CLI definition,
 //!   for packaging (`scripts/package.sh`).
 //! - [`daemon`] — lifecycle: [`daemon::run`] takes the loaded config and its
@@ -76,9 +80,9 @@
 //! bounce -> mailbox_provider
 //! config -> message, secret
 //! contain -> text
-//! daemon -> audit, config, http, ingest, metrics, notify, probe, store
+//! daemon -> audit, config, http, ingest, metrics, notify, probe, status, store
 //! dns -> text
-//! http -> config, metrics
+//! http -> config, metrics, status
 //! inbox -> config, contain, message, text, tls
 //! ingest -> bounce, config, inbox, mailbox_provider, metrics, reports, store, text
 //! logging -> -
@@ -90,6 +94,7 @@
 //! probe -> bounce, config, contain, dns, inbox, message, metrics, store, text, tls, verdict
 //! reports -> -
 //! secret -> -
+//! status -> audit, config, dns, mailbox_provider, probe, store
 //! store -> -
 //! text -> -
 //! tls -> -
@@ -122,6 +127,7 @@ pub mod notify;
 pub mod probe;
 pub mod reports;
 pub mod secret;
+pub mod status;
 pub mod store;
 pub mod text;
 pub mod tls;

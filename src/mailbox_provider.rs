@@ -136,6 +136,77 @@ impl Provider {
     }
 }
 
+impl Provider {
+    /// The provider with this label value.
+    pub fn parse(label: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.as_str() == label)
+    }
+
+    /// What the provider's own web and app interface calls it and its spam
+    /// folder, in English and Chinese: the words a support agent tells a
+    /// user to look for.
+    pub fn ui_names(self) -> UiNames {
+        let n = |name, name_zh, spam, spam_zh| UiNames {
+            name,
+            name_zh,
+            spam,
+            spam_zh,
+        };
+        match self {
+            Provider::Gmail => n("Gmail", "Gmail", "Spam", "垃圾邮件"),
+            Provider::GoogleWorkspace => {
+                n("Google Workspace", "Google Workspace", "Spam", "垃圾邮件")
+            }
+            Provider::Outlook => n("Outlook.com", "Outlook.com", "Junk Email", "垃圾邮件"),
+            Provider::Microsoft365 => n("Microsoft 365", "Microsoft 365", "Junk Email", "垃圾邮件"),
+            Provider::Yahoo => n("Yahoo Mail", "雅虎邮箱", "Spam", "垃圾邮件"),
+            Provider::Aol => n("AOL Mail", "AOL 邮箱", "Spam", "垃圾邮件"),
+            Provider::Icloud => n("iCloud Mail", "iCloud 邮件", "Junk", "垃圾邮件"),
+            Provider::Qq => n("QQ Mail", "QQ邮箱", "Spam", "垃圾箱"),
+            Provider::TencentExmail => n("Tencent Exmail", "腾讯企业邮箱", "Spam", "垃圾箱"),
+            Provider::Netease => n("NetEase Mail", "网易邮箱", "Spam", "垃圾邮件"),
+            Provider::NeteaseQiye => n("NetEase Qiye Mail", "网易企业邮箱", "Spam", "垃圾邮件"),
+            Provider::Sina => n("Sina Mail", "新浪邮箱", "Spam", "垃圾邮件"),
+            Provider::Sohu => n("Sohu Mail", "搜狐邮箱", "Spam", "垃圾邮件"),
+            Provider::Aliyun => n("Alibaba Mail", "阿里邮箱", "Spam", "垃圾邮件"),
+            Provider::Yandex => n("Yandex Mail", "Yandex 邮箱", "Spam", "垃圾邮件"),
+            Provider::Mailru => n("Mail.ru", "Mail.ru", "Spam", "垃圾邮件"),
+            Provider::Gmx => n("GMX", "GMX", "Spam", "垃圾邮件"),
+            Provider::Webde => n("WEB.DE", "WEB.DE", "Spam", "垃圾邮件"),
+            Provider::Tonline => n("T-Online", "T-Online", "Spam", "垃圾邮件"),
+            Provider::Zoho => n("Zoho Mail", "Zoho 邮箱", "Spam", "垃圾邮件"),
+            Provider::Proton => n("Proton Mail", "Proton Mail", "Spam", "垃圾邮件"),
+            Provider::Fastmail => n("Fastmail", "Fastmail", "Spam", "垃圾邮件"),
+            Provider::Orange => n("Orange", "Orange", "Spam", "垃圾邮件"),
+            Provider::Free => n("Free", "Free", "Spam", "垃圾邮件"),
+            Provider::Naver => n("Naver Mail", "Naver 邮箱", "Spam", "垃圾邮件"),
+            Provider::Comcast => n("Xfinity (Comcast)", "Xfinity (Comcast)", "Spam", "垃圾邮件"),
+            Provider::Other => n(
+                "their mail provider",
+                "用户的邮箱服务商",
+                "Spam or Junk",
+                "垃圾邮件",
+            ),
+        }
+    }
+}
+
+/// A provider's name and spam folder's name as its users see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UiNames {
+    pub name: &'static str,
+    pub name_zh: &'static str,
+    pub spam: &'static str,
+    pub spam_zh: &'static str,
+}
+
+/// Serialized as its label.
+impl serde::Serialize for Provider {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl std::fmt::Display for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -387,6 +458,17 @@ mod tests {
             assert!(Provider::ALL.contains(p), "{d}");
             assert_eq!(normalize(d), *d, "table domains are normalized");
         }
+    }
+
+    #[test]
+    fn labels_parse_back_and_every_provider_has_names() {
+        for p in Provider::ALL {
+            assert_eq!(Provider::parse(p.as_str()), Some(p));
+            let n = p.ui_names();
+            assert!(!n.name.is_empty() && !n.spam.is_empty() && !n.spam_zh.is_empty());
+        }
+        assert_eq!(Provider::Qq.ui_names().spam_zh, "垃圾箱");
+        assert_eq!(Provider::parse("selfhosted"), None);
     }
 
     #[test]

@@ -48,6 +48,8 @@ enum Command {
     Reports(ReportsCommand),
     /// Classify bounces (non-delivery reports): recipient domain, status and reason.
     Bounce(mailcanary::bounce::cli::BounceArgs),
+    /// The support view: per provider and sender, is verification mail arriving, and what to tell a user.
+    Status(mailcanary::status::cli::StatusArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -97,6 +99,13 @@ fn main() -> ExitCode {
             ExitCode::from(mailcanary::ingest::top::run(args))
         }
         Command::Bounce(args) => ExitCode::from(mailcanary::bounce::cli::run(args)),
+        Command::Status(args) => match tokio::runtime::Runtime::new() {
+            Ok(rt) => ExitCode::from(rt.block_on(mailcanary::status::cli::run(args))),
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),

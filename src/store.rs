@@ -113,6 +113,17 @@ const MIGRATIONS: &[&str] = &[
         failed      INTEGER NOT NULL
     );
     CREATE INDEX tls_policy_report ON tls_policy (report);",
+    // 6: the support view (status module): the latest DNS audit of each
+    // domain (its worst check status and its error finding ids, space
+    // separated), and an index that answers the view's per-slice outcome
+    // counts from the index alone.
+    "CREATE TABLE dns_audit (
+        domain     TEXT PRIMARY KEY,
+        checked_ms INTEGER NOT NULL,
+        status     TEXT NOT NULL,
+        errors     TEXT NOT NULL
+    );
+    CREATE INDEX probe_run_status ON probe_run (created_ms, seed, sender, outcome) WHERE state = 'final';",
 ];
 
 /// The schema version this build writes.

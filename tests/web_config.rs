@@ -230,6 +230,18 @@ fn metrics_over_tls_with_basic_auth() {
 
     // As in the exporter toolkit, auth covers every path.
     assert_eq!(curl(&["--cacert", &ca, &url(&d, "/-/healthy")]).status, 401);
+    // The support view too, page and API.
+    for path in ["/status", "/api/v1/status"] {
+        assert_eq!(
+            curl(&["--cacert", &ca, &url(&d, path)]).status,
+            401,
+            "{path}"
+        );
+        let user = format!("prometheus:{PASSWORD}");
+        let ok = curl(&["--cacert", &ca, "-u", &user, &url(&d, path)]);
+        assert_eq!(ok.status, 200, "{path}: {}", ok.headers);
+        assert!(ok.headers.contains("x-frame-options: deny"), "{path}");
+    }
     let user = format!("prometheus:{PASSWORD}");
     assert_eq!(
         curl(&["--cacert", &ca, "-u", &user, &url(&d, "/-/healthy")]).status,

@@ -490,6 +490,14 @@ pub const CATALOGUE: &[(&str, Severity, &str)] = &[
     ),
 ];
 
+/// The catalogue's plain-words meaning of an id.
+pub fn catalogue_meaning(id: &str) -> Option<&'static str> {
+    CATALOGUE
+        .iter()
+        .find(|(cid, _, _)| *cid == id)
+        .map(|(_, _, meaning)| *meaning)
+}
+
 /// The default severity of a catalogue id.
 pub fn catalogue_severity(id: &str) -> Option<Severity> {
     CATALOGUE

@@ -62,6 +62,7 @@ pub fn spawn(
                 if let Some(report) = report.into_iter().next() {
                     metrics.for_domain(&report.domain, |m| export(m, &domain, &report));
                     record_changes(&store, &metrics, &domain, &report).await;
+                    record_summary(&store, &report).await;
                 }
             }
         });
@@ -208,6 +209,43 @@ pub fn export(m: &Metrics, d: &Domain, r: &DomainReport) {
         .filter(|f| f.severity == Severity::Error)
         .count();
     tracing::info!(domain = dom, errors, "DNS audit done");
+}
+
+/// Keep the audit's worst status and error finding ids in the store for the
+/// support view (`mailcanary status`, `/status`), which also runs without the daemon.
+async fn record_summary(store: &Store, r: &DomainReport) {
+    let worst = r
+        .checks
+        .iter()
+        .map(|c| c.status)
+        .max_by_key(|s| rank(*s))
+        .unwrap_or(Status::Ok);
+    let mut errors: Vec<&str> = r
+        .checks
+        .iter()
+        .flat_map(|c| &c.findings)
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| f.id)
+        .collect();
+    errors.sort_unstable();
+    errors.dedup();
+    let (domain, status, errors) = (r.domain.clone(), worst.as_str(), errors.join(" "));
+    let result = store
+        .call(move |c| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            c.execute(
+                "INSERT INTO dns_audit (domain, checked_ms, status, errors) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (domain) DO UPDATE SET checked_ms = excluded.checked_ms,
+                     status = excluded.status, errors = excluded.errors",
+                rusqlite::params![domain, now, status, errors],
+            )
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(domain = %r.domain, error = %e, "cannot record the DNS audit summary");
+    }
 }
 
 /// The record label and content of each check that found exactly one record;

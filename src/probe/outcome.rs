@@ -87,6 +87,20 @@ impl Outcome {
         )
     }
 
+    /// What the person waiting for the code experienced; the support view
+    /// (`/status`, `mailcanary status`) judges states and picks guidance by this alone.
+    pub fn user_sees(self) -> UserSees {
+        match self {
+            Outcome::Inbox => UserSees::Inbox,
+            Outcome::Tab => UserSees::Tab,
+            Outcome::Spam => UserSees::Spam,
+            Outcome::Expired | Outcome::Late => UserSees::TooLate,
+            Outcome::Missing => UserSees::Nothing,
+            Outcome::Bounced => UserSees::Refused,
+            Outcome::SendFailed => UserSees::NotSent,
+        }
+    }
+
     /// Values of the `placement` label of `mailcanary_probe_results_total`.
     pub fn results() -> impl Iterator<Item = Outcome> {
         Outcome::ALL.into_iter().filter(|o| o.is_result())
@@ -100,6 +114,32 @@ impl Outcome {
     /// Values of the `placement` label of `mailcanary_delivery_latency_seconds`.
     pub fn latencies() -> impl Iterator<Item = Outcome> {
         Outcome::ALL.into_iter().filter(|o| o.has_latency())
+    }
+}
+
+/// What a probe's outcome means for a user waiting for their code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UserSees {
+    /// The code is in the inbox.
+    Inbox,
+    /// The code is in a category tab (Gmail's Promotions, Updates): visible.
+    Tab,
+    /// The code is in the spam folder.
+    Spam,
+    /// The code came after it could be used (or after the probe gave up).
+    TooLate,
+    /// Nothing arrived.
+    Nothing,
+    /// Our side never sent it (relay or app refused).
+    NotSent,
+    /// The user's provider refused it and said so (a bounce).
+    Refused,
+}
+
+impl UserSees {
+    /// The user could find and use the code where they normally look.
+    pub fn reached(self) -> bool {
+        matches!(self, UserSees::Inbox | UserSees::Tab)
     }
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/stack/up.sh DIR - mailcanary's loopback mail stack under DIR (absolute path <= 60 chars).
 #
-#   knot (authoritative DNS: sender.test, seed.test)
+#   knot (authoritative DNS: sender.test, seed.test, corp.test)
 #   postfix: SMTP  = seed MX (milter rspamd -> LMTP dovecot), the only listener with a milter
 #            RELAY_OK / RELAY_BAD = operator's outbound relay, no AUTH from 127/8, forwards to SMTP
 #                     from SENDER_IP (in sender.test's SPF) / BAD_SENDER_IP (not in it)
@@ -362,6 +362,16 @@ mx     A   $ADDR
 @      TXT "v=spf1 -all"
 sender.test._report._dmarc TXT "v=DMARC1"
 EOF
+# a company whose mail Google Workspace hosts (the support view's MX lookup,
+# tests/status_page.rs); the MX targets are outside the stack and never asked
+cat > "$D/zones/corp.test.zone" <<EOF
+\$ORIGIN corp.test.
+\$TTL 5
+@      SOA ns.seed.test. hostmaster.seed.test. 1 3600 600 86400 5
+@      NS  ns.seed.test.
+@      MX  1 aspmx.l.google.com.
+@      MX  5 alt1.aspmx.l.google.com.
+EOF
 # reverse zone for the relay's source IPs: SENDER_IP has a PTR (forward-confirmed relay.sender.test),
 # BAD_SENDER_IP has none (rspamd: RDNS_NONE), the listen address is mx.seed.test
 REV=$(echo "$SENDER_IP" | awk -F. '{print $3"."$2"."$1".in-addr.arpa"}')
@@ -395,6 +405,7 @@ template:
 zone:
   - domain: sender.test
   - domain: seed.test
+  - domain: corp.test
   - domain: $REV
 EOF
 knotc -c "$D/knot/knot.conf" conf-check >/dev/null
