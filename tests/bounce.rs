@@ -445,7 +445,10 @@ fn formats_are_recognised() {
     assert_eq!(f("gmx-mailboxfull.eml"), Some(Format::Text(Mta::Gmx)));
     assert_eq!(f("domino-userunknown.eml"), Some(Format::Text(Mta::Domino)));
     assert_eq!(f("imail-userunknown.eml"), Some(Format::Text(Mta::Imail)));
-    assert_eq!(f("kddi-text-mailboxfull.eml"), Some(Format::Text(Mta::Kddi)));
+    assert_eq!(
+        f("kddi-text-mailboxfull.eml"),
+        Some(Format::Text(Mta::Kddi))
+    );
     assert_eq!(f("ordinary-mail.eml"), None);
 }
 
