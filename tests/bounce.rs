@@ -299,6 +299,66 @@ fn table() -> Vec<(&'static str, Vec<Row>)> {
             "opensmtpd-userunknown.eml",
             vec![("nope@example.net", Some(Failed), Some("5.1.1"), UserUnknown)],
         ),
+        // Written for the formats and rules the real-bounce comparison
+        // (docs/bounce.md) showed missing.
+        (
+            "exim-sender-rejected.eml",
+            vec![(
+                "lena.weber@example.net",
+                Some(Failed),
+                Some("5.1.7"),
+                Rejected,
+            )],
+        ),
+        (
+            "exim-bare-local-part-blocked.eml",
+            vec![(
+                "tom.price@example.com",
+                Some(Failed),
+                Some("5.7.1"),
+                Blocked,
+            )],
+        ),
+        (
+            "sendmail-v5-hostunknown.eml",
+            vec![(
+                "accounts@mail.exampel.net",
+                Some(Failed),
+                Some("5.1.2"),
+                HostUnknown,
+            )],
+        ),
+        (
+            "imail-userunknown.eml",
+            vec![(
+                "r.okafor@mail.example.com",
+                Some(Failed),
+                Some("5.1.1"),
+                UserUnknown,
+            )],
+        ),
+        (
+            "kddi-text-mailboxfull.eml",
+            vec![(
+                "hana.s@ezmail.example.ne.jp",
+                Some(Failed),
+                Some("5.2.2"),
+                MailboxFull,
+            )],
+        ),
+        (
+            "carrier-text-suspend.eml",
+            vec![(
+                "k.mori@mobile.example.ne.jp",
+                Some(Failed),
+                Some("5.2.1"),
+                Suspend,
+            )],
+        ),
+        (
+            "opensmtpd-envelope-expired.eml",
+            vec![("ops@old.example.net", Some(Failed), Some("5.4.7"), Expired)],
+        ),
         (
             "rfc6533-utf8-userunknown.eml",
             vec![("用户@例子.广告", Some(Failed), Some("5.1.1"), UserUnknown)],
@@ -384,6 +444,11 @@ fn formats_are_recognised() {
     );
     assert_eq!(f("gmx-mailboxfull.eml"), Some(Format::Text(Mta::Gmx)));
     assert_eq!(f("domino-userunknown.eml"), Some(Format::Text(Mta::Domino)));
+    assert_eq!(f("imail-userunknown.eml"), Some(Format::Text(Mta::Imail)));
+    assert_eq!(
+        f("kddi-text-mailboxfull.eml"),
+        Some(Format::Text(Mta::Kddi))
+    );
     assert_eq!(f("ordinary-mail.eml"), None);
 }
 

@@ -234,6 +234,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::MailboxFull,
         &[
+            "mailbox exceeded",
             "mailbox full",
             "mailbox is full",
             "mailbox has exceeded",
@@ -425,6 +426,9 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::Blocked,
         &[
+            "smtp server of your isp",
+            "unverifyable sending ip",
+            "unverifiable sending ip",
             "blocked using",
             "spamhaus",
             "spamcop",
@@ -497,6 +501,8 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::Rejected,
         &[
+            "unroutable sender",
+            "provide a valid from",
             "sender rejected",
             "sender address rejected",
             "sender verify failed",
@@ -552,6 +558,8 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::UserUnknown,
         &[
+            "not listed in public name & address book",
+            "invalid final delivery userid",
             "user unknown",
             "unknown user",
             "user not found",
@@ -666,6 +674,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::Speeding,
         &[
+            "relay quota",
             "rate limit",
             "rate-limit",
             "ratelimit",
@@ -684,6 +693,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::PolicyViolation,
         &[
+            "header error",
             "policy violation",
             "violates",
             "violation of",
@@ -747,6 +757,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::NetworkError,
         &[
+            "network error",
             "no route to host",
             "establish an smtp connection",
             "establish a connection",
@@ -773,6 +784,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::Expired,
         &[
+            "envelope expired",
             "retry timeout exceeded",
             "retry time not reached",
             "message expired",
@@ -846,6 +858,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::SyntaxError,
         &[
+            "malformed address",
             "syntax error",
             "command unrecognized",
             "command not recognized",
@@ -908,6 +921,21 @@ pub fn classify(
         return r;
     }
     let lc = diagnostic.to_lowercase();
+    // RFC 5321 §3.3: the reply to MAIL FROM judges the reverse-path, so a
+    // permanent refusal there naming an unknown user or domain (or nothing)
+    // is the sender's: the sender was refused, not the recipient.
+    if refuses_mail_from(&lc)
+        && matches!(
+            by_text(&lc),
+            None | Some(Reason::UserUnknown | Reason::HostUnknown)
+        )
+        && status
+            .map(|s| s.class)
+            .or(reply_code.map(|c| (c / 100) as u8))
+            == Some(5)
+    {
+        return Reason::Rejected;
+    }
     if let Some(r) = by_text(&lc) {
         // "550 5.1.1 … blocked" is still an unknown mailbox.
         if by_status == Some(Reason::UserUnknown)
@@ -939,6 +967,15 @@ pub fn classify(
         return Reason::OnHold;
     }
     Reason::Undefined
+}
+
+/// Whether the diagnostic says the reply was given to MAIL FROM (Exim's
+/// "after MAIL FROM", Postfix's "in reply to MAIL FROM command", a
+/// Sendmail transcript's ">>> MAIL From").
+fn refuses_mail_from(lc: &str) -> bool {
+    ["after mail from", "in reply to mail from", ">>> mail from"]
+        .iter()
+        .any(|m| lc.contains(m))
 }
 
 /// The status a reason implies when the report gives none (RFC 3463 §3),
@@ -1044,6 +1081,75 @@ mod tests {
         assert_eq!(
             classify(Some(Action::Failed), None, None, ""),
             Reason::Undefined
+        );
+    }
+
+    #[test]
+    fn phrases_from_the_real_set() {
+        let c = |d: &str| classify(Some(Action::Failed), None, Some(550), d);
+        assert_eq!(c("550 Unroutable sender address"), Reason::Rejected);
+        assert_eq!(
+            c("550 5.2.0 <a@example.org> From: Domain is invalid. Please provide a valid From:"),
+            Reason::Rejected
+        );
+        assert_eq!(
+            c("malformed address: <b@example.net> may not follow a@example.com"),
+            Reason::SyntaxError
+        );
+        assert_eq!(
+            c("554 You've reached your daily relay quota"),
+            Reason::Speeding
+        );
+        assert_eq!(c("554 5.7.9 Header error"), Reason::PolicyViolation);
+        assert_eq!(c("Network error on destination MXs"), Reason::NetworkError);
+        assert_eq!(c("Envelope expired"), Reason::Expired);
+        assert_eq!(
+            c("User  not listed in public Name & Address Book"),
+            Reason::UserUnknown
+        );
+        assert_eq!(
+            c("450 service permits 2 unverifyable sending IPs"),
+            Reason::Blocked
+        );
+        assert_eq!(
+            c("The number of messages in recipient's mailbox exceeded the local limit."),
+            Reason::MailboxFull
+        );
+    }
+
+    #[test]
+    fn a_refused_mail_from_is_the_senders() {
+        let c = |s: &str, d: &str| classify(Some(Action::Failed), st(s), Some(550), d);
+        // The unknown domain is the sender's: the sender was refused.
+        assert_eq!(
+            c(
+                "5.1.7",
+                "after MAIL FROM:<a@example.org>: 550 5.1.7 No such domain example.org"
+            ),
+            Reason::Rejected
+        );
+        // A named cause still wins.
+        assert_eq!(
+            c("5.7.1", "after MAIL FROM:<a@example.org>: 554 5.7.1 Client host rejected: blocked using zen.spamhaus.org"),
+            Reason::Blocked
+        );
+        // A temporary refusal is not a verdict on the sender.
+        assert_eq!(
+            classify(
+                Some(Action::Delayed),
+                st("4.3.0"),
+                Some(451),
+                "after MAIL FROM:<a@example.org>: 451 4.3.0 try later"
+            ),
+            Reason::SystemError
+        );
+        // The same words in reply to RCPT TO are the recipient's.
+        assert_eq!(
+            c(
+                "5.1.1",
+                "after RCPT TO:<b@example.net>: 550 5.1.1 No such user"
+            ),
+            Reason::UserUnknown
         );
     }
 }
