@@ -319,10 +319,8 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<AggregateReport, ReportErr
         .range
         .ok_or(ReportError::Missing("report_metadata/date_range"))?;
     let reporter = Reporter::identify(&meta.org_name, &meta.email);
-    // Some reporters leave <org_name> empty; the domain of their contact
-    // address (RFC 7489 appendix C: `email`, required) still names them.
     let org_name = if meta.org_name.is_empty() {
-        contact_domain(&meta.email).unwrap_or_default()
+        organization_of(&meta.email)
     } else {
         meta.org_name
     };
@@ -338,6 +336,15 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<AggregateReport, ReportErr
         policy,
         records,
     })
+}
+
+/// Some reporters leave `<org_name>` empty; the organizational domain
+/// (RFC 7489 section 3.2, by the Public Suffix List) of their contact address
+/// (`email`, required by appendix C) still names the organization.
+fn organization_of(contact: &str) -> String {
+    contact_domain(contact)
+        .map(|host| psl::domain_str(&host).map_or_else(|| host.clone(), str::to_owned))
+        .unwrap_or_default()
 }
 
 #[derive(Default)]
@@ -1005,7 +1012,7 @@ mod tests {
     }
 
     #[test]
-    fn bracketed_address_is_text_and_empty_org_name_falls_back_to_its_domain() {
+    fn bracketed_address_is_text_and_empty_org_name_falls_back_to_its_organizational_domain() {
         let xml = report(&rec("2", "fail", "pass"))
             .replacen("<org_name>Example</org_name>", "<org_name> </org_name>", 1)
             .replacen(
@@ -1015,7 +1022,7 @@ mod tests {
             );
         let r = parse(xml.as_bytes(), &Limits::default()).unwrap();
         assert_eq!(r.email, "dmarc@Mail.Reporter.example");
-        assert_eq!(r.org_name, "mail.reporter.example");
+        assert_eq!(r.org_name, "reporter.example");
         assert_eq!((r.messages(), r.dmarc_pass()), (2, 2));
     }
 
