@@ -14,9 +14,10 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use quick_xml::events::Event;
+use quick_xml::events::{BytesText, Event};
 use quick_xml::Reader;
 
+use super::reporter::contact_domain;
 use super::{sum, vocabulary, Limits, ReportError, Reporter};
 
 vocabulary! {
@@ -318,9 +319,14 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<AggregateReport, ReportErr
         .range
         .ok_or(ReportError::Missing("report_metadata/date_range"))?;
     let reporter = Reporter::identify(&meta.org_name, &meta.email);
+    let org_name = if meta.org_name.is_empty() {
+        organization_of(&meta.email)
+    } else {
+        meta.org_name
+    };
     Ok(AggregateReport {
         version: version.filter(|v| !v.is_empty()),
-        org_name: meta.org_name,
+        org_name,
         email: meta.email,
         report_id: meta.report_id,
         begin,
@@ -330,6 +336,15 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<AggregateReport, ReportErr
         policy,
         records,
     })
+}
+
+/// Some reporters leave `<org_name>` empty; the organizational domain
+/// (RFC 7489 section 3.2, by the Public Suffix List) of their contact address
+/// (`email`, required by appendix C) still names the organization.
+fn organization_of(contact: &str) -> String {
+    contact_domain(contact)
+        .map(|host| psl::domain_str(&host).map_or_else(|| host.clone(), str::to_owned))
+        .unwrap_or_default()
 }
 
 #[derive(Default)]
@@ -678,11 +693,21 @@ impl Tag {
     }
 }
 
+/// At most 40 characters of a name, for an error message.
+fn shorten(name: &str) -> String {
+    name.chars().take(40).collect()
+}
+
 /// A pull reader over elements: `next_child` steps into the children of the
 /// current element, and each child must be consumed by `text`, `skip` or a
 /// nested `next_child` loop.
 struct Xml<'a> {
     reader: Reader<&'a [u8]>,
+    /// Names of the open elements, end to end, and where each starts: end
+    /// tags are matched here rather than by quick-xml, which would also
+    /// count an address in angle brackets as an open element.
+    open_names: String,
+    open_starts: Vec<usize>,
 }
 
 impl<'a> Xml<'a> {
@@ -693,8 +718,38 @@ impl<'a> Xml<'a> {
         // drop the space in `A &amp; B`.
         config.trim_text(false);
         config.expand_empty_elements = true;
-        config.check_end_names = true;
-        Xml { reader }
+        config.check_end_names = false;
+        Xml {
+            reader,
+            open_names: String::new(),
+            open_starts: Vec::new(),
+        }
+    }
+
+    fn open(&mut self, name: &str) {
+        self.open_starts.push(self.open_names.len());
+        self.open_names.push_str(name);
+    }
+
+    /// Closes the innermost open element; its name must match (XML 1.0
+    /// section 3, well-formedness constraint "Element Type Match").
+    fn close(&mut self, name: &str) -> Result<(), ReportError> {
+        let start = self.open_starts.pop().ok_or_else(|| ReportError::Xml {
+            position: self.reader.buffer_position(),
+            message: format!("end tag </{}> without a start tag", shorten(name)),
+        })?;
+        if &self.open_names[start..] != name {
+            return Err(ReportError::Xml {
+                position: self.reader.buffer_position(),
+                message: format!(
+                    "expected </{}>, found </{}>",
+                    shorten(&self.open_names[start..]),
+                    shorten(name)
+                ),
+            });
+        }
+        self.open_names.truncate(start);
+        Ok(())
     }
 
     fn error(&self, e: impl std::fmt::Display) -> ReportError {
@@ -710,23 +765,47 @@ impl<'a> Xml<'a> {
                 position: self.reader.buffer_position(),
                 message: "unexpected end of the document".into(),
             }),
+            // `<email><postmaster@example.net></email>`, seen in real
+            // reports: `@` is no XML name character, so this is an address
+            // in angle brackets, read as the text it is.
+            Ok(Event::Start(e)) if e.name().as_ref().contains('@') => {
+                Ok(Event::Text(BytesText::from_escaped(e.as_ref().to_owned())))
+            }
+            Ok(Event::Start(e)) => {
+                self.open(e.name().as_ref());
+                Ok(Event::Start(e))
+            }
+            Ok(Event::End(e)) => {
+                self.close(e.name().as_ref())?;
+                Ok(Event::End(e))
+            }
             Ok(e) => Ok(e),
             Err(e) => Err(self.error(e)),
         }
     }
 
-    /// Steps into the root element, which must be `<feedback>`.
+    /// Steps into the root element, which must be `<feedback>`, or its
+    /// first child if the root is a wrapper around `<feedback>` (ikea.com
+    /// sent its reports inside an `<xs:schema>` start tag that is never
+    /// closed; what follows `</feedback>` is not read).
     fn root(&mut self) -> Result<(), ReportError> {
+        let mut wrapper = None;
         loop {
             match self.reader.read_event() {
                 Ok(Event::Start(e)) => {
+                    self.open(e.name().as_ref());
                     let name = e.local_name();
                     let name = name.as_ref();
                     if name.eq_ignore_ascii_case("feedback") {
                         return Ok(());
                     }
-                    let shown: String = name.chars().take(40).collect();
-                    return Err(ReportError::NotAggregate(shown));
+                    if let Some(outer) = wrapper {
+                        return Err(ReportError::NotAggregate(outer));
+                    }
+                    wrapper = Some(shorten(name));
+                }
+                Ok(Event::End(_) | Event::Eof) if wrapper.is_some() => {
+                    return Err(ReportError::NotAggregate(wrapper.unwrap_or_default()));
                 }
                 Ok(Event::Eof) => return Err(ReportError::Missing("<feedback> element")),
                 Ok(_) => {}
@@ -900,6 +979,51 @@ mod tests {
             parse(b"<html><body/></html>", &Limits::default()),
             Err(ReportError::NotAggregate("html".into()))
         );
+    }
+
+    #[test]
+    fn one_wrapper_around_feedback_is_read_two_are_not() {
+        let xml = report(&rec("1", "pass", "fail")).replacen(
+            "<feedback>",
+            "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\">\n<feedback>",
+            1,
+        );
+        assert_eq!(
+            parse(xml.as_bytes(), &Limits::default())
+                .unwrap()
+                .messages(),
+            1
+        );
+        let twice = xml.replacen("<xs:schema", "<outer><xs:schema", 1);
+        assert_eq!(
+            parse(twice.as_bytes(), &Limits::default()),
+            Err(ReportError::NotAggregate("outer".into()))
+        );
+    }
+
+    #[test]
+    fn end_tags_must_still_match() {
+        let xml = report(&rec("1", "pass", "fail")).replacen("</count>", "</cnt>", 1);
+        let err = parse(xml.as_bytes(), &Limits::default()).unwrap_err();
+        assert!(
+            matches!(&err, ReportError::Xml { message, .. } if message.contains("expected </count>, found </cnt>")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn bracketed_address_is_text_and_empty_org_name_falls_back_to_its_organizational_domain() {
+        let xml = report(&rec("2", "fail", "pass"))
+            .replacen("<org_name>Example</org_name>", "<org_name> </org_name>", 1)
+            .replacen(
+                "<email>dmarc@example.net</email>",
+                "<email><dmarc@Mail.Reporter.example></email>",
+                1,
+            );
+        let r = parse(xml.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(r.email, "dmarc@Mail.Reporter.example");
+        assert_eq!(r.org_name, "reporter.example");
+        assert_eq!((r.messages(), r.dmarc_pass()), (2, 2));
     }
 
     #[test]

@@ -176,7 +176,7 @@ fn is_domain_or_parent(d: &str, parent: &str) -> bool {
 
 /// The domain of a contact: after the last `@` of an address, or the host of
 /// a URI.
-fn contact_domain(contact: &str) -> Option<String> {
+pub(crate) fn contact_domain(contact: &str) -> Option<String> {
     let c = contact.trim();
     let host = if let Some((_, after)) = c.rsplit_once('@') {
         after
