@@ -229,8 +229,10 @@ fn a_code_arriving_after_its_validity_counts_as_expired() {
 #[test]
 fn a_resend_burst_counts_an_older_code_arriving_after_a_newer_one_once() {
     let stack = Stack::get();
-    // The app holds back the first request's mail, as a slow queue would.
-    let app = App::start(stack, "reorder", 4.0);
+    // The app holds back the first request's mail, as a slow queue would:
+    // 8 s, well past the third request (3 s) and its delivery (up to ~3 s
+    // on a busy machine), so the order is not left to chance.
+    let app = App::start(stack, "reorder", 8.0);
     let cfg = config(stack, &app, "app-burst", "imaps2", "").replace(
         "template = ",
         "burst = 3\nburst_spacing = \"1500ms\"\ntemplate = ",
@@ -302,7 +304,7 @@ fn a_resend_burst_counts_an_older_code_arriving_after_a_newer_one_once() {
     drop(d);
 
     // `probe --once` ends with a line per burst that says what the user saw.
-    let app = App::start(stack, "reorder", 4.0);
+    let app = App::start(stack, "reorder", 8.0);
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("c.toml");
     let cfg = config(stack, &app, "app-burst", "imaps2", "")

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_imap::types::{Fetch, NameAttribute};
+use async_imap::types::{Fetch, NameAttribute, UnsolicitedResponse};
 use async_imap::Session;
 use futures_util::TryStreamExt;
 use tokio::net::TcpStream;
@@ -525,9 +525,21 @@ async fn session(w: &ImapWatch, ignored: &mut HashSet<u32>) -> Result<(), WatchE
     let mut last_uid = 0u32;
     loop {
         last_uid = scan(w, &mut session, &folder, last_uid, ignored, caps).await?;
-        // Unsolicited responses queue up in a bounded channel; they are only
-        // hints here (the scan reads the folder itself), so drop them.
-        while session.unsolicited_responses.try_recv().is_ok() {}
+        // Unsolicited responses queue up in a bounded channel; the scan
+        // reads the folder itself, so they are dropped, except that an
+        // EXISTS or RECENT means mail arrived during the scan. The server has
+        // then told this session about it already and IDLE would not tell
+        // again: scan once more instead of waiting for the next refresh.
+        let mut arrived = false;
+        while let Ok(r) = session.unsolicited_responses.try_recv() {
+            arrived |= matches!(
+                r,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
+        }
+        if arrived {
+            continue;
+        }
         if idle {
             let mut handle = session.idle();
             timed(handle.init()).await?;
