@@ -47,6 +47,21 @@ impl Phrases {
             .min()
     }
 
+    /// For each group with a phrase in `text`, in table order, where its
+    /// leftmost phrase starts.
+    pub fn first_of_each(&self, text: &str) -> Vec<(usize, usize)> {
+        let mut first: Vec<(usize, usize)> = Vec::new();
+        for m in self.all.find_overlapping_iter(text) {
+            let g = self.group[m.pattern().as_usize()];
+            match first.iter_mut().find(|(h, _)| *h == g) {
+                Some((_, at)) => *at = (*at).min(m.start()),
+                None => first.push((g, m.start())),
+            }
+        }
+        first.sort_unstable();
+        first
+    }
+
     /// Whether any phrase occurs in `text`.
     pub fn any(&self, text: &str) -> bool {
         self.leftmost.is_match(text)
@@ -70,6 +85,10 @@ mod tests {
         assert_eq!(p.first_group("fine"), None);
         assert!(p.any("user unknown here"));
         assert_eq!(p.leftmost("an unknown user over quota"), Some(3));
+        assert_eq!(
+            p.first_of_each("no such user, unknown, quota, unknown"),
+            vec![(0, 23), (1, 0)]
+        );
         // Overlapping phrases: the shorter inside the longer still counts.
         let q = Phrases::new([&["mailbox full"][..], &["box"][..]]);
         assert_eq!(q.first_group("the mailbox full"), Some(0));

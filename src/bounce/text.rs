@@ -554,21 +554,22 @@ fn quoted_reply(region: &str) -> Option<String> {
         s
     };
     // Of the labelled paragraphs, the first that quotes a code, else the first.
+    static LABELS: LazyLock<Phrases> =
+        LazyLock::new(|| Phrases::new(REPLY_LABELS.iter().map(std::slice::from_ref)));
     let mut first: Option<String> = None;
     for (i, line) in lines.iter().enumerate() {
         let lc = line.to_ascii_lowercase();
-        for label in REPLY_LABELS {
-            if let Some(p) = lc.find(label) {
-                let after = &line[p + label.len()..];
-                let para = paragraph_from(i, after);
-                if para.trim().is_empty() {
-                    continue;
-                }
-                if has_code(&para) {
-                    return Some(para);
-                }
-                first.get_or_insert(para);
+        for (g, p) in LABELS.first_of_each(&lc) {
+            // ASCII lower-casing keeps byte offsets, so `p` is valid in `line`.
+            let after = &line[p + REPLY_LABELS[g].len()..];
+            let para = paragraph_from(i, after);
+            if para.trim().is_empty() {
+                continue;
             }
+            if has_code(&para) {
+                return Some(para);
+            }
+            first.get_or_insert(para);
         }
     }
     if first.is_some() {
