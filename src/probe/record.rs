@@ -48,6 +48,24 @@ pub struct RunRow {
     pub outcome: Option<Outcome>,
 }
 
+impl RunRow {
+    /// The run as the recorder handles it when this process does not hold it
+    /// open (it ended, or another process owns it): sent, with no deadline
+    /// and no burst to track.
+    pub fn into_run(self, token: &str) -> OpenRun {
+        OpenRun {
+            token: token.to_string(),
+            probe: self.probe,
+            sender: self.sender,
+            seed: self.seed,
+            submitted_ms: self.submitted_ms,
+            deadline_ms: 0,
+            sent: true,
+            burst: None,
+        }
+    }
+}
+
 /// The final facts of a run, as the store keeps them.
 #[derive(Debug, Clone)]
 pub struct Finish {

@@ -536,17 +536,7 @@ impl Recorder {
                 match self.store.call(move |c| record::lookup(c, &t)).await {
                     Ok(Some(row)) => {
                         let state = row.outcome.map_or(RunState::Elsewhere, RunState::Ended);
-                        let run = OpenRun {
-                            token: token.clone(),
-                            probe: row.probe,
-                            sender: row.sender,
-                            seed: row.seed,
-                            submitted_ms: row.submitted_ms,
-                            deadline_ms: 0,
-                            sent: true,
-                            burst: None,
-                        };
-                        (run, state)
+                        (row.into_run(&token), state)
                     }
                     Ok(None) => return Disposition::Keep, // not ours
                     Err(e) => {
@@ -727,19 +717,7 @@ impl Recorder {
                 return None;
             }
         };
-        Some((
-            OpenRun {
-                token: token.to_string(),
-                probe: row.probe,
-                sender: row.sender,
-                seed: row.seed,
-                submitted_ms: row.submitted_ms,
-                deadline_ms: 0,
-                sent: true,
-                burst: None,
-            },
-            false,
-        ))
+        Some((row.into_run(token), false))
     }
 
     /// For an app's mail (no token): the oldest open run of a trusted
