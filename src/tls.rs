@@ -3,8 +3,9 @@
 //! With a CA file, exactly those certificates are trusted (a private CA, a
 //! test stack); without one, the platform verifier and system roots decide.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::SystemTime;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -72,7 +73,47 @@ pub fn install_provider() {
 }
 
 /// A client configuration trusting `ca_file` only, or the platform's roots.
+///
+/// Connections with the same trust share one configuration, built once:
+/// the root store (the system's holds about 150 certificates), the
+/// verifier and the session cache (resumption makes a reconnect cheaper for
+/// the server too). A configuration lives while some connection holds it;
+/// a CA file changed on disk (another modification time or size) gets a new
+/// one, and so do the system's roots once no connection holds the old.
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    let trust = Trust {
+        path: ca_file.map(Path::to_path_buf),
+        stamp: ca_file.and_then(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        }),
+    };
+    let mut configs = CONFIGS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(config) = configs
+        .iter()
+        .find(|(t, _)| *t == trust)
+        .and_then(|(_, c)| c.upgrade())
+    {
+        return Ok(config);
+    }
+    let config = build_client_config(ca_file)?;
+    configs.retain(|(t, c)| c.strong_count() > 0 && *t != trust);
+    configs.push((trust, Arc::downgrade(&config)));
+    Ok(config)
+}
+
+/// What a client configuration trusts: a CA file as it is on disk, or the
+/// platform (`path` none).
+#[derive(Debug, PartialEq, Eq)]
+struct Trust {
+    path: Option<PathBuf>,
+    stamp: Option<(SystemTime, u64)>,
+}
+
+/// The client configurations in use ([`client_config`]).
+static CONFIGS: Mutex<Vec<(Trust, Weak<ClientConfig>)>> = Mutex::new(Vec::new());
+
+fn build_client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsSetupError> {
     install_provider();
     let config = match ca_file {
         Some(path) => {
@@ -102,4 +143,37 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsSet
         }
     };
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_with_the_same_trust_share_one_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let pem = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/config/good/web_tls/server.crt"
+        ))
+        .unwrap();
+        std::fs::write(&ca, &pem).unwrap();
+        let a = client_config(Some(&ca)).unwrap();
+        let b = client_config(Some(&ca)).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "one configuration for one CA file");
+        // The file changed on disk: connections from now on trust the new one.
+        let mut twice = pem.clone();
+        twice.extend_from_slice(&pem);
+        std::fs::write(&ca, &twice).unwrap();
+        let c = client_config(Some(&ca)).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        // Once no connection holds a configuration, it is built anew.
+        drop((a, b, c));
+        let d = client_config(Some(&ca)).unwrap();
+        assert_eq!(Arc::strong_count(&d), 1, "held by this caller alone");
+        // A CA file without a certificate is still refused.
+        std::fs::write(&ca, "no pem here\n").unwrap();
+        assert!(client_config(Some(&ca)).is_err());
+    }
 }
