@@ -297,9 +297,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Framed<S> {
                 let n = (this.ready - this.start).min(buf.remaining());
                 buf.put_slice(&this.held[this.start..this.start + n]);
                 this.start += n;
-                // Keep the buffer from growing with what was read.
+                // Keep the buffer from growing with what was read. Once
+                // everything is read it is released: an idle connection
+                // holds none, and one large fetch does not leave its size
+                // behind for the life of the connection.
                 if this.start == this.held.len() {
-                    this.held.clear();
+                    this.held = Vec::new();
                     this.start = 0;
                     this.ready = 0;
                 } else if this.start > this.held.len() / 2 {
@@ -329,7 +332,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Framed<S> {
             }
             if let Err(o) = this.scan(rb.filled()) {
                 this.failed = Some(o);
-                this.held.clear();
+                this.held = Vec::new();
                 this.start = 0;
                 this.ready = 0;
                 return Poll::Ready(Err(overrun(o)));
@@ -401,6 +404,24 @@ mod tests {
         let r = b"* 1 FETCH (BODY[] {10}\r\n12345";
         // Everything before the `{` may go; the announcement waits.
         assert_eq!(scan(r), Ok(b"* 1 FETCH (BODY[] ".len()));
+    }
+
+    #[tokio::test]
+    async fn a_connection_read_to_the_end_holds_no_buffer() {
+        use tokio::io::AsyncReadExt;
+        let literal = "x".repeat(100_000);
+        let wire = format!("* 1 FETCH (BODY[] {{{}}}\r\n{literal})\r\n", literal.len());
+        let mut framed = Framed::new(wire.as_bytes(), Limits::for_messages(1 << 20));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while got.len() < wire.len() {
+            let n = framed.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, wire.as_bytes());
+        // The 100 KB literal was held until complete; nothing stays behind.
+        assert_eq!(framed.held.capacity(), 0);
     }
 
     #[test]
