@@ -13,6 +13,8 @@ pub mod imap;
 pub mod imap_frame;
 pub mod maildir;
 pub mod oauth;
+pub mod recheck;
+pub mod reconnect;
 pub mod sasl;
 mod spawn;
 

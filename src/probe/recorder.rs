@@ -9,7 +9,7 @@
 //! nothing. It lives as long as the daemon; schedulers and watchers belong
 //! to a config generation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,6 +37,10 @@ const APP_CLOCK_SLACK_MS: i64 = 2_000;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often the recorder looks for runs past their timeout.
 const SWEEP: Duration = Duration::from_millis(500);
+/// A sent probe not seen this long after the relay accepted it: its seed's
+/// watchers are asked to scan once ([`crate::inbox::recheck`]), in case the
+/// server's IDLE notification was lost.
+const RECHECK_AFTER: Duration = Duration::from_secs(60);
 /// How long a resend burst is remembered (for duplicates and order).
 const BURST_MEMORY: Duration = Duration::from_secs(86_400);
 
@@ -138,6 +142,7 @@ pub async fn start(
         metrics,
         open: open.into_iter().map(|r| (r.token.clone(), r)).collect(),
         up: HashMap::new(),
+        rechecked: HashSet::new(),
     };
     tracker.spawn(rec.run(cmd_rx, watch_rx, stop));
     Ok(Channels {
@@ -154,6 +159,8 @@ struct Recorder {
     open: HashMap<String, OpenRun>,
     /// Connection state per seed folder, for `mailcanary_inbox_up`.
     up: HashMap<(String, FolderRole), bool>,
+    /// Open runs whose seed's watchers were asked to look again.
+    rechecked: HashSet<String>,
     results: broadcast::Sender<RunResult>,
     /// Masked codes of runs sent by this process (not stored).
     codes: HashMap<String, String>,
@@ -784,6 +791,15 @@ impl Recorder {
     }
 
     async fn sweep(&mut self, now: i64) {
+        let late = now - RECHECK_AFTER.as_millis() as i64;
+        for r in self.open.values() {
+            if r.sent && r.submitted_ms <= late && self.rechecked.insert(r.token.clone()) {
+                let asked = crate::inbox::recheck::ask(&r.seed);
+                tracing::debug!(probe = %r.probe, seed = %r.seed, asked, "probe not seen a minute after it was sent; its seed's watchers look again");
+            }
+        }
+        let open = &self.open;
+        self.rechecked.retain(|t| open.contains_key(t));
         let due: Vec<String> = self
             .open
             .values()
