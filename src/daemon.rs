@@ -307,6 +307,68 @@ fn reload_succeeded(metrics: &Metrics) {
     metrics.config_last_reload_success_timestamp.set(now);
 }
 
+/// Raise the soft open-file limit to the hard one, as Go programs do at
+/// start: every watched IMAP folder holds a connection, and the soft limit
+/// of 1024 many shells and service managers set would refuse the
+/// 1,025th. Warns when the limit is still short of what `config` needs
+/// (its IMAP connections and 256 more for the store, HTTP, DNS and SMTP).
+pub fn raise_open_files_limit(config: &Config) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let lim = getrlimit(Resource::Nofile);
+    let mut now = lim.current;
+    if let (Some(soft), Some(hard)) = (lim.current, lim.maximum) {
+        if soft < hard {
+            let raised = rustix::process::Rlimit {
+                current: Some(hard),
+                maximum: Some(hard),
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => now = Some(hard),
+                Err(e) => tracing::debug!(error = %e, "cannot raise the open-file limit"),
+            }
+        }
+    }
+    let needed = imap_connections(config) + 256;
+    if let Some(limit) = now.filter(|l| *l < needed as u64) {
+        tracing::warn!(
+            limit,
+            needed,
+            "the open-file limit is below what the IMAP watchers need; raise it (LimitNOFILE= under systemd, ulimit -n)"
+        );
+    }
+}
+
+/// The IMAP connections `config` keeps open: one per watched folder
+/// (INBOX and spam of every probe seed, INBOX of every bounce or reports
+/// mailbox).
+fn imap_connections(config: &Config) -> usize {
+    use crate::config::Inbox;
+    let probe_seeds: std::collections::BTreeSet<&String> = config
+        .probes
+        .values()
+        .flat_map(|p| p.seeds.iter())
+        .collect();
+    let imap = |inbox: &Inbox| matches!(inbox, Inbox::Imap(_));
+    let seeds = probe_seeds
+        .iter()
+        .filter_map(|n| config.seeds.get(*n))
+        .filter(|s| imap(&s.inbox))
+        .count();
+    let mailboxes = config
+        .senders
+        .values()
+        .filter_map(config::Sender::bounce_mailbox)
+        .filter_map(|n| config.seeds.get(n))
+        .filter(|s| imap(&s.inbox))
+        .count()
+        + config
+            .mailboxes
+            .values()
+            .filter(|m| imap(&m.inbox.inbox))
+            .count();
+    2 * seeds + mailboxes
+}
+
 fn log_warnings(config: &Config) {
     for w in &config.warnings {
         tracing::warn!("{w}");

@@ -155,6 +155,7 @@ fn run(config_path: PathBuf) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    daemon::raise_open_files_limit(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
