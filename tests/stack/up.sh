@@ -20,6 +20,9 @@
 #   each *_PORT default: DNS 10053 SMTP 10025 RELAY_OK 10026 RELAY_BAD 10027 SUBMISSION 10587
 #   SUBMISSIONS 10465 LMTP 10024 IMAP 10143 IMAPS 10993 RSPAMD_MILTER/NORMAL/CONTROLLER 11332-11334
 #   PROM 19090.
+#   SEEDS=4: seed users seed1..seedN@seed.test (password SEED_PASS, each its own Maildir);
+#   SCALE=0: 1 = Dovecot tuned for thousands of IDLE connections (tests/stack/scale-up.sh sets
+#   SEEDS=1000 SCALE=1; the tuning and why: docs/scale.md). The test suite uses the defaults.
 #
 # DIR/env keys (host:port unless said): STACK_DIR STACK_ADDR DNS (knot, udp+tcp) SMTP (seed MX)
 #   RELAY_OK RELAY_BAD SUBMISSION SUBMISSIONS RELAY_USER RELAY_PASS IMAP IMAPS LMTP RSPAMD_MILTER
@@ -36,7 +39,7 @@
 #   answers 554 5.7.1 at end of DATA) TLS_SERVER_NAME CA_CERT MAILDIR_ROOT (seedN's INBOX is
 #   MAILDIR_ROOT/seedN/Maildir/{new,cur}, Junk is .../Maildir/.Junk/{new,cur}) MAILDIR_PATTERN
 #   ({user} = local part) JUNK_FOLDER JUNK_MAILDIR KNOT_SOCKET ZONE_DIR POSTFIX_CONFIG
-#   DOVECOT_CONFIG LOG_DIR.
+#   DOVECOT_CONFIG LOG_DIR SEED_COUNT (N of SEEDS) SCALE.
 #
 # Timings measured on the 2-core dev machine (Debian 12: rspamd 3.4, knot 3.2, postfix 3.7,
 # dovecot 2.3.19, prometheus 2.42):
@@ -106,7 +109,11 @@ SEED_PASS=${SEED_PASS:-seedpass}
 RELAY_USER=${RELAY_USER:-relay@sender.test}
 RELAY_PASS=${RELAY_PASS:-relaypass}
 AUTHSERV_ID=mx.seed.test
-SEED_USERS=seed1@seed.test,seed2@seed.test,seed3@seed.test,seed4@seed.test
+SEEDS=${SEEDS:-4}
+SCALE=${SCALE:-0}
+[[ $SEEDS =~ ^[1-9][0-9]{0,4}$ ]] && [ "$SEEDS" -ge 4 ] || { echo "up.sh: SEEDS must be 4..99999" >&2; exit 1; }
+[[ $SCALE =~ ^[01]$ ]] || { echo "up.sh: SCALE must be 0 or 1" >&2; exit 1; }
+SEED_USERS=$(seq -f 'seed%g@seed.test' -s, 1 "$SEEDS")   # seed1..seed4 by default
 VOID_USER=void@seed.test
 TEMPFAIL_USER=tempfail@seed.test
 OAUTH_USERS=oauth1@seed.test,oauth2@seed.test,oauth3@seed.test,oauth4@seed.test,oauth5@seed.test
@@ -294,6 +301,8 @@ ZONE_DIR=$D/zones
 POSTFIX_CONFIG=$D/postfix/etc
 DOVECOT_CONFIG=$D/dovecot/dovecot.conf
 LOG_DIR=$D/log
+SEED_COUNT=$SEEDS
+SCALE=$SCALE
 EOF
 
 # ---------- keys: a CA + server cert (mx.seed.test, localhost, the listen IP) and the DKIM key ----------
@@ -509,7 +518,7 @@ service auth {
   }
 }
 protocol imap {
-  mail_max_userip_connections = 100
+  mail_max_userip_connections = $([ "$SCALE" = 1 ] && echo 10 || echo 100)
   # Logs the ID fields clients send (tests read what mailcanary sends).
   imap_id_log = *
 }
@@ -524,6 +533,43 @@ plugin {
   quota = maildir:User quota
 }
 EOF
+if [ "$SCALE" = 1 ]; then
+  # Tuned as a provider would for thousands of IDLE clients; the reasons are in docs/scale.md.
+  cat >> "$D/dovecot/dovecot.conf" <<EOF
+# ---- scale (SCALE=1): $SEEDS seeds x INBOX+Junk = $((SEEDS * 2)) IDLE connections ----
+default_client_limit = $((SEEDS * 5 + 1000))
+service imap-login {
+  service_count = 0
+  process_min_avail = 2
+  process_limit = 8
+  client_limit = $((SEEDS + 500))
+  vsz_limit = 1G
+}
+service imap {
+  client_limit = 1
+  service_count = 100
+  process_min_avail = 16
+  process_limit = $((SEEDS * 2 + 1000))
+  unix_listener imap-master {
+    user = \$default_internal_user
+  }
+}
+imap_hibernate_timeout = 5s
+service imap-hibernate {
+  process_limit = 4
+  client_limit = $((SEEDS * 2 + 1000))
+}
+EOF
+  # Dovecot's IDLE watches each mailbox with inotify, one instance per imap process or
+  # hibernated client, all counted against the mail UID; past the kernel's default of 128 it
+  # falls back to polling every 30 s. A host-wide setting: only ever raised here.
+  want=$((SEEDS * 4 + 1024))
+  have=$(cat /proc/sys/fs/inotify/max_user_instances)
+  if [ "$have" -lt "$want" ]; then
+    echo "$want" > /proc/sys/fs/inotify/max_user_instances
+    say "sysctl      fs.inotify.max_user_instances raised from $have to $want (Dovecot IDLE)"
+  fi
+fi
 cat > "$D/dovecot/oauth2.conf.ext" <<EOF
 introspection_mode = post
 introspection_url = http://$ADDR:$OAUTH_PORT/introspect
@@ -536,6 +582,7 @@ chmod 644 "$D/dovecot/oauth2.conf.ext"
 for s in before void empty; do sievec -c "$D/dovecot/dovecot.conf" "$D/dovecot/sieve/$s.sieve"; done
 chmod 644 "$D/dovecot/sieve"/*
 svc dovecot "$D/dovecot/run/master.pid" "$ADDR:$IMAP_PORT $ADDR:$IMAPS_PORT $ADDR:$LMTP_PORT" <<EOF
+$([ "$SCALE" = 1 ] && echo "ulimit -n $((SEEDS * 8 + 4096))  # the master and its clients; docs/scale.md")
 exec dovecot -c "$D/dovecot/dovecot.conf" >>"$D/log/dovecot.out" 2>&1
 EOF
 
