@@ -86,7 +86,7 @@ fn main() {
     for h in 1..=5 {
         let before = start + h * 60 * MIN_MS;
         let t = Instant::now();
-        let n = record::prune(&c, before).unwrap();
+        let n = record::prune(&mut c, before).unwrap();
         prunes.push(t.elapsed());
         assert!(n > 0, "the oldest hour had runs");
     }
@@ -217,7 +217,8 @@ fn first_day(c: &mut Connection, seeds: i64, start: i64) -> i64 {
                 }),
                 seen_ms: arrived.then_some(seen),
                 internal_ms: arrived.then_some(seen - 200),
-                verdict_json: arrived.then(|| verdict_json.clone()),
+                // As `Finish::of` keeps it: for placements other than the inbox.
+                verdict_json: (outcome == Outcome::Spam).then(|| verdict_json.clone()),
                 final_ms: if arrived {
                     seen
                 } else {
