@@ -162,9 +162,13 @@ fn first_day(c: &mut Connection, seeds: i64, start: i64) -> i64 {
         submitted_ms: Some(0),
         final_ms: 0,
     };
-    let verdict_json = Finish::of(&ended)
+    let spam = Ended {
+        outcome: Outcome::Spam,
+        ..ended
+    };
+    let verdict_json = Finish::of(&spam)
         .verdict_json
-        .expect("a delivered run's verdict");
+        .expect("a run in spam keeps its verdict");
     let mut n = 0;
     for m in 0..(DAY_MS / MIN_MS) {
         let tx = c.transaction().unwrap();
