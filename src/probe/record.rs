@@ -256,9 +256,31 @@ pub fn keep_notice(
     )? == 1)
 }
 
+/// Record that a seed's inbox stopped (`up` false) or started again being
+/// watched at `at_ms`: one row per transition (table `inbox_state`).
+pub fn inbox_transition(c: &Connection, seed: &str, up: bool, at_ms: i64) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO inbox_state (seed, up, at_ms) VALUES (?1, ?2, ?3)",
+        params![seed, up, at_ms],
+    )?;
+    Ok(())
+}
+
+/// The last recorded watcher state of every seed that has one (a seed
+/// without a row was never recorded down: watched).
+pub fn inbox_states(c: &Connection) -> rusqlite::Result<std::collections::HashMap<String, bool>> {
+    // SQLite takes the bare column `up` from the row holding max(at_ms).
+    let mut stmt = c.prepare("SELECT seed, up, max(at_ms) FROM inbox_state GROUP BY seed")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
 /// Forget final runs older than `before_ms` (the store keeps recent history
-/// only), and the notices of those runs. One transaction: the notices are
-/// found through the runs being removed, not by a scan of every notice.
+/// only), the notices of those runs, and inbox transitions older than
+/// `before_ms` except the one that says a seed was down then (the newest of
+/// each seed before `before_ms`, when it is a `down`): the runs still kept
+/// need the state their seed was in. One transaction; the notices are found
+/// through the runs being removed, not by a scan of every notice.
 pub fn prune(c: &mut Connection, before_ms: i64) -> rusqlite::Result<usize> {
     let tx = c.transaction()?;
     tx.execute(
@@ -268,6 +290,11 @@ pub fn prune(c: &mut Connection, before_ms: i64) -> rusqlite::Result<usize> {
     )?;
     let n = tx.execute(
         "DELETE FROM probe_run WHERE state = 'final' AND created_ms < ?1",
+        [before_ms],
+    )?;
+    tx.execute(
+        "DELETE FROM inbox_state WHERE at_ms < ?1 AND (up = 1 OR at_ms <
+            (SELECT max(n.at_ms) FROM inbox_state AS n WHERE n.seed = inbox_state.seed AND n.at_ms < ?1))",
         [before_ms],
     )?;
     tx.commit()?;
@@ -423,5 +450,48 @@ mod tests {
         assert_eq!(Finish::of(&ended(Outcome::Inbox)).verdict_json, None);
         let spam = Finish::of(&ended(Outcome::Spam)).verdict_json.unwrap();
         assert!(spam.contains("\"spf\""), "{spam}");
+    }
+
+    #[test]
+    fn inbox_transitions_keep_the_state_the_kept_runs_need() {
+        let (_d, mut c) = db();
+        let rows = |c: &Connection| -> Vec<(String, bool, i64)> {
+            let mut st = c
+                .prepare("SELECT seed, up, at_ms FROM inbox_state ORDER BY seed, at_ms")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        // a: down, up, down (still down); b: down, up; c: down at 9_000, up after.
+        for (seed, up, at) in [
+            ("a", false, 1_000),
+            ("a", true, 2_000),
+            ("a", false, 3_000),
+            ("b", false, 1_500),
+            ("b", true, 2_500),
+            ("c", false, 9_000),
+            ("c", true, 12_000),
+        ] {
+            inbox_transition(&c, seed, up, at).unwrap();
+        }
+        let last = inbox_states(&c).unwrap();
+        assert!(!last["a"]);
+        assert!(last["b"]);
+        assert!(last["c"]);
+        prune(&mut c, 10_000).unwrap();
+        assert_eq!(
+            rows(&c),
+            [
+                // Still down: the newest row before the cut says so.
+                ("a".to_string(), false, 3_000),
+                // Up before the cut: no row needed (no row is watched).
+                // Down across the cut: its start is kept.
+                ("c".to_string(), false, 9_000),
+                ("c".to_string(), true, 12_000),
+            ]
+        );
+        assert!(!inbox_states(&c).unwrap()["a"]);
     }
 }
