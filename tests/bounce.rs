@@ -363,6 +363,52 @@ fn table() -> Vec<(&'static str, Vec<Row>)> {
             "rfc6533-utf8-userunknown.eml",
             vec![("用户@例子.广告", Some(Failed), Some("5.1.1"), UserUnknown)],
         ),
+        // The SMTP command a refusal answered (issue 13): "user unknown"
+        // refused after DATA is a content refusal, not a missing mailbox.
+        (
+            "sendmail-dsn-data-filtered.eml",
+            vec![(
+                "t.yamada@mobile.example.ne.jp",
+                Some(Failed),
+                Some("5.2.0"),
+                Filtered,
+            )],
+        ),
+        (
+            "sendmail-dsn-rcpt-then-data.eml",
+            vec![(
+                "k.sato@carrier.example.jp",
+                Some(Failed),
+                Some("5.2.0"),
+                UserUnknown,
+            )],
+        ),
+        (
+            "exim-data-filtered.eml",
+            vec![("lena.b@example.com", Some(Failed), Some("5.7.1"), Filtered)],
+        ),
+        (
+            "imail-mailboxfull.eml",
+            vec![(
+                "d.mensah@mail.example.com",
+                Some(Failed),
+                Some("5.2.2"),
+                MailboxFull,
+            )],
+        ),
+        (
+            "interscan-userunknown.eml",
+            vec![(
+                "m.ito@example.co.jp",
+                Some(Failed),
+                Some("5.1.1"),
+                UserUnknown,
+            )],
+        ),
+        (
+            "gmail-text-expired-connect.eml",
+            vec![("ops@down.example.net", Some(Failed), Some("5.4.7"), Expired)],
+        ),
         (
             "arf-abuse-feedback.eml",
             vec![("complainer@example.net", None, None, Feedback)],

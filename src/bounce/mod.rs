@@ -199,6 +199,7 @@ pub(crate) fn finish(
     reply_code: Option<u16>,
     remote_mta: Option<String>,
     diagnostic: Option<String>,
+    command: Option<smtp::Command>,
 ) -> Option<Bounce> {
     let recipient = smtp::clean_address(recipient)?;
     let recipient_domain = recipient
@@ -212,7 +213,10 @@ pub(crate) fn finish(
         Some(s) if s.is_specific() => Some(s),
         other => smtp::find_status(diag).or(other),
     };
-    let reason = reason::classify(action, status, reply_code, diag);
+    // The command the reply answered: named by the caller (a transcript
+    // elsewhere in the report), else by the diagnostic's own words.
+    let command = command.or_else(|| smtp::find_command(&diag.to_lowercase()));
+    let reason = reason::classify(action, status, reply_code, command, diag);
     // No code anywhere: the one the reason stands for, in the reply's class.
     let status = status.or_else(|| {
         let class = reply_code.map(|c| (c / 100) as u8).or(match action {

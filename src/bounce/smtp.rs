@@ -138,6 +138,78 @@ fn starts_reply_text(rest: &[u8]) -> bool {
     )
 }
 
+/// The SMTP command a reply answered (RFC 5321 §4.1.1), as far as a bounce
+/// tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// The greeting after the connection opened.
+    Connect,
+    /// `EHLO` / `HELO`.
+    Hello,
+    /// `MAIL FROM`.
+    MailFrom,
+    /// `RCPT TO`.
+    RcptTo,
+    /// `DATA`, or the end of the message data.
+    Data,
+}
+
+/// How MTAs write the command a reply answered (lower case): Postfix "(in
+/// reply to end of DATA command)", Exim "after end of data", a Sendmail or
+/// Courier transcript ">>> DATA", m-FILTER's "SMTP command" section.
+const COMMAND_MARKERS: &[(&str, Command)] = &[
+    ("in reply to end of data command", Command::Data),
+    ("in reply to data command", Command::Data),
+    ("after end of data", Command::Data),
+    ("after data", Command::Data),
+    ("did not like our final data", Command::Data),
+    (">>> data", Command::Data),
+    ("smtp command\ndata", Command::Data),
+    ("smtp command\r\ndata", Command::Data),
+    ("in reply to rcpt to command", Command::RcptTo),
+    ("after rcpt to", Command::RcptTo),
+    (">>> rcpt to", Command::RcptTo),
+    ("smtp command\nrcpt", Command::RcptTo),
+    ("smtp command\r\nrcpt", Command::RcptTo),
+    ("in reply to mail from command", Command::MailFrom),
+    ("after mail from", Command::MailFrom),
+    (">>> mail from", Command::MailFrom),
+    ("in reply to ehlo command", Command::Hello),
+    ("in reply to helo command", Command::Hello),
+    ("after ehlo", Command::Hello),
+    ("after helo", Command::Hello),
+    (">>> ehlo", Command::Hello),
+    (">>> helo", Command::Hello),
+    ("after initial connection", Command::Connect),
+    ("in reply to initial greeting", Command::Connect),
+];
+
+/// The command named first in `lc` (lower case text), if any.
+pub fn find_command(lc: &str) -> Option<Command> {
+    COMMAND_MARKERS
+        .iter()
+        .filter_map(|(m, c)| lc.find(m).map(|at| (at, *c)))
+        .min_by_key(|(at, _)| *at)
+        .map(|(_, c)| c)
+}
+
+/// The command of the transcript line (`>>> CMD`) last sent before byte
+/// `at` of `lc`, looking back at most 4 KiB: the command the reply quoted
+/// at `at` answered.
+pub fn command_before(lc: &str, at: usize) -> Option<Command> {
+    let mut at = at.min(lc.len());
+    while !lc.is_char_boundary(at) {
+        at -= 1;
+    }
+    let mut from = at.saturating_sub(4096);
+    while !lc.is_char_boundary(from) {
+        from += 1;
+    }
+    let window = &lc[from..at];
+    let sent = window.rfind(">>> ")?;
+    find_command(&window[sent..])
+}
+
 fn is_local_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b".!#$%&'*+/=?^_`{|}~-".contains(&c) || c >= 0x80
 }
@@ -230,6 +302,37 @@ pub fn clean_address(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_are_found_where_mtas_write_them() {
+        let f = |t: &str| find_command(&t.to_ascii_lowercase());
+        assert_eq!(
+            f("said: 550 unknown user (in reply to end of DATA command)"),
+            Some(Command::Data)
+        );
+        assert_eq!(
+            f("SMTP error from remote mail server after end of data: 550 no"),
+            Some(Command::Data)
+        );
+        assert_eq!(
+            f("SMTP error from remote mail server after RCPT TO:<a@b.c>: 550"),
+            Some(Command::RcptTo)
+        );
+        assert_eq!(
+            f(">>> RCPT To:<a@b.c>\n<<< 250 ok\n>>> DATA\n<<< 550 unknown"),
+            Some(Command::RcptTo),
+            "the first named command"
+        );
+        assert_eq!(f("550 5.1.1 user unknown"), None);
+        assert_eq!(f(""), None);
+        let t = ">>> mail from:<x@y.z>\n<<< 250 ok\n>>> rcpt to:<a@b.c>\n<<< 250 ok\n>>> data\n<<< 550 unknown user";
+        let at = t.find("<<< 550").unwrap();
+        assert_eq!(command_before(t, at), Some(Command::Data));
+        let at = t.find("<<< 250 ok\n>>> data").unwrap();
+        assert_eq!(command_before(t, at), Some(Command::RcptTo));
+        assert_eq!(command_before(t, 0), None);
+        assert_eq!(command_before("ü>>> data", 1), None, "char boundary");
+    }
 
     #[test]
     fn statuses_are_found_but_not_in_addresses() {
