@@ -190,6 +190,22 @@ fn command_for(
     text::diagnostic_for(address, text).and_then(|p| smtp::find_command(&p.to_lowercase()))
 }
 
+/// Whether the message is a complaint of Microsoft's Junk Mail Reporting
+/// Program: "complaint about message from <ip>", sent without a
+/// `message/feedback-report` part, the complained-of message attached with
+/// its complainant in `X-HmXmrOriginalRecipient`.
+pub fn is_jmrp(parts: &Parts) -> bool {
+    parts
+        .subject
+        .to_lowercase()
+        .contains("complaint about message")
+        && parts
+            .returned
+            .as_ref()
+            .and_then(|r| r.get("x-hmxmroriginalrecipient"))
+            .is_some_and(|v| !smtp::find_addresses(v).is_empty())
+}
+
 /// The complainant(s) of an RFC 5965 feedback report, reason `feedback`.
 pub fn feedback(body: &str, parts: &Parts) -> Vec<Bounce> {
     let fields = Headers(blocks(body).into_iter().flat_map(|h| h.0).collect());

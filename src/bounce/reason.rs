@@ -424,6 +424,15 @@ const PHRASES: &[(Reason, &[&str])] = &[
             "temporarily deferred due to user complaints",
         ],
     ),
+    // Google Groups: the group may not exist or the sender may not post to
+    // it; a refusal of the sender, whatever else the notice lists.
+    (
+        Reason::Rejected,
+        &[
+            "permission to post messages to the group",
+            "グループにメッセージを投稿する権限",
+        ],
+    ),
     // Refusals for what the message or the sender's network is, in words
     // that also say "blocked" or "security": tried before those.
     (
@@ -1151,6 +1160,14 @@ mod tests {
             Reason::PolicyViolation
         );
         assert_eq!(c("554 host network not allowed"), Reason::PolicyViolation);
+        assert_eq!(
+            c("the group you tried to contact may not exist, or you may not have permission to post messages to the group"),
+            Reason::Rejected
+        );
+        assert_eq!(
+            c("グループが存在しないか、グループにメッセージを投稿する権限がない可能性があります"),
+            Reason::Rejected
+        );
         assert_eq!(
             c("550 Unwanted messages have been sent from the following IP address"),
             Reason::Blocked

@@ -57,30 +57,66 @@ fn digits(b: &[u8], at: usize, max: usize) -> Option<(u16, usize)> {
 /// The first enhanced status code in `text` that is not part of an IP
 /// address or a version number.
 pub fn find_status(text: &str) -> Option<Status> {
+    statuses(text).next().map(|(_, s)| s)
+}
+
+/// The first status in `text` written right after an SMTP reply code of
+/// its class (`550 5.2.2`, `550-5.2.2`, `550-'5.2.2`): the remote server's
+/// own, where a relay put its summary first ("5.1.0 - Unknown address
+/// error 550-'5.2.2 … Mailbox Full'").
+pub fn find_reply_status(text: &str) -> Option<Status> {
+    find_reply_status_at(text).map(|(_, s)| s)
+}
+
+/// [`find_reply_status`] with the byte offset of its reply code.
+pub fn find_reply_status_at(text: &str) -> Option<(usize, Status)> {
+    let b = text.as_bytes();
+    statuses(text).find_map(|(at, s)| {
+        let mut k = at;
+        let mut gap = 0;
+        while k > 0 && matches!(b[k - 1], b' ' | b'-' | b'\'' | b'"') && gap < 3 {
+            k -= 1;
+            gap += 1;
+        }
+        (k >= 3
+            && b[k - 3] == b'0' + s.class
+            && b[k - 2].is_ascii_digit()
+            && b[k - 1].is_ascii_digit()
+            && (k == 3 || !b[k - 4].is_ascii_alphanumeric()))
+        .then(|| (k - 3, s))
+    })
+}
+
+/// The statuses in `text` with their byte offsets, in order.
+fn statuses(text: &str) -> impl Iterator<Item = (usize, Status)> + '_ {
     let b = text.as_bytes();
     let mut i = 0;
-    while i + 4 < b.len() {
-        let c = b[i];
-        if matches!(c, b'2' | b'4' | b'5')
-            && b[i + 1] == b'.'
-            && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.'))
-        {
-            if let Some((subject, j)) = digits(b, i + 2, 3) {
-                if j < b.len() && b[j] == b'.' {
-                    if let Some((detail, k)) = digits(b, j + 1, 3) {
-                        let ip_like = k + 1 < b.len() && b[k] == b'.' && b[k + 1].is_ascii_digit();
-                        if !ip_like {
-                            if let Some(s) = Status::new(c - b'0', subject, detail) {
-                                return Some(s);
+    std::iter::from_fn(move || {
+        while i + 4 < b.len() {
+            let at = i;
+            i += 1;
+            let c = b[at];
+            if matches!(c, b'2' | b'4' | b'5')
+                && b[at + 1] == b'.'
+                && (at == 0 || !(b[at - 1].is_ascii_digit() || b[at - 1] == b'.'))
+            {
+                if let Some((subject, j)) = digits(b, at + 2, 3) {
+                    if j < b.len() && b[j] == b'.' {
+                        if let Some((detail, k)) = digits(b, j + 1, 3) {
+                            let ip_like =
+                                k + 1 < b.len() && b[k] == b'.' && b[k + 1].is_ascii_digit();
+                            if !ip_like {
+                                if let Some(s) = Status::new(c - b'0', subject, detail) {
+                                    return Some((at, s));
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        i += 1;
-    }
-    None
+        None
+    })
 }
 
 /// The first SMTP reply code in `text`: three digits `[245][0-5][0-9]`
@@ -302,6 +338,21 @@ pub fn clean_address(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_servers_own_status_follows_its_reply_code() {
+        let f = |t: &str| find_reply_status(t).map(|s| s.to_string());
+        assert_eq!(
+            f("5.1.0 - Unknown address error 550-'5.2.2 <a@b.c>... Mailbox Full'"),
+            Some("5.2.2".into())
+        );
+        assert_eq!(f("550-5.1.1 The email account"), Some("5.1.1".into()));
+        assert_eq!(f("said: 550 5.7.1 no"), Some("5.7.1".into()));
+        assert_eq!(f("5.1.0 - Unknown address error"), None);
+        assert_eq!(f("550 4.7.1 mixed classes"), None);
+        assert_eq!(f("x1550 5.1.1"), None);
+        assert_eq!(f(""), None);
+    }
 
     #[test]
     fn commands_are_found_where_mtas_write_them() {

@@ -676,11 +676,20 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
             None => found.push((addr, b.words, Some(b.line))),
         }
     }
-    if found.is_empty() {
-        // Exim names the failed recipients in a header of its own.
-        if let Some(v) = parts.headers.get("x-failed-recipients") {
-            for (s, e) in smtp::find_addresses(v) {
-                found.push((v[s..e].to_owned(), String::new(), None));
+    // Exim and Google name the failed recipients in a header of their own:
+    // where it is, it decides who failed (an address greeting the sender,
+    // "kijitora@example.jp 様", is not one), keeping the words found.
+    if let Some(v) = parts.headers.get("x-failed-recipients") {
+        let listed: Vec<String> = smtp::find_addresses(v)
+            .into_iter()
+            .filter_map(|(s, e)| smtp::clean_address(&v[s..e]))
+            .collect();
+        if !listed.is_empty() {
+            found.retain(|(a, _, _)| listed.iter().any(|l| l.eq_ignore_ascii_case(a)));
+            for l in listed {
+                if !found.iter().any(|(a, _, _)| a.eq_ignore_ascii_case(&l)) {
+                    found.push((l, String::new(), None));
+                }
             }
         }
     }
@@ -701,6 +710,7 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
     static DELAY: LazyLock<Phrases> = LazyLock::new(|| Phrases::new([DELAY_MARKERS]));
     let delayed = DELAY.any(&region_lc) || lower(&parts.subject).contains("delay");
     let lines: Vec<&str> = region.lines().collect();
+    let lone = found.len() == 1;
     let mut out = Vec::new();
     for (addr, words, line) in found {
         let diagnostic = if has_code(&words) {
@@ -717,8 +727,16 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
             Some(at) if diagnostic.trim().is_empty() => nearby(&lines, at).unwrap_or_default(),
             _ => diagnostic,
         };
+        // A bounce about one recipient with no words next to it (Google
+        // Groups' "the group you tried to contact may not exist, or you may
+        // not have permission to post"): its explanation is about that one.
+        let diagnostic = if diagnostic.trim().is_empty() && lone {
+            region.to_owned()
+        } else {
+            diagnostic
+        };
         let diag = diagnostic.trim();
-        let status = smtp::find_status(diag);
+        let status = smtp::find_reply_status(diag).or_else(|| smtp::find_status(diag));
         let reply = smtp::find_reply_code(diag);
         let class = status.map(|s| s.class).or(reply.map(|r| (r / 100) as u8));
         let action = match class {
