@@ -8,7 +8,9 @@ Run through bench/bounce-compare.sh. For the message files given it:
    own loop of process starts would measure process start-up, so the
    binary is given the file list ROUNDS times over; Sisimai loops inside
    one perl process), repeated RUNS times; prints the median messages per
-   second of each and the ratio;
+   second of each and the ratio, in wall-clock time and in CPU time (user +
+   system of the child process, from getrusage), the latter being steadier
+   on a shared machine;
 2. compares the verdicts per message: the reason of the first recipient
    (both tools report nothing = agreement), and the status code where
    Sisimai has a real one (not its internal 5.0.9xx / 4.0.9xx codes).
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,10 +57,17 @@ def run_sisimai(script: str, files: list[str], rounds: int) -> dict[str, list[tu
     return verdicts
 
 
-def timed(fn) -> float:
+def cpu_of_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(fn) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of the child `fn` runs."""
+    c = cpu_of_children()
     t = time.perf_counter()
     fn()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, cpu_of_children() - c
 
 
 def main() -> None:
@@ -67,14 +77,17 @@ def main() -> None:
     runs = int(os.environ.get("RUNS", "5"))
     n = len(files) * rounds
 
-    mc_times = [timed(lambda: run_mailcanary(binary, files, rounds)) for _ in range(runs)]
-    ss_times = [timed(lambda: run_sisimai(script, files, rounds)) for _ in range(runs)]
-    mc_rate = n / statistics.median(mc_times)
-    ss_rate = n / statistics.median(ss_times)
+    mc = [timed(lambda: run_mailcanary(binary, files, rounds)) for _ in range(runs)]
+    ss = [timed(lambda: run_sisimai(script, files, rounds)) for _ in range(runs)]
+    mc_wall = statistics.median(w for w, _ in mc)
+    ss_wall = statistics.median(w for w, _ in ss)
+    mc_cpu = statistics.median(c for _, c in mc)
+    ss_cpu = statistics.median(c for _, c in ss)
     print(f"messages: {len(files)} files x {rounds} rounds = {n} per run, {runs} runs, median")
-    print(f"mailcanary: {mc_rate:10.0f} messages/s  ({statistics.median(mc_times):.3f} s)")
-    print(f"sisimai:    {ss_rate:10.0f} messages/s  ({statistics.median(ss_times):.3f} s)")
-    print(f"ratio:      {mc_rate / ss_rate:10.1f}x")
+    print(f"mailcanary: {n / mc_wall:10.0f} messages/s  ({mc_wall:.3f} s wall, {mc_cpu:.3f} s CPU)")
+    print(f"sisimai:    {n / ss_wall:10.0f} messages/s  ({ss_wall:.3f} s wall, {ss_cpu:.3f} s CPU)")
+    print(f"ratio:      {ss_wall / mc_wall:10.1f}x wall-clock, "
+          f"{ss_cpu / mc_cpu if mc_cpu > 0 else float('inf'):.1f}x CPU (user + system)")
     print()
 
     ours = {r["file"]: r.get("bounces", []) for r in run_mailcanary(binary, files, 1)}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compares `mailcanary bounce` with Sisimai (Debian's libsisimai-perl, 4.25)
 # on a set of bounce messages: throughput of each (messages/s, median of
-# RUNS runs of ROUNDS passes over the files) with the ratio, then where
+# RUNS runs of ROUNDS passes over the files) with the ratio in wall-clock
+# and in CPU time (user + system, steadier on a shared machine), then where
 # their reason and status agree. Not part of `cargo test`.
 #
 #   bench/bounce-compare.sh [FILE_OR_DIR...]     (default: tests/fixtures/bounce)

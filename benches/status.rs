@@ -4,7 +4,9 @@
 //! `cargo bench --bench status` generates the store in a temporary directory
 //! (1,000 Maildir seeds over 20 provider labels, two senders, one probe per
 //! seed per hour for 30 days: 720,000 final runs, 4 % spam, 2 % missing,
-//! 1 % send failures), prints `EXPLAIN QUERY PLAN` of the view's queries,
+//! 1 % send failures; every 50th seed's inbox down two hours a day: their missing runs then are
+//! not counted), prints
+//! `EXPLAIN QUERY PLAN` of the view's queries,
 //! then the median, min and max time of [`mailcanary::status::compute`]
 //! (the JSON included) over `MAILCANARY_BENCH_ROUNDS` (default 30) rounds,
 //! without and with a lookup. Target: median under 50 ms.
@@ -27,24 +29,39 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     let dir = tempfile::tempdir().unwrap();
+    // MAILCANARY_BENCH_KEEP=DIR: generate there and keep it, so that
+    // `mailcanary status --config DIR/bench.toml` can be timed on it.
+    let kept = std::env::var_os("MAILCANARY_BENCH_KEEP").map(std::path::PathBuf::from);
+    let dir_path = kept.clone().unwrap_or_else(|| dir.path().to_path_buf());
+    if kept.is_some() {
+        let _ = std::fs::remove_dir_all(dir_path.join("state"));
+    }
+    std::fs::create_dir_all(&dir_path).unwrap();
     let providers: Vec<&str> = Provider::ALL.iter().take(20).map(|p| p.as_str()).collect();
-    let cfg = write_config(dir.path(), &providers);
+    let cfg = write_config(&dir_path, &providers);
     let config = Arc::new(config::load(&cfg).expect("bench config"));
     let now = status::now_ms();
 
     let t = Instant::now();
-    let rows = generate(&dir.path().join("state"), now);
+    let rows = generate(&dir_path.join("state"), now);
     println!(
         "generated {rows} runs ({SEEDS} seeds, {DAYS} days, one probe per seed per hour) in {:.1} s",
         t.elapsed().as_secs_f64()
     );
 
-    let c = rusqlite::Connection::open(dir.path().join("state").join(DB_FILE)).unwrap();
-    for (name, sql) in [("slices", read::SLICES_SQL), ("window", read::WINDOW_SQL)] {
+    let c = rusqlite::Connection::open(dir_path.join("state").join(DB_FILE)).unwrap();
+    for (name, sql) in [
+        ("slices", read::SLICES_SQL),
+        ("window", read::WINDOW_SQL),
+        ("outages", read::OUTAGES_SQL),
+        ("deadline", read::DEADLINE_SQL),
+    ] {
         println!("EXPLAIN QUERY PLAN ({name}):");
         let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let params = [0i64, 1];
+        let params = rusqlite::params_from_iter(&params[..st.parameter_count()]);
         let plan = st
-            .query_map([0i64, 1], |r| r.get::<_, String>(3))
+            .query_map(params, |r| r.get::<_, String>(3))
             .unwrap()
             .map(Result::unwrap);
         for line in plan {
@@ -64,7 +81,7 @@ fn main() {
         let n = st.query_map([start, now_], |_| Ok(())).unwrap().count();
         println!("{label}: {:.1} ms ({n} rows out)", t.elapsed().as_secs_f64() * 1000.0);
     }
-    let seeds: std::collections::BTreeMap<String, String> = (0..SEEDS)
+    let seeds: read::Seeds = (0..SEEDS)
         .map(|i| {
             (
                 format!("s{i:04}"),
@@ -82,7 +99,7 @@ fn main() {
     drop(c);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = rt.block_on(async { Store::open(&dir.path().join("state")).unwrap() });
+    let store = rt.block_on(async { Store::open(&dir_path.join("state")).unwrap() });
     let src = Source::new(store, config);
     for (label, q) in [
         ("overview", Query::default()),
@@ -199,6 +216,30 @@ fn generate(state: &std::path::Path, now: i64) -> usize {
                 n += 1;
             }
         }
+    }
+    // Inbox outages: every 50th seed's watcher down for two hours each
+    // day (its missing runs then are not counted), and one seed down since
+    // a day ago.
+    {
+        let mut st = tx
+            .prepare("INSERT INTO inbox_state (seed, up, at_ms) VALUES (?1, ?2, ?3)")
+            .unwrap();
+        let start = now - DAYS * 24 * HOUR_MS;
+        for s in (0..SEEDS).step_by(50) {
+            for d in 0..DAYS {
+                let down = start + d * 24 * HOUR_MS + (s as i64 % 24) * HOUR_MS;
+                st.execute(rusqlite::params![format!("s{s:04}"), false, down])
+                    .unwrap();
+                st.execute(rusqlite::params![
+                    format!("s{s:04}"),
+                    true,
+                    down + 2 * HOUR_MS
+                ])
+                .unwrap();
+            }
+        }
+        st.execute(rusqlite::params!["s0001", false, now - 24 * HOUR_MS])
+            .unwrap();
     }
     tx.commit().unwrap();
     n

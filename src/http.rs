@@ -293,7 +293,7 @@ async fn support_view(req: &Request<Incoming>, state: &HttpState) -> Response<Fu
             (
                 StatusCode::BAD_REQUEST,
                 status::compute(&source, &plain, now).await,
-                Some(e.to_string()),
+                Some((e.to_string(), e.message(q.lang))),
             )
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Err(e), None),
@@ -310,12 +310,12 @@ async fn support_view(req: &Request<Incoming>, state: &HttpState) -> Response<Fu
     };
     let (body, content_type) = if api {
         let body = match &problem {
-            Some(p) => serde_json::json!({ "error": p }).to_string(),
+            Some((p, _)) => serde_json::json!({ "error": p }).to_string(),
             None => serde_json::to_string(&report).unwrap_or_default(),
         };
         (body, "application/json")
     } else {
-        match status::page::html(&report, problem) {
+        match status::page::html(&report, problem.map(|(_, words)| words)) {
             Ok(html) => (html, "text/html; charset=utf-8"),
             Err(e) => {
                 tracing::error!(error = %e, "status page failed to render");

@@ -94,7 +94,7 @@
 //! probe -> bounce, config, contain, dns, inbox, message, metrics, store, text, tls, verdict
 //! reports -> -
 //! secret -> -
-//! status -> audit, config, dns, mailbox_provider, probe, store
+//! status -> audit, bounce, config, dns, mailbox_provider, probe, store
 //! store -> -
 //! text -> -
 //! tls -> -

@@ -6,10 +6,9 @@
 //! `domain`, `selector`, `mailbox`) and closed enums (`placement`, `check`, `result`,
 //! `reason`) — never an address, token, code, Message-ID or server text.
 
-use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
-};
+mod family;
+
+pub use family::{Counter, Family, Gauge, Histogram, IntGauge, LabelError, Single, Value};
 
 /// Metric types, as in the Prometheus exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +49,10 @@ macro_rules! families {
         /// Every series, in exposition order.
         pub const ALL: &[Series] = &[$($id),*];
 
-        /// The registry and a handle to every family in it.
+        /// A handle to every family.
         pub struct Metrics {
-            pub registry: Registry,
+            /// Size of the last exposition, to reserve the next one at once.
+            last_len: std::sync::atomic::AtomicUsize,
             /// The audited domains of the running configuration (`None` until the
             /// first generation starts). Held while a reload prunes and while an
             /// audit exports, so an audit that ends as its domain is removed cannot
@@ -66,10 +66,9 @@ macro_rules! families {
 
         impl Metrics {
             pub fn new() -> Self {
-                let registry = Registry::new();
                 let m = Metrics {
-                    $($field: register(&registry, <$ty as Family>::make(&$id)),)*
-                    registry,
+                    $($field: <$ty as Exported>::make(&$id),)*
+                    last_len: std::sync::atomic::AtomicUsize::new(0),
                     audited: std::sync::Mutex::new(None),
                 };
                 m.build_info
@@ -81,94 +80,88 @@ macro_rules! families {
                 m
             }
 
-            /// Every family that has labels, with its series.
-            fn labelled(&self) -> Vec<(&dyn Prune, &'static Series)> {
-                let mut out: Vec<(&dyn Prune, &'static Series)> = Vec::new();
-                $(
-                    if let Some(p) = self.$field.prunable() {
-                        out.push((p, &$id));
-                    }
-                )*
-                out
+            /// Every family with its series, in [`ALL`] order.
+            fn families(&self) -> Vec<(&dyn Exported, &'static Series)> {
+                vec![$((&self.$field as &dyn Exported, &$id)),*]
             }
         }
     };
 }
 
 families! {
-    build_info: IntGaugeVec = BUILD_INFO("mailcanary_build_info", Gauge, "", ["version"],
+    build_info: Family<IntGauge> = BUILD_INFO("mailcanary_build_info", Gauge, "", ["version"],
         "Build metadata; always 1.");
-    config_last_reload_successful: IntGauge = CONFIG_LAST_RELOAD_SUCCESSFUL("mailcanary_config_last_reload_successful", Gauge, "", [],
+    config_last_reload_successful: Single<IntGauge> = CONFIG_LAST_RELOAD_SUCCESSFUL("mailcanary_config_last_reload_successful", Gauge, "", [],
         "1 if the last configuration (re)load succeeded, 0 if it failed and the previous config is still running.");
-    config_last_reload_success_timestamp: Gauge = CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP("mailcanary_config_last_reload_success_timestamp_seconds", Gauge, "seconds", [],
+    config_last_reload_success_timestamp: Single<Gauge> = CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP("mailcanary_config_last_reload_success_timestamp_seconds", Gauge, "seconds", [],
         "Unix time of the last successful configuration load.");
-    probe_sent: IntCounterVec = PROBE_SENT("mailcanary_probe_sent_total", Counter, "", ["probe", "sender", "seed"],
+    probe_sent: Family<Counter> = PROBE_SENT("mailcanary_probe_sent_total", Counter, "", ["probe", "sender", "seed"],
         "Probe messages accepted by the sending relay.");
-    probe_send_failures: IntCounterVec = PROBE_SEND_FAILURES("mailcanary_probe_send_failures_total", Counter, "", ["probe", "sender", "seed", "reason"],
+    probe_send_failures: Family<Counter> = PROBE_SEND_FAILURES("mailcanary_probe_send_failures_total", Counter, "", ["probe", "sender", "seed", "reason"],
         "Probe sends that failed, by bounded reason (the send-failure reasons in docs/metrics.md).");
-    probe_results: IntCounterVec = PROBE_RESULTS("mailcanary_probe_results_total", Counter, "", ["probe", "sender", "seed", "provider", "placement"],
+    probe_results: Family<Counter> = PROBE_RESULTS("mailcanary_probe_results_total", Counter, "", ["probe", "sender", "seed", "provider", "placement"],
         "Final probe results by placement (the outcomes in docs/metrics.md, send_failed excepted).");
-    delivery_latency: HistogramVec = DELIVERY_LATENCY("mailcanary_delivery_latency_seconds", Histogram, "seconds", ["probe", "sender", "provider", "placement"],
+    delivery_latency: Family<Histogram> = DELIVERY_LATENCY("mailcanary_delivery_latency_seconds", Histogram, "seconds", ["probe", "sender", "provider", "placement"],
         "Submit-to-arrival time of delivered probes.");
-    probe_last_latency: GaugeVec = PROBE_LAST_LATENCY("mailcanary_probe_last_latency_seconds", Gauge, "seconds", ["probe", "seed"],
+    probe_last_latency: Family<Gauge> = PROBE_LAST_LATENCY("mailcanary_probe_last_latency_seconds", Gauge, "seconds", ["probe", "seed"],
         "Submit-to-arrival time of the last delivered probe; removed when the last probe did not arrive.");
-    probe_last_result_timestamp: GaugeVec = PROBE_LAST_RESULT_TIMESTAMP("mailcanary_probe_last_result_timestamp_seconds", Gauge, "seconds", ["probe", "seed"],
+    probe_last_result_timestamp: Family<Gauge> = PROBE_LAST_RESULT_TIMESTAMP("mailcanary_probe_last_result_timestamp_seconds", Gauge, "seconds", ["probe", "seed"],
         "Unix time of the last final probe result.");
-    probe_placement: IntGaugeVec = PROBE_PLACEMENT("mailcanary_probe_placement", Gauge, "", ["probe", "seed", "placement"],
+    probe_placement: Family<IntGauge> = PROBE_PLACEMENT("mailcanary_probe_placement", Gauge, "", ["probe", "seed", "placement"],
         "Placement of the last probe as a state set: exactly one placement is 1.");
-    auth_result: IntGaugeVec = AUTH_RESULT("mailcanary_auth_result", Gauge, "", ["probe", "seed", "method", "result"],
+    auth_result: Family<IntGauge> = AUTH_RESULT("mailcanary_auth_result", Gauge, "", ["probe", "seed", "method", "result"],
         "The receiver's authentication verdicts on the last probe as a state set per method.");
-    delivered_dkim_result: IntGaugeVec = DELIVERED_DKIM_RESULT("mailcanary_delivered_dkim_result", Gauge, "", ["probe", "seed", "result"],
+    delivered_dkim_result: Family<IntGauge> = DELIVERED_DKIM_RESULT("mailcanary_delivered_dkim_result", Gauge, "", ["probe", "seed", "result"],
         "The delivered copy's DKIM as mailcanary re-verifies it, as a state set (pass, fail, none, temperror, permerror); fail where the receiver said pass means the message was changed after the border.");
-    arrived_after_expiry: IntCounterVec = ARRIVED_AFTER_EXPIRY("mailcanary_probe_arrived_after_expiry_total", Counter, "", ["probe", "sender", "seed"],
+    arrived_after_expiry: Family<Counter> = ARRIVED_AFTER_EXPIRY("mailcanary_probe_arrived_after_expiry_total", Counter, "", ["probe", "sender", "seed"],
         "Probe mail that arrived after its code's validity (probes.NAME.code_validity), whether in time for the probe (placement expired) or late.");
-    resend_out_of_order: IntCounterVec = RESEND_OUT_OF_ORDER("mailcanary_resend_out_of_order_total", Counter, "", ["probe", "sender", "seed"],
+    resend_out_of_order: Family<Counter> = RESEND_OUT_OF_ORDER("mailcanary_resend_out_of_order_total", Counter, "", ["probe", "sender", "seed"],
         "Resend bursts in which an older code arrived after a newer one (by the Date the app gave each message); counted once per burst.");
-    resend_duplicates: IntCounterVec = RESEND_DUPLICATES("mailcanary_resend_duplicates_total", Counter, "", ["probe", "sender", "seed"],
+    resend_duplicates: Family<Counter> = RESEND_DUPLICATES("mailcanary_resend_duplicates_total", Counter, "", ["probe", "sender", "seed"],
         "Messages of a resend burst that repeated a code already received.");
-    dns_check_status: IntGaugeVec = DNS_CHECK_STATUS("mailcanary_dns_check_status", Gauge, "", ["domain", "check", "status"],
+    dns_check_status: Family<IntGauge> = DNS_CHECK_STATUS("mailcanary_dns_check_status", Gauge, "", ["domain", "check", "status"],
         "DNS audit status per domain and check as a state set (ok, warning, error, unknown).");
-    dns_findings: IntGaugeVec = DNS_FINDINGS("mailcanary_dns_findings", Gauge, "", ["domain", "check", "severity"],
+    dns_findings: Family<IntGauge> = DNS_FINDINGS("mailcanary_dns_findings", Gauge, "", ["domain", "check", "severity"],
         "Number of DNS audit findings per domain, check and severity.");
-    spf_dns_lookups: IntGaugeVec = SPF_DNS_LOOKUPS("mailcanary_spf_dns_lookups", Gauge, "", ["domain"],
+    spf_dns_lookups: Family<IntGauge> = SPF_DNS_LOOKUPS("mailcanary_spf_dns_lookups", Gauge, "", ["domain"],
         "DNS lookups the domain's SPF record needs (RFC 7208 limit: 10).");
-    dkim_key_bits: IntGaugeVec = DKIM_KEY_BITS("mailcanary_dkim_key_bits", Gauge, "bits", ["domain", "selector"],
+    dkim_key_bits: Family<IntGauge> = DKIM_KEY_BITS("mailcanary_dkim_key_bits", Gauge, "bits", ["domain", "selector"],
         "Size of the DKIM public key.");
-    dmarc_policy: IntGaugeVec = DMARC_POLICY("mailcanary_dmarc_policy", Gauge, "", ["domain", "policy"],
+    dmarc_policy: Family<IntGauge> = DMARC_POLICY("mailcanary_dmarc_policy", Gauge, "", ["domain", "policy"],
         "The domain's DMARC policy as a state set (none, quarantine, reject).");
-    dnsbl_listed: IntGaugeVec = DNSBL_LISTED("mailcanary_dnsbl_listed", Gauge, "", ["target", "list"],
+    dnsbl_listed: Family<IntGauge> = DNSBL_LISTED("mailcanary_dnsbl_listed", Gauge, "", ["target", "list"],
         "1 if the target is listed on the DNS blocklist.");
-    dns_record_changes: IntCounterVec = DNS_RECORD_CHANGES("mailcanary_dns_record_changes_total", Counter, "", ["domain", "record"],
+    dns_record_changes: Family<Counter> = DNS_RECORD_CHANGES("mailcanary_dns_record_changes_total", Counter, "", ["domain", "record"],
         "Changes of a DNS record's content since the previous audit.");
-    inbox_up: IntGaugeVec = INBOX_UP("mailcanary_inbox_up", Gauge, "", ["seed"],
+    inbox_up: Family<IntGauge> = INBOX_UP("mailcanary_inbox_up", Gauge, "", ["seed"],
         "1 if the seed's inbox watcher is connected and watching.");
-    probe_tab: IntCounterVec = PROBE_TAB("mailcanary_probe_tab_total", Counter, "", ["probe", "sender", "seed", "provider", "tab"],
+    probe_tab: Family<Counter> = PROBE_TAB("mailcanary_probe_tab_total", Counter, "", ["probe", "sender", "seed", "provider", "tab"],
         "Deliveries to a Gmail category tab (placement tab), by tab: promotions, social, updates, forums.");
-    oauth_token_expiry: IntGaugeVec = OAUTH_TOKEN_EXPIRY("mailcanary_oauth_token_expiry_timestamp_seconds", Gauge, "seconds", ["seed"],
+    oauth_token_expiry: Family<IntGauge> = OAUTH_TOKEN_EXPIRY("mailcanary_oauth_token_expiry_timestamp_seconds", Gauge, "seconds", ["seed"],
         "When the seed's current OAuth access token expires; 0 while there is none (refresh refused).");
-    oauth_refreshes: IntCounterVec = OAUTH_REFRESHES("mailcanary_oauth_refreshes_total", Counter, "", ["seed"],
+    oauth_refreshes: Family<Counter> = OAUTH_REFRESHES("mailcanary_oauth_refreshes_total", Counter, "", ["seed"],
         "OAuth access tokens obtained from the seed's token endpoint.");
-    oauth_refresh_failures: IntCounterVec = OAUTH_REFRESH_FAILURES("mailcanary_oauth_refresh_failures_total", Counter, "", ["seed", "reason"],
+    oauth_refresh_failures: Family<Counter> = OAUTH_REFRESH_FAILURES("mailcanary_oauth_refresh_failures_total", Counter, "", ["seed", "reason"],
         "Failed OAuth token refreshes, by bounded reason (see docs/metrics.md).");
-    probe_bounces: IntCounterVec = PROBE_BOUNCES("mailcanary_probe_bounces_total", Counter, "", ["probe", "sender", "seed", "provider", "reason"],
+    probe_bounces: Family<Counter> = PROBE_BOUNCES("mailcanary_probe_bounces_total", Counter, "", ["probe", "sender", "seed", "provider", "reason"],
         "Probe runs a receiver refused: a bounce for the run reached the sender's bounce mailbox. `reason` is the bounce classifier's (Sisimai's vocabulary).");
-    probe_deferred: IntCounterVec = PROBE_DEFERRED("mailcanary_probe_deferred_total", Counter, "", ["probe", "sender", "seed"],
+    probe_deferred: Family<Counter> = PROBE_DEFERRED("mailcanary_probe_deferred_total", Counter, "", ["probe", "sender", "seed"],
         "Delay notices (RFC 3464 action `delayed`) for probe runs, e.g. greylisting; the run stays open.");
-    dmarc_report_messages: IntCounterVec = DMARC_REPORT_MESSAGES("mailcanary_dmarc_report_messages_total", Counter, "", ["domain", "reporter", "source", "dmarc", "spf_aligned", "dkim_aligned", "disposition"],
+    dmarc_report_messages: Family<Counter> = DMARC_REPORT_MESSAGES("mailcanary_dmarc_report_messages_total", Counter, "", ["domain", "reporter", "source", "dmarc", "spf_aligned", "dkim_aligned", "disposition"],
         "Messages DMARC aggregate reports counted for a configured domain, by receiver (reporter), whether the source IP is the domain's own (source configured/other), DMARC result, aligned SPF and DKIM, and disposition.");
-    tls_report_sessions: IntCounterVec = TLS_REPORT_SESSIONS("mailcanary_tls_report_sessions_total", Counter, "", ["domain", "reporter", "policy_type", "result"],
+    tls_report_sessions: Family<Counter> = TLS_REPORT_SESSIONS("mailcanary_tls_report_sessions_total", Counter, "", ["domain", "reporter", "policy_type", "result"],
         "TLS sessions towards a configured domain that TLS-RPT reports counted, by result (success, failure).");
-    tls_report_failures: IntCounterVec = TLS_REPORT_FAILURES("mailcanary_tls_report_failures_total", Counter, "", ["domain", "reporter", "result_type"],
+    tls_report_failures: Family<Counter> = TLS_REPORT_FAILURES("mailcanary_tls_report_failures_total", Counter, "", ["domain", "reporter", "result_type"],
         "Failed TLS sessions towards a configured domain by RFC 8460 result type.");
-    reports: IntCounterVec = REPORTS("mailcanary_reports_total", Counter, "", ["mailbox", "kind", "outcome"],
+    reports: Family<Counter> = REPORTS("mailcanary_reports_total", Counter, "", ["mailbox", "kind", "outcome"],
         "Report messages read from a [reports.*] mailbox, by kind and outcome (ingested, duplicate, invalid, foreign_domain).");
-    report_last_timestamp: GaugeVec = REPORT_LAST_TIMESTAMP("mailcanary_report_last_timestamp_seconds", Gauge, "seconds", ["domain", "kind"],
+    report_last_timestamp: Family<Gauge> = REPORT_LAST_TIMESTAMP("mailcanary_report_last_timestamp_seconds", Gauge, "seconds", ["domain", "kind"],
         "End of the period of the newest report for a configured domain (ingestion time when a TLS report has no readable period).");
-    bounces: IntCounterVec = BOUNCES("mailcanary_bounces_total", Counter, "", ["mailbox", "provider", "reason"],
+    bounces: Family<Counter> = BOUNCES("mailcanary_bounces_total", Counter, "", ["mailbox", "provider", "reason"],
         "Failed recipients in the bounces of the app's real mail ([bounces.*] mailboxes), by the recipient domain's provider and the bounce reason.");
-    bounces_typo_domain: IntCounterVec = BOUNCES_TYPO_DOMAIN("mailcanary_bounces_typo_domain_total", Counter, "", ["mailbox", "provider"],
+    bounces_typo_domain: Family<Counter> = BOUNCES_TYPO_DOMAIN("mailcanary_bounces_typo_domain_total", Counter, "", ["mailbox", "provider"],
         "Bounced recipients whose domain is probably a mistyping of a consumer domain, by the provider meant.");
-    task_panics: IntCounterVec = TASK_PANICS("mailcanary_task_panics_total", Counter, "", ["task"],
+    task_panics: Family<Counter> = TASK_PANICS("mailcanary_task_panics_total", Counter, "", ["task"],
         "Panics contained in a task that talks to a server (inbox_watcher, sender): the task's work ended, the daemon ran on.");
 }
 
@@ -178,63 +171,82 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
 ];
 
-/// Registers a family. Names and labels are compile-time constants checked
-/// by the tests below, so registration cannot fail at run time.
-fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
-    r.register(Box::new(c.clone()))
-        .expect("series are unique and valid");
-    c
+/// A family as the exposition and a reload's pruning see it.
+trait Exported: Sync {
+    fn make(s: &Series) -> Self
+    where
+        Self: Sized;
+    /// Appends the family in the text format.
+    fn write(&self, s: &Series, out: &mut String);
+    /// Removes every child with a label `stale` picks; a family without
+    /// labels has nothing to remove.
+    fn prune(&self, _stale: &dyn Fn(&str, &str) -> bool) {}
+    /// The family in the `prometheus` crate's data model (tests only).
+    #[cfg(test)]
+    fn proto(&self, s: &Series) -> prometheus::proto::MetricFamily;
 }
 
-/// A metric type a [`Series`] can be made into.
-trait Family: Sized {
-    fn make(s: &Series) -> Self;
-    /// The family as something whose children can be removed, if it has labels.
-    fn prunable(&self) -> Option<&dyn Prune> {
-        None
+/// A family of the crate's data model from children given as label values
+/// in declaration order; label pairs sorted by name, as the crate does.
+#[cfg(test)]
+fn proto_family<V: Value>(
+    s: &Series,
+    children: Vec<(Vec<String>, std::sync::Arc<V>)>,
+) -> prometheus::proto::MetricFamily {
+    let mut family = prometheus::proto::MetricFamily::default();
+    family.set_name(s.name.to_string());
+    family.set_help(s.help.to_string());
+    let mut metrics = Vec::new();
+    for (values, value) in children {
+        let (kind, mut m) = value.proto();
+        family.set_field_type(kind);
+        let mut pairs: Vec<prometheus::proto::LabelPair> = s
+            .labels
+            .iter()
+            .zip(values)
+            .map(|(n, v)| {
+                let mut p = prometheus::proto::LabelPair::default();
+                p.set_name(n.to_string());
+                p.set_value(v);
+                p
+            })
+            .collect();
+        pairs.sort_by(|a, b| a.name().cmp(b.name()));
+        m.set_label(pairs);
+        metrics.push(m);
     }
+    // The crate's registry sorts children itself: hand them over reversed.
+    metrics.reverse();
+    family.set_metric(metrics);
+    family
 }
 
-fn opts(s: &Series) -> Opts {
-    Opts::new(s.name, s.help)
-}
-
-macro_rules! vec_family {
-    ($($ty:ty),*) => {$(
-        impl Family for $ty {
-            fn make(s: &Series) -> Self {
-                <$ty>::new(opts(s), s.labels).expect("valid series")
-            }
-            fn prunable(&self) -> Option<&dyn Prune> {
-                Some(self)
-            }
-        }
-    )*};
-}
-vec_family!(IntGaugeVec, GaugeVec, IntCounterVec);
-
-impl Family for HistogramVec {
+impl<V: Value> Exported for Family<V> {
     fn make(s: &Series) -> Self {
-        HistogramVec::new(
-            HistogramOpts::new(s.name, s.help).buckets(LATENCY_BUCKETS.to_vec()),
-            s.labels,
-        )
-        .expect("valid series")
+        Family::new(s.labels)
     }
-    fn prunable(&self) -> Option<&dyn Prune> {
-        Some(self)
+    fn write(&self, s: &Series, out: &mut String) {
+        Family::write(self, s.name, s.help, out);
     }
-}
-
-impl Family for IntGauge {
-    fn make(s: &Series) -> Self {
-        IntGauge::with_opts(opts(s)).expect("valid series")
+    fn prune(&self, stale: &dyn Fn(&str, &str) -> bool) {
+        Family::prune(self, stale);
+    }
+    #[cfg(test)]
+    fn proto(&self, s: &Series) -> prometheus::proto::MetricFamily {
+        proto_family(s, self.children())
     }
 }
 
-impl Family for Gauge {
-    fn make(s: &Series) -> Self {
-        Gauge::with_opts(opts(s)).expect("valid series")
+impl<V: Value> Exported for Single<V> {
+    fn make(_: &Series) -> Self {
+        Single::default()
+    }
+    fn write(&self, s: &Series, out: &mut String) {
+        Single::write(self, s.name, s.help, out);
+    }
+    #[cfg(test)]
+    fn proto(&self, s: &Series) -> prometheus::proto::MetricFamily {
+        proto_family(s, vec![(Vec::new(), self.value())])
     }
 }
 
@@ -256,8 +268,8 @@ impl Metrics {
         *audited = Some(domains);
         let stale =
             |name: &str, value: &str| SCOPED_LABELS.contains(&name) && !configured(name, value);
-        for (vec, series) in self.scoped() {
-            vec.prune(series.labels, &stale);
+        for (family, _) in self.scoped() {
+            family.prune(&stale);
         }
     }
 
@@ -272,8 +284,8 @@ impl Metrics {
     }
 
     /// Every family with a `probe`, `seed`, `domain` or `mailbox` label.
-    fn scoped(&self) -> impl Iterator<Item = (&dyn Prune, &'static Series)> {
-        self.labelled()
+    fn scoped(&self) -> impl Iterator<Item = (&dyn Exported, &'static Series)> {
+        self.families()
             .into_iter()
             .filter(|(_, s)| s.labels.iter().any(|l| SCOPED_LABELS.contains(l)))
     }
@@ -286,44 +298,16 @@ impl Metrics {
             let behind = crate::contain::panics(task).saturating_sub(c.get());
             c.inc_by(behind);
         }
-        let mut out = String::new();
-        // Encoding to a String only fails on invalid UTF-8, which the
-        // bounded label values rule out; an empty body is the safe fallback.
-        if let Err(e) =
-            prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out)
-        {
-            tracing::error!(error = %e, "cannot encode metrics");
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut families = self.families();
+        // Families in name order, as Prometheus' own clients write them.
+        families.sort_by_key(|(_, s)| s.name);
+        let mut out = String::with_capacity(self.last_len.load(Relaxed) + 4096);
+        for (family, series) in families {
+            family.write(series, &mut out);
         }
+        self.last_len.store(out.len(), Relaxed);
         out
-    }
-}
-
-/// A metric family whose children can be removed by label.
-trait Prune {
-    /// Remove the children that have a label `stale` picks; `labels` are
-    /// the family's label names in declaration order.
-    fn prune(&self, labels: &[&str], stale: &dyn Fn(&str, &str) -> bool);
-}
-
-impl<T: prometheus::core::MetricVecBuilder> Prune for prometheus::core::MetricVec<T> {
-    fn prune(&self, labels: &[&str], stale: &dyn Fn(&str, &str) -> bool) {
-        use prometheus::core::Collector;
-        for family in self.collect() {
-            for metric in family.get_metric() {
-                let pairs = metric.get_label();
-                if !pairs.iter().any(|p| stale(p.name(), p.value())) {
-                    continue;
-                }
-                // The child's values in the order the family declares its labels.
-                let values: Option<Vec<&str>> = labels
-                    .iter()
-                    .map(|l| pairs.iter().find(|p| p.name() == *l).map(|p| p.value()))
-                    .collect();
-                if let Some(values) = values {
-                    let _ = self.remove_label_values(&values);
-                }
-            }
-        }
     }
 }
 
@@ -439,6 +423,117 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), ALL.len(), "names are unique");
+    }
+
+    /// The `prometheus` crate's registry and text encoder over the same values.
+    fn crate_encoding(m: &Metrics) -> String {
+        struct Oracle(
+            Vec<prometheus::core::Desc>,
+            Vec<prometheus::proto::MetricFamily>,
+        );
+        impl prometheus::core::Collector for Oracle {
+            fn desc(&self) -> Vec<&prometheus::core::Desc> {
+                self.0.iter().collect()
+            }
+            fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+                self.1.clone()
+            }
+        }
+        let mut descs = Vec::new();
+        let mut families = Vec::new();
+        for (family, s) in m.families() {
+            let labels = s.labels.iter().map(|l| l.to_string()).collect();
+            descs.push(
+                prometheus::core::Desc::new(
+                    s.name.into(),
+                    s.help.into(),
+                    labels,
+                    Default::default(),
+                )
+                .unwrap(),
+            );
+            families.push(family.proto(s));
+        }
+        let registry = prometheus::Registry::new();
+        registry
+            .register(Box::new(Oracle(descs, families)))
+            .unwrap();
+        let mut out = String::new();
+        prometheus::TextEncoder::new()
+            .encode_utf8(&registry.gather(), &mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn the_exposition_is_what_the_prometheus_crate_writes() {
+        let m = Metrics::new();
+        // Values that sort differently as text than as label tuples, and
+        // every character the format escapes.
+        for (probe, seed) in [
+            ("a", "z"),
+            ("a b", "y"),
+            ("a-b", "x"),
+            ("ab", "w"),
+            ("a", "y\\\"q\"\nz"),
+            ("é", "ü"),
+        ] {
+            m.probe_sent.with_label_values(&[probe, "snd", seed]).inc();
+            m.probe_last_latency
+                .with_label_values(&[probe, seed])
+                .set(0.1 + probe.len() as f64);
+            m.probe_placement
+                .with_label_values(&[probe, seed, "inbox"])
+                .set(1);
+            m.probe_placement
+                .with_label_values(&[probe, seed, "spam"])
+                .set(0);
+        }
+        m.probe_sent
+            .with_label_values(&["big", "snd", "s"])
+            .inc_by((1 << 53) + 2);
+        m.probe_last_latency
+            .with_label_values(&["neg", "s"])
+            .set(-2.5e-7);
+        m.probe_last_result_timestamp
+            .with_label_values(&["ts", "s"])
+            .set(1_764_000_000.123);
+        m.dns_check_status
+            .with_label_values(&["d.test", "spf", "ok"])
+            .set(-3);
+        for v in [0.1, 0.25, 0.3, 7.0, 3600.0, 5000.0, 12.5] {
+            m.delivery_latency
+                .with_label_values(&["p", "snd", "prov", "inbox"])
+                .observe(v);
+        }
+        m.delivery_latency
+            .with_label_values(&["p", "snd", "prov", "spam"])
+            .observe(2.0);
+        m.config_last_reload_successful.set(1);
+        m.config_last_reload_success_timestamp.set(1_764_000_000.5);
+        let ours = m.render();
+        assert!(ours.contains("le=\"+Inf\""), "{ours}");
+        assert_eq!(ours, crate_encoding(&m));
+        // A removed child is gone from both.
+        m.probe_sent
+            .remove_label_values(&["a", "snd", "z"])
+            .unwrap();
+        assert_eq!(
+            m.probe_sent.remove_label_values(&["a", "snd", "z"]),
+            Err(LabelError::Missing)
+        );
+        assert_eq!(m.render(), crate_encoding(&m));
+    }
+
+    #[test]
+    fn wrong_label_arity_is_refused_not_a_panic() {
+        let m = Metrics::new();
+        m.probe_sent.with_label_values(&["only-one"]).inc();
+        assert!(!m.render().contains("only-one"));
+        assert_eq!(
+            m.probe_sent.remove_label_values(&["a"]),
+            Err(LabelError::Arity { got: 1, want: 3 })
+        );
     }
 
     #[test]

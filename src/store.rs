@@ -124,6 +124,16 @@ const MIGRATIONS: &[&str] = &[
         errors     TEXT NOT NULL
     );
     CREATE INDEX probe_run_status ON probe_run (created_ms, seed, sender, outcome) WHERE state = 'final';",
+    // 7: seed inbox watchers going down and up again (the recorder writes a
+    // row when a seed's folders stop or start being all watched), so the
+    // support view can tell a run that went missing from one nobody could
+    // have seen arrive. No row for a seed: it was watched.
+    "CREATE TABLE inbox_state (
+        seed  TEXT NOT NULL,
+        up    INTEGER NOT NULL CHECK (up IN (0, 1)),
+        at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX inbox_state_seed ON inbox_state (seed, at_ms);",
 ];
 
 /// The schema version this build writes.

@@ -363,6 +363,78 @@ fn table() -> Vec<(&'static str, Vec<Row>)> {
             "rfc6533-utf8-userunknown.eml",
             vec![("用户@例子.广告", Some(Failed), Some("5.1.1"), UserUnknown)],
         ),
+        // The SMTP command a refusal answered (issue 13): "user unknown"
+        // refused after DATA is a content refusal, not a missing mailbox.
+        (
+            "sendmail-dsn-data-filtered.eml",
+            vec![(
+                "t.yamada@mobile.example.ne.jp",
+                Some(Failed),
+                Some("5.2.0"),
+                Filtered,
+            )],
+        ),
+        (
+            "sendmail-dsn-rcpt-then-data.eml",
+            vec![(
+                "k.sato@carrier.example.jp",
+                Some(Failed),
+                Some("5.2.0"),
+                UserUnknown,
+            )],
+        ),
+        (
+            "exim-data-filtered.eml",
+            vec![("lena.b@example.com", Some(Failed), Some("5.7.1"), Filtered)],
+        ),
+        (
+            "imail-mailboxfull.eml",
+            vec![(
+                "d.mensah@mail.example.com",
+                Some(Failed),
+                Some("5.2.2"),
+                MailboxFull,
+            )],
+        ),
+        (
+            "interscan-userunknown.eml",
+            vec![(
+                "m.ito@example.co.jp",
+                Some(Failed),
+                Some("5.1.1"),
+                UserUnknown,
+            )],
+        ),
+        (
+            "gmail-text-expired-connect.eml",
+            vec![("ops@down.example.net", Some(Failed), Some("5.4.7"), Expired)],
+        ),
+        // A header naming the failed recipients decides who failed; a lone
+        // recipient's notice is its diagnostic (Google Groups).
+        (
+            "googlegroups-text-rejected.eml",
+            vec![(
+                "ops-team@googlegroups.com",
+                Some(Failed),
+                Some("5.7.1"),
+                Rejected,
+            )],
+        ),
+        // A relay's own status before the server's reply (Amazon SES).
+        (
+            "amazonses-relay-prefix-mailboxfull.eml",
+            vec![(
+                "r.okafor@mail.example.net",
+                Some(Failed),
+                Some("5.2.2"),
+                MailboxFull,
+            )],
+        ),
+        // Microsoft JMRP: a complaint without a feedback-report part.
+        (
+            "hotmail-jmrp-complaint.eml",
+            vec![("m.jensen@outlook.example", None, None, Feedback)],
+        ),
         (
             "arf-abuse-feedback.eml",
             vec![("complainer@example.net", None, None, Feedback)],
@@ -432,6 +504,7 @@ fn formats_are_recognised() {
     let f = |name| bounce::classify(&read(name)).format;
     assert_eq!(f("postfix-mailboxfull.eml"), Some(Format::Dsn));
     assert_eq!(f("arf-abuse-feedback.eml"), Some(Format::Arf));
+    assert_eq!(f("hotmail-jmrp-complaint.eml"), Some(Format::Arf));
     assert_eq!(f("qmail-userunknown.eml"), Some(Format::Text(Mta::Qmail)));
     assert_eq!(f("gmail-text-suspend.eml"), Some(Format::Text(Mta::Gmail)));
     assert_eq!(

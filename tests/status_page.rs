@@ -21,7 +21,9 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(90);
 
 /// The stack config with seeds relabelled as the providers the view shows:
-/// md3 is a QQ mailbox, md4 a Google Workspace one, void is discarded.
+/// md3 is a QQ mailbox, md4 a Google Workspace one, void is discarded, and
+/// imaps2 an Outlook.com mailbox whose IMAP login fails (wrong password),
+/// so its watcher is down.
 fn config(stack: &Stack, spammy: &Path) -> String {
     let probe = |name: &str, sender: &str, seed: &str, timeout: &str, tpl: &str| {
         format!(
@@ -35,6 +37,7 @@ fn config(stack: &Stack, spammy: &Path) -> String {
         probe("gw_inbox", "ok", "md4", "60s", &en),
         probe("lost", "ok", "void", "4s", &en),
         probe("refused", "closed", "imap1", "60s", &en),
+        probe("blind", "ok", "imaps2", "4s", &en),
     ]
     .join("\n")
         + "\n[domains.\"sender.test\"]\nselectors = [\"sel\"]\n";
@@ -46,6 +49,20 @@ fn config(stack: &Stack, spammy: &Path) -> String {
         .replace(
             "[seeds.md4]\nprovider = \"maildir\"",
             "[seeds.md4]\nprovider = \"google_workspace\"",
+        )
+        .replace(
+            "[seeds.imaps2]\nprovider = \"imap-tls\"",
+            "[seeds.imaps2]\nprovider = \"outlook\"",
+        )
+        .replace(
+            &format!(
+                "username = \"seed2@seed.test\"\npassword_file = \"{}\"",
+                stack.dir.join("seed-password").display()
+            ),
+            &format!(
+                "username = \"seed2@seed.test\"\npassword_file = \"{}\"",
+                stack.dir.join("wrong-password").display()
+            ),
         )
 }
 
@@ -218,8 +235,16 @@ fn the_support_view_in_a_real_browser() {
         ),
     )
     .unwrap();
-    let d = Daemon::start(&config(stack, &spammy));
-    // Every run final (the missing one after its 4 s timeout), and the audit recorded.
+    let cfg = config(stack, &spammy);
+    let imaps2 = cfg.split("[seeds.imaps2]").nth(1).unwrap();
+    let imaps2 = imaps2.split("\n[").next().unwrap();
+    assert!(
+        imaps2.contains("wrong-password") && imaps2.contains("\"outlook\""),
+        "the imaps2 seed is an Outlook.com one with the wrong password:\n{imaps2}"
+    );
+    let d = Daemon::start(&cfg);
+    // Every run final (the missing ones after their 4 s timeout), the
+    // audit recorded, and the locked-out seed's watcher recorded down.
     assert!(
         wait_until(WAIT, || {
             let c = store(&d);
@@ -233,7 +258,14 @@ fn the_support_view_in_a_real_browser() {
             let audited: i64 = c
                 .query_row("SELECT count(*) FROM dns_audit", [], |r| r.get(0))
                 .unwrap_or(0);
-            done == 5 && audited == 1
+            let down: i64 = c
+                .query_row(
+                    "SELECT count(*) FROM inbox_state WHERE seed = 'imaps2' AND up = 0",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap_or(0);
+            done == 6 && audited == 1 && down == 1
         }),
         "runs not final; logs:\n{}",
         d.logs()
@@ -251,6 +283,7 @@ fn the_support_view_in_a_real_browser() {
     assert_eq!(
         outcomes,
         [
+            "blind=missing",
             "gw_inbox=inbox",
             "lost=missing",
             "qq_inbox=inbox",
@@ -260,6 +293,9 @@ fn the_support_view_in_a_real_browser() {
         "the stack gave other outcomes than the test needs"
     );
     let secrets = secrets(&d, stack);
+    // (On a fresh stack the Maildir seeds' watchers, md4's and void's, are
+    // recorded down until their folder appears, then up before the runs'
+    // deadlines: their runs count; void's missing one fails its provider.)
 
     // The JSON API.
     let (code, body) = http_get(d.http, "/api/v1/status?domain=corp.test");
@@ -287,6 +323,29 @@ fn the_support_view_in_a_real_browser() {
     assert_eq!(row("void")["state"], "failing");
     assert_eq!(row("void")["reason"]["outcome"], "missing");
     assert_eq!(row("imap-plain")["reason"]["outcome"], "send_failed");
+    // The seed whose mailbox could not be watched: its run went missing,
+    // which says nothing, so its provider is unknown, and says why.
+    let outlook = row("outlook");
+    assert_eq!(outlook["state"], "unknown", "{outlook}");
+    assert_eq!(outlook["unknown_reason"]["id"], "seed_unwatched");
+    assert_eq!(
+        outlook["unknown_reason"]["text"],
+        "the seed mailbox could not be watched"
+    );
+    assert_eq!(outlook["runs"], 0);
+    assert_eq!(outlook["unwatched"], 1);
+    assert_eq!(outlook["counts"]["missing"], 0);
+    assert!(outlook["reason"].is_null() && outlook["last_result_at"].is_null());
+    assert!(
+        outlook["advice"]
+            .as_str()
+            .unwrap()
+            .contains("the seed mailbox could not be watched"),
+        "{outlook}"
+    );
+    // A watched seed's missing run still fails its provider.
+    assert!(row("void")["unknown_reason"].is_null());
+    assert_eq!(row("void")["unwatched"], 0);
     for p in providers {
         for key in [
             "display_name",
@@ -294,6 +353,8 @@ fn the_support_view_in_a_real_browser() {
             "advice",
             "last_result_at",
             "since",
+            "unknown_reason",
+            "unwatched",
         ] {
             assert!(p.get(key).is_some(), "{key} missing in {p}");
         }
@@ -311,6 +372,8 @@ fn the_support_view_in_a_real_browser() {
         .map(|s| (s["sender"].as_str().unwrap(), s["state"].as_str().unwrap()))
         .collect();
     assert_eq!(senders, [("closed", "failing"), ("ok", "failing")]);
+    assert_eq!(api["senders"][1]["unwatched"], 1, "ok's run to imaps2");
+    assert_eq!(api["senders"][1]["runs"], 4);
     assert_eq!(api["domains"][0]["domain"], "sender.test");
     assert!(api["domains"][0]["checked_at"].is_string());
     assert!(api["timeline"].as_array().unwrap().len() >= 4);
@@ -351,6 +414,22 @@ fn the_support_view_in_a_real_browser() {
         txt.contains("QQ Mail") && txt.contains("spam folder"),
         "{txt}"
     );
+    assert!(
+        txt.contains("Outlook.com") && txt.contains("the seed mailbox could not be watched"),
+        "{txt}"
+    );
+    // The lookup of an unwatched provider says why it knows nothing.
+    let v: Value =
+        serde_json::from_str(&cli(&["--domain", "hotmail.com", "--format", "json"])).unwrap();
+    assert_eq!(v["lookup"]["provider"], "outlook");
+    assert_eq!(v["lookup"]["state"], "unknown");
+    assert!(
+        v["lookup"]["answer"]
+            .as_str()
+            .unwrap()
+            .contains("the seed mailbox could not be watched"),
+        "{v}"
+    );
 
     // The page, in chromium.
     let driver = Driver::start();
@@ -380,6 +459,21 @@ fn the_support_view_in_a_real_browser() {
         );
         let qq = text(&c, "tr[data-provider=qq]").await;
         assert!(qq.contains("Failing") && qq.contains("spam folder"), "{qq}");
+        assert_eq!(
+            attr(&c, "#providers tr[data-provider=outlook]", "data-state")
+                .await
+                .as_deref(),
+            Some("unknown")
+        );
+        let outlook = text(&c, "#providers tr[data-provider=outlook]").await;
+        assert!(
+            outlook.contains("the seed mailbox could not be watched")
+                && outlook.contains("not counted 1"),
+            "{outlook}"
+        );
+        assert!(text(&c, "#timeline tr[data-provider=qq]")
+            .await
+            .contains("failing"));
         assert!(text(&c, "#domains").await.contains("sender.test"));
         assert!(text(&c, "#never").await.contains("password"));
 
@@ -416,6 +510,42 @@ fn the_support_view_in_a_real_browser() {
         assert!(
             answer.contains("QQ邮箱") && answer.contains("垃圾箱"),
             "{answer}"
+        );
+        // The timeline's states are words of the page's language.
+        let qq_line = text(&c, "#timeline tr[data-provider=qq]").await;
+        assert!(qq_line.contains("故障"), "{qq_line}");
+        assert!(!qq_line.contains("failing"), "{qq_line}");
+        let outlook = text(&c, "#providers tr[data-provider=outlook]").await;
+        assert!(outlook.contains("探测邮箱无法监控"), "{outlook}");
+        // No English on the page but names: providers, senders, domains,
+        // the product, upper-case abbreviations (DNS, SPF, UTC) and the
+        // link to the English page.
+        let body = text(&c, "body").await;
+        let mut names: Vec<String> = ["mailcanary", "English", "check"]
+            .map(str::to_string)
+            .to_vec();
+        for p in api["providers"].as_array().unwrap() {
+            names.push(p["provider"].as_str().unwrap().to_string());
+            names.push(p["display_name"].as_str().unwrap().to_string());
+        }
+        for s in api["senders"].as_array().unwrap() {
+            names.push(s["sender"].as_str().unwrap().to_string());
+        }
+        names.extend(["sender.test", "foxmail.com", "qq.com"].map(str::to_string));
+        let word = regex::Regex::new(r"[A-Za-z][A-Za-z._-]*[A-Za-z]").unwrap();
+        let english: Vec<&str> = word
+            .find_iter(&body)
+            .map(|m| m.as_str())
+            .filter(|w| !w.chars().all(|c| !c.is_ascii_lowercase()))
+            .filter(|w| {
+                !names
+                    .iter()
+                    .any(|n| n.split([' ', '.']).any(|part| part == *w) || n == w)
+            })
+            .collect();
+        assert!(
+            english.is_empty(),
+            "English on the Chinese page: {english:?}\n{body}"
         );
         std::fs::write(
             shots.join("status-page-zh.png"),

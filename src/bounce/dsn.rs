@@ -98,6 +98,7 @@ pub fn decode_address(v: &str) -> String {
 pub fn recipients(body: &str, parts: &Parts) -> Vec<Bounce> {
     let blocks = blocks(body);
     let mut out = Vec::new();
+    let text_lc = parts.text.to_lowercase();
     for b in &blocks {
         let address = b
             .get("final-recipient")
@@ -130,9 +131,10 @@ pub fn recipients(body: &str, parts: &Parts) -> Vec<Bounce> {
                 _ => Some(Action::Failed),
             };
         }
-        if let Some(mut bounce) =
-            super::finish(&address, action, status, None, remote_mta, diagnostic)
-        {
+        let command = command_for(&address, diagnostic.as_deref(), &parts.text, &text_lc);
+        if let Some(mut bounce) = super::finish(
+            &address, action, status, None, remote_mta, diagnostic, command,
+        ) {
             // The MTA's own delivery agent failed (a pipe, a transport), not
             // the remote server.
             let local_agent = matches!(diagnostic_type.as_deref(), Some("x-postfix" | "x-unix"));
@@ -153,6 +155,55 @@ pub fn recipients(body: &str, parts: &Parts) -> Vec<Bounce> {
         }
     }
     out
+}
+
+/// The SMTP command a recipient's reply answered: named in the diagnostic
+/// itself; else the transcript line (`>>> DATA`) sent before the reply where
+/// the human-readable part quotes it; else named in the recipient's
+/// paragraph there (Postfix's "(in reply to end of DATA command)").
+fn command_for(
+    address: &str,
+    diagnostic: Option<&str>,
+    text: &str,
+    text_lc: &str,
+) -> Option<smtp::Command> {
+    let diag_lc = super::one_line(&diagnostic.unwrap_or_default().to_lowercase());
+    if let Some(c) = smtp::find_command(&diag_lc) {
+        return Some(c);
+    }
+    let mut cut = diag_lc.len().min(24);
+    while !diag_lc.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let needle = &diag_lc[..cut];
+    if needle.len() >= 12 {
+        // The reply may be quoted twice (Sendmail's "(reason: …)" line, then
+        // the transcript): the first quote with a command sent before it.
+        if let Some(c) = text_lc
+            .match_indices(needle)
+            .take(8)
+            .find_map(|(at, _)| smtp::command_before(text_lc, at))
+        {
+            return Some(c);
+        }
+    }
+    text::diagnostic_for(address, text).and_then(|p| smtp::find_command(&p.to_lowercase()))
+}
+
+/// Whether the message is a complaint of Microsoft's Junk Mail Reporting
+/// Program: "complaint about message from <ip>", sent without a
+/// `message/feedback-report` part, the complained-of message attached with
+/// its complainant in `X-HmXmrOriginalRecipient`.
+pub fn is_jmrp(parts: &Parts) -> bool {
+    parts
+        .subject
+        .to_lowercase()
+        .contains("complaint about message")
+        && parts
+            .returned
+            .as_ref()
+            .and_then(|r| r.get("x-hmxmroriginalrecipient"))
+            .is_some_and(|v| !smtp::find_addresses(v).is_empty())
 }
 
 /// The complainant(s) of an RFC 5965 feedback report, reason `feedback`.

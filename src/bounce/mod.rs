@@ -158,6 +158,13 @@ pub fn classify_with(raw: &[u8], options: Options) -> Report {
             format: Some(Format::Arf),
             bounces: dsn::feedback(fb, &parts),
         }
+    } else if parts.delivery_status.is_empty() && dsn::is_jmrp(&parts) {
+        // Microsoft's JMRP complaint: no report part, the complained-of
+        // message attached with the complainant in a header of its own.
+        Report {
+            format: Some(Format::Arf),
+            bounces: dsn::feedback("", &parts),
+        }
     } else {
         let mut bounces = Vec::new();
         for status in &parts.delivery_status {
@@ -199,6 +206,7 @@ pub(crate) fn finish(
     reply_code: Option<u16>,
     remote_mta: Option<String>,
     diagnostic: Option<String>,
+    command: Option<smtp::Command>,
 ) -> Option<Bounce> {
     let recipient = smtp::clean_address(recipient)?;
     let recipient_domain = recipient
@@ -210,9 +218,21 @@ pub(crate) fn finish(
     // A report's generic "5.0.0" says less than the server's own words.
     let status = match status {
         Some(s) if s.is_specific() => Some(s),
-        other => smtp::find_status(diag).or(other),
+        other => smtp::find_reply_status(diag)
+            .or_else(|| smtp::find_status(diag))
+            .or(other),
     };
-    let reason = reason::classify(action, status, reply_code, diag);
+    // The command the reply answered: named by the caller (a transcript
+    // elsewhere in the report), else by the diagnostic's own words.
+    let command = command.or_else(|| smtp::find_command(&diag.to_lowercase()));
+    // A relay's own status and label before the server's reply (Amazon
+    // SES: "5.1.0 - Unknown address error 550-'5.7.1 … Access denied'"):
+    // the reason is in the server's words, not in the relay's label.
+    let words = match smtp::find_reply_status_at(diag) {
+        Some((at, _)) if at > 0 && smtp::find_status(&diag[..at]).is_some() => &diag[at..],
+        _ => diag,
+    };
+    let reason = reason::classify(action, status, reply_code, command, words);
     // No code anywhere: the one the reason stands for, in the reply's class.
     let status = status.or_else(|| {
         let class = reply_code.map(|c| (c / 100) as u8).or(match action {

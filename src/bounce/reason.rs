@@ -11,7 +11,7 @@
 use std::sync::LazyLock;
 
 use super::phrases::Phrases;
-use super::smtp::Status;
+use super::smtp::{Command, Status};
 use super::Action;
 
 /// Why a recipient was not reached (or, for the last three, what else the
@@ -235,6 +235,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
         Reason::MailboxFull,
         &[
             "mailbox exceeded",
+            "mailbox exceeds allowed size",
             "mailbox full",
             "mailbox is full",
             "mailbox has exceeded",
@@ -388,6 +389,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
             "fails to pass authentication checks",
             "does not have authentication information",
             "unauthenticated email",
+            "purported responsible address",
             "unauthenticated mail",
             "not authenticated by the sending domain",
             "sender authentication",
@@ -422,11 +424,27 @@ const PHRASES: &[(Reason, &[&str])] = &[
             "temporarily deferred due to user complaints",
         ],
     ),
+    // Google Groups: the group may not exist or the sender may not post to
+    // it; a refusal of the sender, whatever else the notice lists.
+    (
+        Reason::Rejected,
+        &[
+            "permission to post messages to the group",
+            "グループにメッセージを投稿する権限",
+        ],
+    ),
+    // Refusals for what the message or the sender's network is, in words
+    // that also say "blocked" or "security": tried before those.
+    (
+        Reason::PolicyViolation,
+        &["because its content presents", "host network not allowed"],
+    ),
     // Blocklist names contain "spam": they are tried before spam phrases.
     (
         Reason::Blocked,
         &[
             "smtp server of your isp",
+            "unwanted messages have been sent from the following ip",
             "unverifyable sending ip",
             "unverifiable sending ip",
             "blocked using",
@@ -496,6 +514,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
             "not accepting any mail",
             "resolver.rst.notauthorized",
             "not authorized to send to this recipient",
+            "message filtered",
         ],
     ),
     (
@@ -726,6 +745,9 @@ const PHRASES: &[(Reason, &[&str])] = &[
             "submission requires",
             "not authorized to send",
             "security check",
+            "turn on smtp authentication",
+            "without authentication",
+            "does not support tls",
         ],
     ),
     (
@@ -803,6 +825,8 @@ const PHRASES: &[(Reason, &[&str])] = &[
             "was not reachable within",
             "have been failing for a long time",
             "server did not respond",
+            "recipients was aborted after",
+            "did not accept our requests to connect",
         ],
     ),
     (
@@ -907,6 +931,7 @@ pub fn classify(
     action: Option<Action>,
     status: Option<Status>,
     reply_code: Option<u16>,
+    command: Option<Command>,
     diagnostic: &str,
 ) -> Reason {
     if action == Some(Action::Delivered) || status.is_some_and(|s| s.class == 2) {
@@ -937,6 +962,18 @@ pub fn classify(
         return Reason::Rejected;
     }
     if let Some(r) = by_text(&lc) {
+        // "Unknown user" in reply to DATA: the server took the recipient at
+        // RCPT TO and refused the message after reading it, so a filter on
+        // the message (a carrier's sender filter, a gateway rule), not a
+        // missing mailbox, refused it (Sisimai's `filtered`). A status that
+        // names the mailbox (X.1.0, X.1.1, X.1.3) still decides.
+        if r == Reason::UserUnknown
+            && command == Some(Command::Data)
+            && by_status != Some(Reason::UserUnknown)
+            && !status.is_some_and(|s| s.subject == 1 && s.detail == 0)
+        {
+            return Reason::Filtered;
+        }
         // "550 5.1.1 … blocked" is still an unknown mailbox.
         if by_status == Some(Reason::UserUnknown)
             && matches!(
@@ -1042,7 +1079,7 @@ mod tests {
 
     #[test]
     fn text_and_status_decide() {
-        let c = |s: &str, d: &str| classify(Some(Action::Failed), st(s), Some(550), d);
+        let c = |s: &str, d: &str| classify(Some(Action::Failed), st(s), Some(550), None, d);
         assert_eq!(
             c("5.1.1", "User unknown in local recipient table"),
             Reason::UserUnknown
@@ -1067,26 +1104,97 @@ mod tests {
         assert_eq!(c("5.7.1", ""), Reason::SecurityError);
         assert_eq!(c("5.0.0", "something odd"), Reason::OnHold);
         assert_eq!(
-            classify(Some(Action::Delayed), st("4.4.1"), None, "connect to host"),
+            classify(
+                Some(Action::Delayed),
+                st("4.4.1"),
+                None,
+                None,
+                "connect to host"
+            ),
             Reason::NetworkError
         );
         assert_eq!(
-            classify(Some(Action::Delayed), None, None, ""),
+            classify(Some(Action::Delayed), None, None, None, ""),
             Reason::Expired
         );
         assert_eq!(
-            classify(Some(Action::Delivered), st("2.0.0"), None, ""),
+            classify(Some(Action::Delivered), st("2.0.0"), None, None, ""),
             Reason::Delivered
         );
         assert_eq!(
-            classify(Some(Action::Failed), None, None, ""),
+            classify(Some(Action::Failed), None, None, None, ""),
             Reason::Undefined
         );
     }
 
     #[test]
+    fn unknown_user_after_data_is_filtered() {
+        let st = |s: &str| Status::parse(s);
+        let c = |s: Option<Status>, cmd: Option<Command>| {
+            classify(Some(Action::Failed), s, Some(550), cmd, "550 Unknown user")
+        };
+        assert_eq!(c(st("5.2.0"), Some(Command::Data)), Reason::Filtered);
+        assert_eq!(c(None, Some(Command::Data)), Reason::Filtered);
+        assert_eq!(c(st("5.1.1"), Some(Command::Data)), Reason::UserUnknown);
+        assert_eq!(c(st("5.1.0"), Some(Command::Data)), Reason::UserUnknown);
+        assert_eq!(c(st("5.2.0"), Some(Command::RcptTo)), Reason::UserUnknown);
+        assert_eq!(c(st("5.2.0"), None), Reason::UserUnknown);
+        // Only the unknown-user words move: a full mailbox stays full.
+        assert_eq!(
+            classify(
+                Some(Action::Failed),
+                st("5.2.2"),
+                Some(552),
+                Some(Command::Data),
+                "552 mailbox full"
+            ),
+            Reason::MailboxFull
+        );
+    }
+
+    #[test]
     fn phrases_from_the_real_set() {
-        let c = |d: &str| classify(Some(Action::Failed), None, Some(550), d);
+        let c = |d: &str| classify(Some(Action::Failed), None, Some(550), None, d);
+        assert_eq!(
+            c("550 5.7.1 Message rejected because its content presents a risk"),
+            Reason::PolicyViolation
+        );
+        assert_eq!(c("554 host network not allowed"), Reason::PolicyViolation);
+        assert_eq!(
+            c("the group you tried to contact may not exist, or you may not have permission to post messages to the group"),
+            Reason::Rejected
+        );
+        assert_eq!(
+            c("グループが存在しないか、グループにメッセージを投稿する権限がない可能性があります"),
+            Reason::Rejected
+        );
+        assert_eq!(
+            c("550 Unwanted messages have been sent from the following IP address"),
+            Reason::Blocked
+        );
+        assert_eq!(c("552 Mailbox exceeds allowed size"), Reason::MailboxFull);
+        assert_eq!(c("550 Message filtered"), Reason::Filtered);
+        assert_eq!(
+            c("530 Please turn on SMTP Authentication in your mail client"),
+            Reason::SecurityError
+        );
+        assert_eq!(
+            c("550 relaying without authentication denied"),
+            Reason::SecurityError
+        );
+        assert_eq!(c("The server does not support TLS"), Reason::SecurityError);
+        assert_eq!(
+            c("Delivery to the following recipients was aborted after 2 hours"),
+            Reason::Expired
+        );
+        assert_eq!(
+            c("The recipient server did not accept our requests to connect."),
+            Reason::Expired
+        );
+        assert_eq!(
+            c("550 Sender ID (PRA): purported responsible address not permitted"),
+            Reason::AuthFailure
+        );
         assert_eq!(c("550 Unroutable sender address"), Reason::Rejected);
         assert_eq!(
             c("550 5.2.0 <a@example.org> From: Domain is invalid. Please provide a valid From:"),
@@ -1119,7 +1227,7 @@ mod tests {
 
     #[test]
     fn a_refused_mail_from_is_the_senders() {
-        let c = |s: &str, d: &str| classify(Some(Action::Failed), st(s), Some(550), d);
+        let c = |s: &str, d: &str| classify(Some(Action::Failed), st(s), Some(550), None, d);
         // The unknown domain is the sender's: the sender was refused.
         assert_eq!(
             c(
@@ -1139,6 +1247,7 @@ mod tests {
                 Some(Action::Delayed),
                 st("4.3.0"),
                 Some(451),
+                None,
                 "after MAIL FROM:<a@example.org>: 451 4.3.0 try later"
             ),
             Reason::SystemError

@@ -57,30 +57,66 @@ fn digits(b: &[u8], at: usize, max: usize) -> Option<(u16, usize)> {
 /// The first enhanced status code in `text` that is not part of an IP
 /// address or a version number.
 pub fn find_status(text: &str) -> Option<Status> {
+    statuses(text).next().map(|(_, s)| s)
+}
+
+/// The first status in `text` written right after an SMTP reply code of
+/// its class (`550 5.2.2`, `550-5.2.2`, `550-'5.2.2`): the remote server's
+/// own, where a relay put its summary first ("5.1.0 - Unknown address
+/// error 550-'5.2.2 … Mailbox Full'").
+pub fn find_reply_status(text: &str) -> Option<Status> {
+    find_reply_status_at(text).map(|(_, s)| s)
+}
+
+/// [`find_reply_status`] with the byte offset of its reply code.
+pub fn find_reply_status_at(text: &str) -> Option<(usize, Status)> {
+    let b = text.as_bytes();
+    statuses(text).find_map(|(at, s)| {
+        let mut k = at;
+        let mut gap = 0;
+        while k > 0 && matches!(b[k - 1], b' ' | b'-' | b'\'' | b'"') && gap < 3 {
+            k -= 1;
+            gap += 1;
+        }
+        (k >= 3
+            && b[k - 3] == b'0' + s.class
+            && b[k - 2].is_ascii_digit()
+            && b[k - 1].is_ascii_digit()
+            && (k == 3 || !b[k - 4].is_ascii_alphanumeric()))
+        .then(|| (k - 3, s))
+    })
+}
+
+/// The statuses in `text` with their byte offsets, in order.
+fn statuses(text: &str) -> impl Iterator<Item = (usize, Status)> + '_ {
     let b = text.as_bytes();
     let mut i = 0;
-    while i + 4 < b.len() {
-        let c = b[i];
-        if matches!(c, b'2' | b'4' | b'5')
-            && b[i + 1] == b'.'
-            && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.'))
-        {
-            if let Some((subject, j)) = digits(b, i + 2, 3) {
-                if j < b.len() && b[j] == b'.' {
-                    if let Some((detail, k)) = digits(b, j + 1, 3) {
-                        let ip_like = k + 1 < b.len() && b[k] == b'.' && b[k + 1].is_ascii_digit();
-                        if !ip_like {
-                            if let Some(s) = Status::new(c - b'0', subject, detail) {
-                                return Some(s);
+    std::iter::from_fn(move || {
+        while i + 4 < b.len() {
+            let at = i;
+            i += 1;
+            let c = b[at];
+            if matches!(c, b'2' | b'4' | b'5')
+                && b[at + 1] == b'.'
+                && (at == 0 || !(b[at - 1].is_ascii_digit() || b[at - 1] == b'.'))
+            {
+                if let Some((subject, j)) = digits(b, at + 2, 3) {
+                    if j < b.len() && b[j] == b'.' {
+                        if let Some((detail, k)) = digits(b, j + 1, 3) {
+                            let ip_like =
+                                k + 1 < b.len() && b[k] == b'.' && b[k + 1].is_ascii_digit();
+                            if !ip_like {
+                                if let Some(s) = Status::new(c - b'0', subject, detail) {
+                                    return Some((at, s));
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        i += 1;
-    }
-    None
+        None
+    })
 }
 
 /// The first SMTP reply code in `text`: three digits `[245][0-5][0-9]`
@@ -136,6 +172,78 @@ fn starts_reply_text(rest: &[u8]) -> bool {
             | b"kb"
             | b"mb"
     )
+}
+
+/// The SMTP command a reply answered (RFC 5321 §4.1.1), as far as a bounce
+/// tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// The greeting after the connection opened.
+    Connect,
+    /// `EHLO` / `HELO`.
+    Hello,
+    /// `MAIL FROM`.
+    MailFrom,
+    /// `RCPT TO`.
+    RcptTo,
+    /// `DATA`, or the end of the message data.
+    Data,
+}
+
+/// How MTAs write the command a reply answered (lower case): Postfix "(in
+/// reply to end of DATA command)", Exim "after end of data", a Sendmail or
+/// Courier transcript ">>> DATA", m-FILTER's "SMTP command" section.
+const COMMAND_MARKERS: &[(&str, Command)] = &[
+    ("in reply to end of data command", Command::Data),
+    ("in reply to data command", Command::Data),
+    ("after end of data", Command::Data),
+    ("after data", Command::Data),
+    ("did not like our final data", Command::Data),
+    (">>> data", Command::Data),
+    ("smtp command\ndata", Command::Data),
+    ("smtp command\r\ndata", Command::Data),
+    ("in reply to rcpt to command", Command::RcptTo),
+    ("after rcpt to", Command::RcptTo),
+    (">>> rcpt to", Command::RcptTo),
+    ("smtp command\nrcpt", Command::RcptTo),
+    ("smtp command\r\nrcpt", Command::RcptTo),
+    ("in reply to mail from command", Command::MailFrom),
+    ("after mail from", Command::MailFrom),
+    (">>> mail from", Command::MailFrom),
+    ("in reply to ehlo command", Command::Hello),
+    ("in reply to helo command", Command::Hello),
+    ("after ehlo", Command::Hello),
+    ("after helo", Command::Hello),
+    (">>> ehlo", Command::Hello),
+    (">>> helo", Command::Hello),
+    ("after initial connection", Command::Connect),
+    ("in reply to initial greeting", Command::Connect),
+];
+
+/// The command named first in `lc` (lower case text), if any.
+pub fn find_command(lc: &str) -> Option<Command> {
+    COMMAND_MARKERS
+        .iter()
+        .filter_map(|(m, c)| lc.find(m).map(|at| (at, *c)))
+        .min_by_key(|(at, _)| *at)
+        .map(|(_, c)| c)
+}
+
+/// The command of the transcript line (`>>> CMD`) last sent before byte
+/// `at` of `lc`, looking back at most 4 KiB: the command the reply quoted
+/// at `at` answered.
+pub fn command_before(lc: &str, at: usize) -> Option<Command> {
+    let mut at = at.min(lc.len());
+    while !lc.is_char_boundary(at) {
+        at -= 1;
+    }
+    let mut from = at.saturating_sub(4096);
+    while !lc.is_char_boundary(from) {
+        from += 1;
+    }
+    let window = &lc[from..at];
+    let sent = window.rfind(">>> ")?;
+    find_command(&window[sent..])
 }
 
 fn is_local_char(c: u8) -> bool {
@@ -230,6 +338,52 @@ pub fn clean_address(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_servers_own_status_follows_its_reply_code() {
+        let f = |t: &str| find_reply_status(t).map(|s| s.to_string());
+        assert_eq!(
+            f("5.1.0 - Unknown address error 550-'5.2.2 <a@b.c>... Mailbox Full'"),
+            Some("5.2.2".into())
+        );
+        assert_eq!(f("550-5.1.1 The email account"), Some("5.1.1".into()));
+        assert_eq!(f("said: 550 5.7.1 no"), Some("5.7.1".into()));
+        assert_eq!(f("5.1.0 - Unknown address error"), None);
+        assert_eq!(f("550 4.7.1 mixed classes"), None);
+        assert_eq!(f("x1550 5.1.1"), None);
+        assert_eq!(f(""), None);
+    }
+
+    #[test]
+    fn commands_are_found_where_mtas_write_them() {
+        let f = |t: &str| find_command(&t.to_ascii_lowercase());
+        assert_eq!(
+            f("said: 550 unknown user (in reply to end of DATA command)"),
+            Some(Command::Data)
+        );
+        assert_eq!(
+            f("SMTP error from remote mail server after end of data: 550 no"),
+            Some(Command::Data)
+        );
+        assert_eq!(
+            f("SMTP error from remote mail server after RCPT TO:<a@b.c>: 550"),
+            Some(Command::RcptTo)
+        );
+        assert_eq!(
+            f(">>> RCPT To:<a@b.c>\n<<< 250 ok\n>>> DATA\n<<< 550 unknown"),
+            Some(Command::RcptTo),
+            "the first named command"
+        );
+        assert_eq!(f("550 5.1.1 user unknown"), None);
+        assert_eq!(f(""), None);
+        let t = ">>> mail from:<x@y.z>\n<<< 250 ok\n>>> rcpt to:<a@b.c>\n<<< 250 ok\n>>> data\n<<< 550 unknown user";
+        let at = t.find("<<< 550").unwrap();
+        assert_eq!(command_before(t, at), Some(Command::Data));
+        let at = t.find("<<< 250 ok\n>>> data").unwrap();
+        assert_eq!(command_before(t, at), Some(Command::RcptTo));
+        assert_eq!(command_before(t, 0), None);
+        assert_eq!(command_before("ü>>> data", 1), None, "char boundary");
+    }
 
     #[test]
     fn statuses_are_found_but_not_in_addresses() {

@@ -87,6 +87,22 @@ impl Outcome {
         )
     }
 
+    /// The outcome says only that the seed's watcher did not see the
+    /// message in time (missing, or seen after the timeout): it means
+    /// nothing when the watcher could not watch. Every other outcome is
+    /// something seen (a copy in a folder, a bounce, a send failure).
+    pub fn needs_watcher(self) -> bool {
+        match self {
+            Outcome::Missing | Outcome::Late => true,
+            Outcome::Inbox
+            | Outcome::Spam
+            | Outcome::Tab
+            | Outcome::Expired
+            | Outcome::Bounced
+            | Outcome::SendFailed => false,
+        }
+    }
+
     /// What the person waiting for the code experienced; the support view
     /// (`/status`, `mailcanary status`) judges states and picks guidance by this alone.
     pub fn user_sees(self) -> UserSees {

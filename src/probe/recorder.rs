@@ -123,6 +123,7 @@ pub async fn start(
     stop: CancellationToken,
 ) -> Result<Channels, StoreError> {
     let open = store.call(|c| record::open_runs(c)).await?;
+    let watched = store.call(|c| record::inbox_states(c)).await?;
     if !open.is_empty() {
         tracing::info!(
             runs = open.len(),
@@ -143,6 +144,7 @@ pub async fn start(
         open: open.into_iter().map(|r| (r.token.clone(), r)).collect(),
         up: HashMap::new(),
         rechecked: HashSet::new(),
+        watched,
     };
     tracker.spawn(rec.run(cmd_rx, watch_rx, stop));
     Ok(Channels {
@@ -161,6 +163,9 @@ struct Recorder {
     up: HashMap<(String, FolderRole), bool>,
     /// Open runs whose seed's watchers were asked to look again.
     rechecked: HashSet<String>,
+    /// The last watcher state of each seed written to the store (no entry:
+    /// watched), so a row is written per transition only.
+    watched: HashMap<String, bool>,
     results: broadcast::Sender<RunResult>,
     /// Masked codes of runs sent by this process (not stored).
     codes: HashMap<String, String>,
@@ -366,6 +371,23 @@ impl Recorder {
                     seed: &seed,
                     up: all_up,
                 });
+                // The support view reads the transitions: a run whose seed
+                // could not be watched says nothing about delivery.
+                if self.watched.get(&seed).copied().unwrap_or(true) != all_up {
+                    let (s, at) = (seed.clone(), now_ms());
+                    match self
+                        .store
+                        .call(move |c| record::inbox_transition(c, &s, all_up, at))
+                        .await
+                    {
+                        Ok(()) => {
+                            self.watched.insert(seed, all_up);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot record an inbox watcher's state")
+                        }
+                    }
+                }
             }
             WatchEvent::OAuth { seed, outcome } => match outcome {
                 TokenOutcome::Refreshed { expires } => self.emit(ProbeEvent::OAuthRefreshed {

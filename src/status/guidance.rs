@@ -8,7 +8,11 @@
 use serde::Serialize;
 
 use super::state::State;
+use super::{words_zh, Unknown};
+use crate::bounce::Reason as BounceReason;
 use crate::probe::outcome::UserSees;
+use crate::probe::send::SendReason;
+use crate::probe::Outcome;
 
 /// The page's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -66,11 +70,108 @@ pub fn state_text(state: State, lang: Lang) -> &'static str {
         (Lang::En, State::Ok) => "OK: codes arrive in the inbox",
         (Lang::En, State::Degraded) => "Degraded: some codes are late or misplaced",
         (Lang::En, State::Failing) => "Failing: most codes do not reach users",
-        (Lang::En, State::Unknown) => "Unknown: no probe result in the last hour",
+        (Lang::En, State::Unknown) => "Unknown: no usable probe result in the last hour",
         (Lang::Zh, State::Ok) => "正常：验证码送达收件箱",
         (Lang::Zh, State::Degraded) => "部分异常：部分验证码延迟或未进收件箱",
         (Lang::Zh, State::Failing) => "故障：大部分验证码未送达用户",
-        (Lang::Zh, State::Unknown) => "未知：最近一小时没有探测结果",
+        (Lang::Zh, State::Unknown) => "未知：最近一小时没有可用的探测结果",
+    }
+}
+
+/// A state in one word (the timeline's label).
+pub fn state_label(state: State, lang: Lang) -> &'static str {
+    match (lang, state) {
+        (Lang::En, State::Ok) => "ok",
+        (Lang::En, State::Degraded) => "degraded",
+        (Lang::En, State::Failing) => "failing",
+        (Lang::En, State::Unknown) => "unknown",
+        (Lang::Zh, State::Ok) => "正常",
+        (Lang::Zh, State::Degraded) => "部分异常",
+        (Lang::Zh, State::Failing) => "故障",
+        (Lang::Zh, State::Unknown) => "未知",
+    }
+}
+
+/// An outcome in a word or two (the counts on the page).
+pub fn outcome_label(o: Outcome, lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => o.as_str(),
+        Lang::Zh => match o {
+            Outcome::Inbox => "收件箱",
+            Outcome::Spam => "垃圾邮件",
+            Outcome::Tab => "分类标签页",
+            Outcome::Expired => "验证码已过期",
+            Outcome::Missing => "未送达",
+            Outcome::Late => "超时后送达",
+            Outcome::Bounced => "被退信",
+            Outcome::SendFailed => "发送失败",
+        },
+    }
+}
+
+/// A run's bounded reason (`timeout`, `blocked`) as the page shows it: the
+/// id in English, plain words in Chinese (an id this build does not know
+/// stays as it is).
+pub fn reason_words(outcome: Outcome, reason: &str, lang: Lang) -> &str {
+    if lang == Lang::En {
+        return reason;
+    }
+    let words = match outcome {
+        Outcome::SendFailed => SendReason::parse(reason).map(words_zh::send_reason),
+        Outcome::Bounced => BounceReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == reason)
+            .map(words_zh::bounce_reason),
+        _ => None,
+    };
+    words.unwrap_or(reason)
+}
+
+/// A DNS audit finding in plain words.
+pub fn finding_text(id: &str, lang: Lang) -> &'static str {
+    let text = match lang {
+        Lang::En => crate::audit::findings::catalogue_meaning(id),
+        Lang::Zh => words_zh::finding(id),
+    };
+    text.unwrap_or(match lang {
+        Lang::En => "a check failed (see mailcanary check)",
+        Lang::Zh => "某项检查未通过（详见 mailcanary check）",
+    })
+}
+
+/// A domain's audit status (`ok`, `warning`, `error`, `unknown`,
+/// `not_audited`) in words.
+pub fn audit_status_label(status: &str, lang: Lang) -> &str {
+    match (lang, status) {
+        (Lang::En, "not_audited") => "not audited yet",
+        (Lang::En, s) => s,
+        (Lang::Zh, "ok") => "正常",
+        (Lang::Zh, "warning") => "警告",
+        (Lang::Zh, "error") => "错误",
+        (Lang::Zh, "unknown") => "未知",
+        (Lang::Zh, "not_audited") => "尚未检查",
+        (Lang::Zh, s) => s,
+    }
+}
+
+/// A duration in seconds, short: `1m 05s`, `42s` (`1分05秒`, `42秒`).
+pub fn duration(seconds: f64, lang: Lang) -> String {
+    let whole = seconds.max(0.0).round() as u64;
+    match (lang, whole >= 60) {
+        (Lang::En, true) => format!("{}m {:02}s", whole / 60, whole % 60),
+        (Lang::En, false) => format!("{whole}s"),
+        (Lang::Zh, true) => format!("{}分{:02}秒", whole / 60, whole % 60),
+        (Lang::Zh, false) => format!("{whole}秒"),
+    }
+}
+
+/// Why a state is unknown, in words.
+pub fn unknown_text(why: Unknown, lang: Lang) -> &'static str {
+    match (lang, why) {
+        (Lang::En, Unknown::NoResults) => "no probe result in the last hour",
+        (Lang::En, Unknown::SeedUnwatched) => "the seed mailbox could not be watched",
+        (Lang::Zh, Unknown::NoResults) => "最近一小时没有探测结果",
+        (Lang::Zh, Unknown::SeedUnwatched) => "探测邮箱无法监控",
     }
 }
 
@@ -107,6 +208,9 @@ pub struct Facts<'a> {
     pub reason: Option<&'a str>,
     /// Typical delivery time now, in minutes (rounded up), if known.
     pub minutes: Option<u64>,
+    /// With state `unknown`: runs there were, but their seed's mailbox
+    /// could not be watched.
+    pub unwatched: bool,
 }
 
 /// What to tell the user, given the state and what the probes saw.
@@ -114,6 +218,12 @@ pub fn advice(state: State, f: &Facts<'_>, lang: Lang) -> String {
     let (p, spam) = (f.provider, f.spam_folder);
     let reason = f.reason.unwrap_or("-");
     let main = match (lang, state, f.worst) {
+        (Lang::En, State::Unknown, _) if f.unwatched => format!(
+            "mailcanary cannot tell how mail to {p} is doing: the seed mailbox could not be watched, so its probes show nothing (tell the mail team). Follow the usual steps (check the spelling of the address, look in {spam}, wait a few minutes)."
+        ),
+        (Lang::Zh, State::Unknown, _) if f.unwatched => format!(
+            "mailcanary 目前无法判断发往 {p} 的邮件情况：探测邮箱无法监控，探测没有结果（请通知邮件团队）。请按常规步骤处理（核对邮箱地址拼写，查看「{spam}」，稍等几分钟）。"
+        ),
         (Lang::En, State::Unknown, _) => format!(
             "mailcanary has no recent probe result for {p}: follow the usual steps (check the spelling of the address, look in {spam}, wait a few minutes)."
         ),
@@ -175,6 +285,12 @@ pub fn advice(state: State, f: &Facts<'_>, lang: Lang) -> String {
 pub fn lookup_answer(state: State, f: &Facts<'_>, from: &str, until: &str, lang: Lang) -> String {
     let (p, spam) = (f.provider, f.spam_folder);
     let saw = match (lang, state, f.worst) {
+        (Lang::En, State::Unknown, _) if f.unwatched => {
+            format!("There were no usable probe results for {p} between {from} and {until}: the seed mailbox could not be watched. Follow the usual steps (check the spelling of the address, look in {spam}).")
+        }
+        (Lang::Zh, State::Unknown, _) if f.unwatched => {
+            format!("{from} 至 {until} 之间没有 {p} 的可用探测结果：探测邮箱无法监控。请按常规步骤处理（核对邮箱地址拼写，查看「{spam}」）。")
+        }
         (Lang::En, State::Unknown, _) => {
             format!("There were no probe results for {p} between {from} and {until}.")
         }
@@ -316,6 +432,7 @@ mod tests {
             worst: Some(UserSees::Spam),
             reason: None,
             minutes: Some(2),
+            unwatched: false,
         };
         let a = lookup_answer(State::Failing, &f, "10:40", "11:20", Lang::En);
         assert_eq!(
@@ -340,6 +457,7 @@ mod tests {
         for lang in [Lang::En, Lang::Zh] {
             for s in State::ALL {
                 assert!(!state_text(s, lang).is_empty());
+                assert!(!state_label(s, lang).is_empty());
                 for w in all {
                     assert!(!sees_text(w, lang).is_empty());
                     let f = Facts {
@@ -348,8 +466,19 @@ mod tests {
                         worst: Some(w),
                         reason: Some("timeout"),
                         minutes: None,
+                        unwatched: false,
                     };
                     assert!(advice(s, &f, lang).contains("P") || w == UserSees::NotSent);
+                    let blind = Facts {
+                        unwatched: true,
+                        ..f
+                    };
+                    if s == State::Unknown {
+                        let a = advice(s, &blind, lang);
+                        let l = lookup_answer(s, &blind, "10:40", "11:40", lang);
+                        let why = unknown_text(Unknown::SeedUnwatched, lang);
+                        assert!(a.contains(why) && l.contains(why), "{a} / {l}");
+                    }
                 }
             }
             assert!(ask_for(lang).len() >= 4 && never_ask_for(lang).len() >= 4);

@@ -8,7 +8,9 @@
 //!
 //! # Layout
 //! - [`state`]: the state rule (pure), slices and windows.
-//! - [`guidance`]: what to tell the user, English and Chinese.
+//! - [`guidance`]: what to tell the user, English and Chinese; the page's
+//!   words for states, outcomes, reasons and findings ([`words_zh`]: the
+//!   Chinese ones of the bounded values).
 //! - [`lookup`]: the user's domain → provider (tables, typo, MX).
 //! - [`read`]: the store queries.
 //! - [`page`]: the HTML page (askama) and the CLI's text.
@@ -24,6 +26,7 @@ pub mod lookup;
 pub mod page;
 pub mod read;
 pub mod state;
+pub mod words_zh;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -38,7 +41,7 @@ use crate::probe::Outcome;
 use crate::store::{Store, StoreError};
 use guidance::{Facts, Lang};
 use read::{GroupKey, Raw};
-use state::{Segment, State, SLICE_MS, WINDOW_MS, WINDOW_SLICES};
+use state::{Segment, State, SLICE_MS, UNWATCHED, WINDOW_MS, WINDOW_SLICES};
 
 /// Days of state changes in the timeline.
 pub const TIMELINE_DAYS: i64 = 7;
@@ -62,6 +65,24 @@ pub enum StatusError {
     /// The typed domain is not a mail domain.
     #[error(transparent)]
     Domain(#[from] lookup::DomainError),
+}
+
+impl StatusError {
+    /// The problem in the page's language (the API and the CLI say it in
+    /// English, as [`std::fmt::Display`] does).
+    pub fn message(&self, lang: Lang) -> String {
+        match (lang, self) {
+            (Lang::En, e) => e.to_string(),
+            (Lang::Zh, StatusError::Store(_)) => "无法读取存储".to_string(),
+            (Lang::Zh, StatusError::Time) => {
+                "无法识别时间：请使用 RFC 3339（2026-12-02T10:40:00Z）、YYYY-MM-DD HH:MM 或 HH:MM（UTC）".to_string()
+            }
+            (Lang::Zh, StatusError::Future(t)) => format!("时间 {t} 还未到"),
+            (Lang::Zh, StatusError::Domain(_)) => {
+                "不是邮箱域名：请输入 @ 后面的部分（例如 qq.com）".to_string()
+            }
+        }
+    }
 }
 
 /// What the store and config are read from; cheap to clone.
@@ -145,13 +166,51 @@ pub struct Group {
     pub last_result_at: Option<String>,
     /// Final runs in the window, by outcome (every outcome listed).
     pub counts: BTreeMap<&'static str, u64>,
+    /// The runs counted (the sum of `counts`).
     pub runs: u64,
+    /// Runs in the window not counted: they went missing (or late) while
+    /// their seed's mailbox was not watched at their deadline
+    /// ([`state::unwatched`]).
+    pub unwatched: u64,
     pub latency_p50_seconds: Option<f64>,
     pub latency_p95_seconds: Option<f64>,
     /// The most frequent failure in the window.
     pub reason: Option<Reason>,
+    /// Why the state is `unknown` (`None` when it is not).
+    pub unknown_reason: Option<UnknownReason>,
     /// What to tell the user.
     pub advice: String,
+}
+
+/// Why a state is `unknown`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnknownReason {
+    pub id: Unknown,
+    /// In words, in the page's language.
+    pub text: &'static str,
+}
+
+/// Why a state is `unknown`, as an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unknown {
+    /// No probe run became final in the window.
+    NoResults,
+    /// Runs did, but only while their seed's mailbox could not be watched.
+    SeedUnwatched,
+}
+
+impl Unknown {
+    /// Why a window with these counts is unknown, if it is.
+    fn of(counts: &state::Counts) -> Option<Unknown> {
+        if counts[..state::N].iter().any(|&n| n > 0) {
+            None
+        } else if counts[UNWATCHED] > 0 {
+            Some(Unknown::SeedUnwatched)
+        } else {
+            Some(Unknown::NoResults)
+        }
+    }
 }
 
 /// Whom a row is about: a provider label (`qq`, `gmail`) or a sender's
@@ -293,7 +352,7 @@ pub fn parse_time(s: &str, now: i64) -> Result<i64, StatusError> {
 /// Who is probed: provider label of every seed some probe uses, and the
 /// senders probes send from.
 struct Plan {
-    seeds: BTreeMap<String, String>,
+    seeds: read::Seeds,
     providers: BTreeSet<String>,
     senders: BTreeSet<String>,
 }
@@ -416,8 +475,7 @@ pub async fn compute(src: &Source, q: &Query, now: i64) -> Result<StatusReport, 
                 .errors
                 .into_iter()
                 .map(|id| AuditError {
-                    text: crate::audit::findings::catalogue_meaning(&id)
-                        .unwrap_or("a check failed (see mailcanary check)"),
+                    text: guidance::finding_text(&id, lang),
                     id,
                 })
                 .collect(),
@@ -449,6 +507,7 @@ fn group(raw: &Raw, key: &GroupKey, display: &str, spam: &str, now: i64, lang: L
     let last = slices.counts.len() - 1;
     let counts = slices.window(last);
     let (st, worst) = state::judge(&counts);
+    let unknown = Unknown::of(&counts);
     let segs = state::segments(&slices.states());
     let since = segs
         .last()
@@ -467,8 +526,13 @@ fn group(raw: &Raw, key: &GroupKey, display: &str, spam: &str, now: i64, lang: L
         provider: display,
         spam_folder: spam,
         worst: worst.map(Outcome::user_sees),
-        reason: reason.as_ref().and_then(|r| r.reason.as_deref()),
+        reason: reason.as_ref().and_then(|r| {
+            r.reason
+                .as_deref()
+                .map(|c| guidance::reason_words(r.outcome, c, lang))
+        }),
         minutes: p50.map(minutes),
+        unwatched: unknown == Some(Unknown::SeedUnwatched),
     };
     Group {
         who: match key {
@@ -484,11 +548,16 @@ fn group(raw: &Raw, key: &GroupKey, display: &str, spam: &str, now: i64, lang: L
             .iter()
             .map(|o| (o.as_str(), counts[state::index(*o)]))
             .collect(),
-        runs: counts.iter().sum(),
+        runs: counts[..state::N].iter().sum(),
+        unwatched: counts[UNWATCHED],
         latency_p50_seconds: p50,
         latency_p95_seconds: state::percentile(&lat, 0.95),
         advice: guidance::advice(st, &facts, lang),
         reason,
+        unknown_reason: unknown.map(|id| UnknownReason {
+            id,
+            text: guidance::unknown_text(id, lang),
+        }),
     }
 }
 
@@ -543,7 +612,7 @@ async fn answer(
     let start = first * SLICE_MS;
     // The slice that holds `at`; the window that ends with it is the answer.
     let at_end = (at.div_euclid(SLICE_MS) - first) as usize;
-    let seeds: BTreeMap<String, String> = plan
+    let seeds: read::Seeds = plan
         .seeds
         .iter()
         .filter(|(_, p)| **p == label)
@@ -563,7 +632,7 @@ async fn answer(
         (true, Some(o)) => {
             let offset = ((start - o.start_ms) / SLICE_MS) as usize;
             let mut counts = o.counts.get(offset..).unwrap_or(&[]).to_vec();
-            counts.resize(n, [0; state::N]);
+            counts.resize(n, state::ZERO);
             counts.truncate(n);
             let detail = src
                 .store
@@ -594,7 +663,8 @@ async fn answer(
             (slices, detail)
         }
     };
-    let (st, worst) = state::judge(&slices.window(at_end));
+    let at_counts = slices.window(at_end);
+    let (st, worst) = state::judge(&at_counts);
     let states = slices.states();
     // `states[i]` is the window ending with slice `i + WINDOW_SLICES - 1`.
     let idx = at_end + 1 - WINDOW_SLICES;
@@ -615,8 +685,12 @@ async fn answer(
         provider: display,
         spam_folder: spam,
         worst: worst.map(Outcome::user_sees),
-        reason: reason.as_deref(),
+        reason: reason
+            .as_deref()
+            .zip(worst)
+            .map(|(c, o)| guidance::reason_words(o, c, lang)),
         minutes: now_p50.map(minutes),
+        unwatched: Unknown::of(&at_counts) == Some(Unknown::SeedUnwatched),
     };
     let from_s = short_time(from_ms, now);
     let until_s = if still {

@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 
 use askama::Template;
 
-use super::guidance::Lang;
-use super::{Group, StatusReport};
+use super::guidance::{self, Lang};
+use super::state::State;
+use super::{Group, Reason, StatusReport, Unknown};
+use crate::probe::Outcome;
 
 /// Seconds between the page's own reloads.
 pub const REFRESH_SECONDS: u32 = 60;
@@ -45,6 +47,8 @@ pub struct Words {
     pub other_lang_code: &'static str,
     pub times_utc: &'static str,
     pub window: &'static str,
+    /// Runs left out of the counts (their seed's mailbox was not watched).
+    pub not_counted: &'static str,
 }
 
 impl Words {
@@ -88,6 +92,7 @@ static EN: Words = Words {
     other_lang_code: "zh",
     times_utc: "All times are UTC.",
     window: "States are judged over the last hour of probes (six 10-minute slices).",
+    not_counted: "not counted",
 };
 
 static ZH: Words = Words {
@@ -100,7 +105,7 @@ static ZH: Words = Words {
     since: "开始于",
     last: "最近探测",
     counts: "最近一小时的探测",
-    latency: "送达时间 p50 / p95",
+    latency: "送达时间（中位数 / 95% 分位）",
     reason: "主要原因",
     advice: "如何答复用户",
     domains: "发件域名（DNS 检查）",
@@ -122,6 +127,7 @@ static ZH: Words = Words {
     other_lang_code: "en",
     times_utc: "所有时间均为 UTC。",
     window: "状态按最近一小时（六个 10 分钟时段）的探测结果判断。",
+    not_counted: "未计入",
 };
 
 /// The HTML page.
@@ -148,28 +154,84 @@ impl Page<'_> {
         }
     }
 
-    /// The outcomes that happened, with their counts (`inbox 5, spam 2`).
+    /// The outcomes that happened, with their counts (`inbox 5, spam 2`),
+    /// and the runs not counted.
     pub fn counts(&self, g: &Group) -> String {
-        let parts: Vec<String> = g
-            .counts
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        if parts.is_empty() {
-            self.w.none.to_string()
-        } else {
-            parts.join(", ")
-        }
+        counts_line(g, self.r.lang)
     }
 
     /// Seconds → `1m 05s` / `42s`.
     pub fn dur(&self, seconds: &Option<f64>) -> String {
         match seconds {
-            Some(s) if *s >= 60.0 => format!("{}m {:02}s", (*s as u64) / 60, (*s as u64) % 60),
-            Some(s) => format!("{:.0}s", s),
+            Some(s) => guidance::duration(*s, self.r.lang),
             None => "-".into(),
         }
+    }
+
+    /// A state in one word, in the page's language.
+    pub fn label(&self, state: &State) -> &'static str {
+        guidance::state_label(*state, self.r.lang)
+    }
+
+    /// The main reason: what the failed runs showed and why, or why the
+    /// state is unknown.
+    pub fn why(&self, g: &Group) -> String {
+        why_line(g, self.r.lang).unwrap_or_else(|| "-".into())
+    }
+
+    /// A domain's audit status in words.
+    pub fn audit_status<'s>(&self, status: &'s str) -> &'s str {
+        guidance::audit_status_label(status, self.r.lang)
+    }
+}
+
+/// `inbox 5, spam 2` (`收件箱 5，垃圾邮件 2`), and the runs not counted.
+fn counts_line(g: &Group, lang: Lang) -> String {
+    let w = Words::of(lang);
+    let mut parts: Vec<String> = g
+        .counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| {
+            let label = Outcome::parse(k).map_or(*k, |o| guidance::outcome_label(o, lang));
+            format!("{label} {n}")
+        })
+        .collect();
+    if g.unwatched > 0 {
+        let why = guidance::unknown_text(Unknown::SeedUnwatched, lang);
+        parts.push(match lang {
+            Lang::En => format!("{} {} ({why})", w.not_counted, g.unwatched),
+            Lang::Zh => format!("{} {}（{why}）", w.not_counted, g.unwatched),
+        });
+    }
+    if parts.is_empty() {
+        w.none.to_string()
+    } else {
+        parts.join(match lang {
+            Lang::En => ", ",
+            Lang::Zh => "，",
+        })
+    }
+}
+
+/// `spam folder`, `not sent by us (timeout)`, or why the state is unknown.
+fn why_line(g: &Group, lang: Lang) -> Option<String> {
+    match (&g.reason, &g.unknown_reason) {
+        (Some(r), _) => Some(reason_line(r, lang)),
+        (None, Some(u)) => Some(u.text.to_string()),
+        (None, None) => None,
+    }
+}
+
+fn reason_line(r: &Reason, lang: Lang) -> String {
+    match (&r.reason, lang) {
+        (None, _) => r.text.to_string(),
+        (Some(why), Lang::En) => format!("{} ({why})", r.text),
+        (Some(why), Lang::Zh) => format!(
+            "{}（{}）",
+            r.text,
+            guidance::reason_words(r.outcome, why, lang)
+        ),
     }
 }
 
@@ -209,19 +271,12 @@ pub fn text(r: &StatusReport) -> String {
             let _ = writeln!(o, "  {}", w.none);
         }
         for g in groups {
-            let counts: Vec<String> = g
-                .counts
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
             let _ = writeln!(
                 o,
-                "  {:<20} {:<9} runs {:<4} {}",
+                "  {:<20} {:<9} {}",
                 g.display_name,
-                g.state.as_str(),
-                g.runs,
-                counts.join(", ")
+                guidance::state_label(g.state, r.lang),
+                counts_line(g, r.lang)
             );
             let _ = writeln!(o, "    {}", g.state_text);
             if let Some(since) = &g.since {
@@ -230,24 +285,14 @@ pub fn text(r: &StatusReport) -> String {
             if let Some(p50) = g.latency_p50_seconds {
                 let _ = writeln!(
                     o,
-                    "    {}: {:.0}s / {:.0}s",
+                    "    {}: {} / {}",
                     w.latency,
-                    p50,
-                    g.latency_p95_seconds.unwrap_or(p50)
+                    guidance::duration(p50, r.lang),
+                    guidance::duration(g.latency_p95_seconds.unwrap_or(p50), r.lang)
                 );
             }
-            if let Some(reason) = &g.reason {
-                let _ = writeln!(
-                    o,
-                    "    {}: {}{}",
-                    w.reason,
-                    reason.text,
-                    reason
-                        .reason
-                        .as_deref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                );
+            if let Some(why) = why_line(g, r.lang) {
+                let _ = writeln!(o, "    {}: {why}", w.reason);
             }
             let _ = writeln!(o, "    {}", g.advice);
         }
@@ -257,7 +302,12 @@ pub fn text(r: &StatusReport) -> String {
         let _ = writeln!(o, "  {}", w.none);
     }
     for d in &r.domains {
-        let _ = writeln!(o, "  {:<30} {}", d.domain, d.status);
+        let _ = writeln!(
+            o,
+            "  {:<30} {}",
+            d.domain,
+            guidance::audit_status_label(&d.status, r.lang)
+        );
         for e in &d.errors {
             let _ = writeln!(o, "    - {} ({})", e.text, e.id);
         }
@@ -269,7 +319,7 @@ pub fn text(r: &StatusReport) -> String {
             "  {} {:<20} {}",
             c.from,
             c.display_name,
-            c.state.as_str()
+            guidance::state_label(c.state, r.lang)
         );
     }
     let _ = writeln!(o, "\n{}:", w.ask);

@@ -1,23 +1,43 @@
-//! The view's store queries. Both run on the store thread and return
+//! The view's store queries. They run on the store thread and return
 //! aggregates, never rows: the slice counts come from the
-//! `probe_run_status` index alone (migration 4; `EXPLAIN QUERY PLAN` in
+//! `probe_run_status` index alone (migration 6; `EXPLAIN QUERY PLAN` in
 //! `benches/status.rs` shows it), the last hour's details from the rows of
-//! that hour.
+//! that hour, the seeds' inbox outages from the `inbox_state` transitions
+//! (migration 7).
 
 use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
 
-use super::state::{Slices, SLICE_MS, WINDOW_SLICES};
+use super::state::{self, Slices, SLICE_MS, UNWATCHED, WINDOW_SLICES};
 use crate::probe::Outcome;
 
-/// The slice counts: runs that became final, by creation time.
-pub const SLICES_SQL: &str = "SELECT seed, sender, created_ms, outcome FROM probe_run
+/// The counted seeds: seed name → its provider label (`qq`, `gmail`, or
+/// as configured).
+pub type Seeds = BTreeMap<String, String>;
+
+/// A seed's inbox outages: down intervals `[from, until)`, oldest first.
+type Outages<'a> = Option<&'a [(i64, i64)]>;
+
+/// The seeds' inbox transitions that matter from `?1` to `?2`: each
+/// seed's last one before `?1`, then those in between.
+pub const OUTAGES_SQL: &str = "SELECT seed, up, at_ms FROM (
+        SELECT seed, up, max(at_ms) AS at_ms FROM inbox_state WHERE at_ms < ?1 GROUP BY seed
+        UNION ALL
+        SELECT seed, up, at_ms FROM inbox_state WHERE at_ms >= ?1 AND at_ms < ?2)
+     ORDER BY seed, at_ms";
+
+/// The slice counts: runs that became final, by creation time (the rowid,
+/// in the index too, finds a run's deadline when its seed had an outage).
+pub const SLICES_SQL: &str = "SELECT seed, sender, created_ms, outcome, rowid FROM probe_run
      WHERE state = 'final' AND created_ms >= ?1 AND created_ms < ?2";
+
+/// A run's deadline, for the few runs [`count`] must check.
+pub const DEADLINE_SQL: &str = "SELECT deadline_ms FROM probe_run WHERE rowid = ?1";
 
 /// The last hour's runs with what the counts lack: reason and latency.
 pub const WINDOW_SQL: &str = "SELECT seed, sender, outcome, reason,
-            coalesce(internal_ms, seen_ms) - coalesce(submitted_ms, created_ms)
+            coalesce(internal_ms, seen_ms) - coalesce(submitted_ms, created_ms), deadline_ms
      FROM probe_run WHERE state = 'final' AND created_ms >= ?1 AND created_ms < ?2";
 
 /// Longest reason shown; reasons are bounded enum values (`timeout`,
@@ -61,12 +81,64 @@ pub struct Raw {
     pub last_created: HashMap<GroupKey, i64>,
 }
 
+/// The down intervals `[from, until)` of each seed's inbox watcher that
+/// overlap `[from, end)`, oldest first (`until` is `i64::MAX` while still
+/// down); seeds never down have no entry.
+pub fn outages(
+    c: &Connection,
+    seeds: &Seeds,
+    from: i64,
+    end: i64,
+) -> rusqlite::Result<HashMap<String, Vec<(i64, i64)>>> {
+    let mut out: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+    let mut stmt = c.prepare_cached(OUTAGES_SQL)?;
+    let mut rows = stmt.query([from, end])?;
+    // Rows come ordered by seed, then time.
+    let mut current: Option<(String, Option<i64>)> = None;
+    let close = |seed: String, down: Option<i64>, out: &mut HashMap<String, Vec<(i64, i64)>>| {
+        if let Some(d) = down {
+            out.entry(seed).or_default().push((d, i64::MAX));
+        }
+    };
+    while let Some(row) = rows.next()? {
+        let seed = row.get_ref(0)?.as_str().unwrap_or("");
+        if !seeds.contains_key(seed) {
+            continue;
+        }
+        let up: bool = row.get(1)?;
+        let at: i64 = row.get(2)?;
+        if current.as_ref().is_none_or(|(s, _)| s != seed) {
+            if let Some((s, down)) = current.take() {
+                close(s, down, &mut out);
+            }
+            current = Some((seed.to_string(), None));
+        }
+        let Some((s, down)) = current.as_mut() else {
+            continue;
+        };
+        match (up, *down) {
+            (false, None) => *down = Some(at),
+            (true, Some(d)) => {
+                *down = None;
+                if at > from {
+                    out.entry(s.clone()).or_default().push((d, at));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((s, down)) = current {
+        close(s, down, &mut out);
+    }
+    Ok(out)
+}
+
 /// Read `n` slices from `start` (the last one holds `end`, now) for the
-/// seeds in `seeds` (seed → provider label; runs of other seeds are not
-/// counted), and the details of the last window.
+/// seeds in `seeds` (runs of other seeds are not counted), and the details
+/// of the last window.
 pub fn read(
     c: &Connection,
-    seeds: &BTreeMap<String, String>,
+    seeds: &Seeds,
     start: i64,
     n: usize,
     end: i64,
@@ -81,16 +153,20 @@ pub fn read(
     Ok(raw)
 }
 
-/// Slice counts of runs created in `[from, end)`, into `n` slices from `start`.
+/// Slice counts of runs created in `[from, end)`, into `n` slices from
+/// `start`; a run whose outcome [needs the watcher](Outcome::needs_watcher)
+/// and that was [`state::unwatched`] is counted at [`UNWATCHED`] instead
+/// of its outcome.
 pub fn count(
     c: &Connection,
-    seeds: &BTreeMap<String, String>,
+    seeds: &Seeds,
     start: i64,
     n: usize,
     from: i64,
     end: i64,
 ) -> rusqlite::Result<Raw> {
     let mut raw = Raw::default();
+    let outages = outages(c, seeds, from, end)?;
     // Groups by index, and seeds and senders interned to them: the loop
     // looks a seed up by &str and allocates nothing per row.
     let mut keys: Vec<GroupKey> = Vec::new();
@@ -101,17 +177,22 @@ pub fn count(
             keys.len() - 1
         })
     };
-    let seed_group: HashMap<&str, usize> = seeds
+    // Seed → (its provider's group, its outages if it had any).
+    let seed_group: HashMap<&str, (usize, Outages)> = seeds
         .iter()
-        .map(|(s, p)| (s.as_str(), intern(GroupKey::Provider(p.clone()), &mut keys)))
+        .map(|(s, p)| {
+            let g = intern(GroupKey::Provider(p.clone()), &mut keys);
+            (s.as_str(), (g, outages.get(s).map(Vec::as_slice)))
+        })
         .collect();
+    let mut deadline = c.prepare_cached(DEADLINE_SQL)?;
     let mut sender_group: HashMap<String, usize> = HashMap::new();
     let mut slices: Vec<Slices> = Vec::new();
     let mut last: Vec<Option<i64>> = Vec::new();
     let mut stmt = c.prepare_cached(SLICES_SQL)?;
     let mut rows = stmt.query([from, end])?;
     while let Some(row) = rows.next()? {
-        let Some(&p) = row
+        let Some(&(p, down)) = row
             .get_ref(0)?
             .as_str()
             .ok()
@@ -122,6 +203,16 @@ pub fn count(
         let created: i64 = row.get(2)?;
         let Some(outcome) = row.get_ref(3)?.as_str().ok().and_then(Outcome::parse) else {
             continue;
+        };
+        // Only a missing or late run of a seed with an outage after its
+        // creation needs its deadline read.
+        let blind = match down {
+            Some(o) if outcome.needs_watcher() && o.last().is_some_and(|l| l.1 > created) => {
+                let rowid: i64 = row.get(4)?;
+                let d: i64 = deadline.query_row([rowid], |r| r.get(0))?;
+                state::unwatched(o, d)
+            }
+            _ => false,
         };
         let sender = row.get_ref(1)?.as_str().unwrap_or("");
         let s = match sender_group.get(sender) {
@@ -137,8 +228,12 @@ pub fn count(
             last.resize(keys.len(), None);
         }
         for g in [p, s] {
-            slices[g].add(created, outcome);
-            last[g] = Some(last[g].map_or(created, |l| l.max(created)));
+            if blind {
+                slices[g].add_at(created, UNWATCHED);
+            } else {
+                slices[g].add(created, outcome);
+                last[g] = Some(last[g].map_or(created, |l| l.max(created)));
+            }
         }
     }
     drop(rows);
@@ -153,19 +248,24 @@ pub fn count(
     Ok(raw)
 }
 
-/// The details (latencies, reasons) of runs created in `[from, end)`.
+/// The details (latencies, reasons) of runs created in `[from, end)`, but
+/// for the runs [`count`] does not count (unwatched seed).
 pub fn detail(
     c: &Connection,
-    seeds: &BTreeMap<String, String>,
+    seeds: &Seeds,
     from: i64,
     end: i64,
 ) -> rusqlite::Result<HashMap<GroupKey, Detail>> {
     let mut out: HashMap<GroupKey, Detail> = HashMap::new();
-    let seed_group: HashMap<&str, &String> = seeds.iter().map(|(s, p)| (s.as_str(), p)).collect();
+    let outages = outages(c, seeds, from, end)?;
+    let seed_group: HashMap<&str, (&String, Outages)> = seeds
+        .iter()
+        .map(|(s, p)| (s.as_str(), (p, outages.get(s).map(Vec::as_slice))))
+        .collect();
     let mut stmt = c.prepare_cached(WINDOW_SQL)?;
     let mut rows = stmt.query([from, end])?;
     while let Some(row) = rows.next()? {
-        let Some(&p) = row
+        let Some(&(p, down)) = row
             .get_ref(0)?
             .as_str()
             .ok()
@@ -177,6 +277,10 @@ pub fn detail(
         let Some(outcome) = row.get_ref(2)?.as_str().ok().and_then(Outcome::parse) else {
             continue;
         };
+        let deadline: i64 = row.get(5)?;
+        if down.is_some_and(|o| outcome.needs_watcher() && state::unwatched(o, deadline)) {
+            continue;
+        }
         let reason: Option<String> = row.get(3)?;
         let latency: Option<i64> = row.get(4)?;
         for key in [
@@ -211,7 +315,7 @@ pub struct Cache {
 pub const REBUILD_MS: i64 = 3_600_000;
 
 struct Cached {
-    seeds: BTreeMap<String, String>,
+    seeds: Seeds,
     built_ms: i64,
     /// Counts of slices `[start, settled)`.
     raw: Raw,
@@ -225,7 +329,7 @@ impl Cache {
     pub fn read(
         &self,
         c: &Connection,
-        seeds: &BTreeMap<String, String>,
+        seeds: &Seeds,
         start: i64,
         n: usize,
         end: i64,
@@ -371,35 +475,139 @@ pub fn audits(c: &Connection, domains: &[String]) -> rusqlite::Result<Vec<Audit>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::state::State;
 
-    fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(
-            "CREATE TABLE probe_run (token TEXT PRIMARY KEY, probe TEXT, sender TEXT, seed TEXT,
-                state TEXT, created_ms INTEGER, submitted_ms INTEGER, outcome TEXT, reason TEXT,
-                seen_ms INTEGER, internal_ms INTEGER);
-             CREATE INDEX probe_run_status ON probe_run (created_ms, seed, sender, outcome) WHERE state = 'final';",
-        )
-        .unwrap();
-        c
+    /// A connection to a store with the real schema (every migration).
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        drop(crate::store::Store::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
+        (dir, c)
     }
 
     fn add(c: &Connection, n: &mut u32, seed: &str, created: i64, outcome: &str) {
+        add_due(c, n, seed, created, created + 60_000, outcome);
+    }
+
+    /// A final run with its deadline.
+    fn add_due(c: &Connection, n: &mut u32, seed: &str, created: i64, due: i64, outcome: &str) {
         *n += 1;
         c.execute(
-            "INSERT INTO probe_run VALUES (?1, 'p', 'noreply', ?2, 'final', ?3, ?3, ?4, NULL, ?3 + 5000, NULL)",
-            rusqlite::params![format!("t{n}"), seed, created, outcome],
+            "INSERT INTO probe_run (token, probe, sender, seed, state, created_ms, deadline_ms,
+                submitted_ms, outcome, seen_ms)
+             VALUES (?1, 'p', 'noreply', ?2, 'final', ?3, ?4, ?3, ?5, ?3 + 5000)",
+            rusqlite::params![format!("t{n}"), seed, created, due, outcome],
+        )
+        .unwrap();
+    }
+
+    fn seeds(pairs: &[(&str, &str)]) -> Seeds {
+        pairs
+            .iter()
+            .map(|(s, p)| (s.to_string(), p.to_string()))
+            .collect()
+    }
+
+    fn transition(c: &Connection, seed: &str, up: bool, at: i64) {
+        c.execute(
+            "INSERT INTO inbox_state (seed, up, at_ms) VALUES (?1, ?2, ?3)",
+            rusqlite::params![seed, up, at],
         )
         .unwrap();
     }
 
     #[test]
-    fn the_cache_gives_what_a_full_read_gives() {
-        let c = db();
-        let seeds: BTreeMap<String, String> = [("a", "qq"), ("b", "gmail")]
+    fn missing_runs_of_an_unwatched_seed_are_not_counted() {
+        let (_d, c) = db();
+        let seeds = seeds(&[("a", "qq"), ("b", "gmail"), ("c", "gmail")]);
+        let t0 = 1_000_000 * SLICE_MS;
+        let min = 60_000;
+        let mut n = 0;
+        // a (qq): down from slice 2 + 3 min to slice 4 + 1 min. Its runs
+        // (deadline a minute after creation): missing in slices 0..6, and
+        // in slice 3 an inbox (a copy seen counts) and a late one.
+        transition(&c, "a", false, t0 + 2 * SLICE_MS + 3 * min);
+        transition(&c, "a", true, t0 + 4 * SLICE_MS + min);
+        for i in 0..6 {
+            add(&c, &mut n, "a", t0 + i * SLICE_MS + 7 * min, "missing");
+        }
+        add(&c, &mut n, "a", t0 + 3 * SLICE_MS + 8 * min, "inbox");
+        add(&c, &mut n, "a", t0 + 3 * SLICE_MS + 9 * min, "late");
+        // Created before the outage, its 20-minute deadline inside it.
+        add_due(
+            &c,
+            &mut n,
+            "a",
+            t0 + SLICE_MS + 9 * min,
+            t0 + 2 * SLICE_MS + 19 * min,
+            "missing",
+        );
+        // b (gmail): down since before the slices and still down; c
+        // (gmail) is fine: gmail's state is c's.
+        transition(&c, "b", true, t0 - 30 * SLICE_MS);
+        transition(&c, "b", false, t0 - 20 * SLICE_MS);
+        for i in 0..6 {
+            add(&c, &mut n, "b", t0 + i * SLICE_MS + 2 * min, "missing");
+            add(&c, &mut n, "c", t0 + i * SLICE_MS + 2 * min, "inbox");
+        }
+        let end = t0 + 6 * SLICE_MS - 1;
+        let raw = read(&c, &seeds, t0, 6, end).unwrap();
+        let qq = &raw.slices[&GroupKey::Provider("qq".into())];
+        let missing = state::index(Outcome::Missing);
+        let per_slice: Vec<(u64, u64)> = qq
+            .counts
             .iter()
-            .map(|(s, p)| (s.to_string(), p.to_string()))
+            .map(|c| (c[missing], c[UNWATCHED]))
             .collect();
+        // A run is not counted when the watcher was down at its deadline:
+        // slices 2 and 3 (and slice 1's run due in the outage); slice 4's
+        // run was due after the watcher came back (and rescanned): counted.
+        assert_eq!(
+            per_slice,
+            [(1, 0), (1, 1), (0, 1), (0, 2), (1, 0), (1, 0)],
+            "(missing, not counted) per slice"
+        );
+        let window = qq.window(5);
+        assert_eq!(
+            window[state::index(Outcome::Inbox)],
+            1,
+            "a copy seen counts"
+        );
+        assert_eq!(window[state::index(Outcome::Late)], 0);
+        assert_eq!(state::judge(&window).0, State::Failing);
+        let gmail = raw.slices[&GroupKey::Provider("gmail".into())].window(5);
+        assert_eq!(gmail[missing], 0);
+        assert_eq!(gmail[UNWATCHED], 6);
+        assert_eq!(state::judge(&gmail).0, State::Ok, "c's runs alone");
+        // Details leave out what the counts leave out: the late run's latency.
+        let d = &raw.window[&GroupKey::Provider("qq".into())];
+        assert_eq!(d.latencies, [5.0], "{d:?}");
+        // With only the unwatched seed, gmail is unknown.
+        let only_b = {
+            let mut s = seeds.clone();
+            s.remove("c");
+            s
+        };
+        let raw = read(&c, &only_b, t0, 6, end).unwrap();
+        let gmail = raw.slices[&GroupKey::Provider("gmail".into())].window(5);
+        assert_eq!(state::judge(&gmail).0, State::Unknown);
+        assert_eq!(gmail[UNWATCHED], 6);
+        assert!(!raw
+            .last_created
+            .contains_key(&GroupKey::Provider("gmail".into())));
+        // The sender counts the same way: qq's and b's not counted runs.
+        let sender = raw.slices[&GroupKey::Sender("noreply".into())].window(5);
+        assert_eq!(sender[UNWATCHED], 4 + 6);
+        assert_eq!(sender[missing], 4);
+    }
+
+    #[test]
+    fn the_cache_gives_what_a_full_read_gives() {
+        let (_d, c) = db();
+        let seeds = seeds(&[("a", "qq"), ("b", "gmail")]);
+        // b's inbox is down for a while: the cache counts that the same way.
+        transition(&c, "b", false, 1_000_000 * SLICE_MS + 4 * SLICE_MS);
+        transition(&c, "b", true, 1_000_000 * SLICE_MS + 9 * SLICE_MS);
         let mut n = 0;
         let t0 = 1_000_000 * SLICE_MS;
         for i in 0..60 {

@@ -3,7 +3,8 @@
 //! Time is cut into [`SLICE_MS`] slices counted back from the evaluation
 //! time; a window is [`WINDOW_SLICES`] consecutive slices (one hour). The
 //! state of a window:
-//! - `unknown`: no probe run to the group became final in it;
+//! - `unknown`: no probe run to the group became final in it, or the only
+//!   ones that did are not counted because they were [`unwatched`];
 //! - `failing`: at least half of its runs did not reach the user where they
 //!   look ([`crate::probe::outcome::UserSees::reached`]: spam, too late,
 //!   nothing arrived, not sent, refused);
@@ -28,8 +29,16 @@ pub const WINDOW_MS: i64 = SLICE_MS * WINDOW_SLICES as i64;
 /// Number of outcomes; counts are arrays indexed like [`Outcome::ALL`].
 pub const N: usize = Outcome::ALL.len();
 
-/// Outcome counts, indexed like [`Outcome::ALL`].
-pub type Counts = [u64; N];
+/// The index, after the outcomes, of the runs not counted because they
+/// were [`unwatched`].
+pub const UNWATCHED: usize = N;
+
+/// Outcome counts, indexed like [`Outcome::ALL`], and at [`UNWATCHED`] the
+/// runs not counted.
+pub type Counts = [u64; N + 1];
+
+/// Counts of nothing.
+pub const ZERO: Counts = [0; N + 1];
 
 /// The index of `o` in [`Outcome::ALL`].
 pub fn index(o: Outcome) -> usize {
@@ -63,7 +72,7 @@ impl State {
 /// The state of a window with these counts, and the most frequent outcome
 /// that did not reach the user (the first in [`Outcome::ALL`] order on a tie).
 pub fn judge(counts: &Counts) -> (State, Option<Outcome>) {
-    let total: u64 = counts.iter().sum();
+    let total: u64 = counts[..N].iter().sum();
     let mut failed = 0;
     let mut worst: Option<(u64, Outcome)> = None;
     for (o, &n) in Outcome::ALL.iter().zip(counts) {
@@ -99,24 +108,29 @@ impl Slices {
     pub fn new(start_ms: i64, n: usize) -> Slices {
         Slices {
             start_ms,
-            counts: vec![[0; N]; n],
+            counts: vec![ZERO; n],
         }
     }
 
     /// Count a run created at `created_ms` (ignored outside the slices).
     pub fn add(&mut self, created_ms: i64, outcome: Outcome) {
+        self.add_at(created_ms, index(outcome));
+    }
+
+    /// Count a run created at `created_ms` at index `i` of [`Counts`].
+    pub fn add_at(&mut self, created_ms: i64, i: usize) {
         if created_ms < self.start_ms {
             return;
         }
-        let i = ((created_ms - self.start_ms) / SLICE_MS) as usize;
-        if let Some(c) = self.counts.get_mut(i) {
-            c[index(outcome)] += 1;
+        let slice = ((created_ms - self.start_ms) / SLICE_MS) as usize;
+        if let Some(c) = self.counts.get_mut(slice) {
+            c[i] += 1;
         }
     }
 
     /// The counts of the window that ends with slice `end` (inclusive).
     pub fn window(&self, end: usize) -> Counts {
-        let mut sum = [0; N];
+        let mut sum = ZERO;
         for c in &self.counts[end.saturating_sub(WINDOW_SLICES - 1)..=end] {
             for (s, n) in sum.iter_mut().zip(c) {
                 *s += n;
@@ -163,6 +177,21 @@ pub fn segments(states: &[(i64, State)]) -> Vec<Segment> {
     out
 }
 
+/// Whether a run was *unwatched*: its seed's inbox watcher was down at
+/// the run's deadline, the moment the recorder judged it missing.
+/// `outages` are the seed's down intervals `[from, until)`, oldest first,
+/// not overlapping (`until` is `i64::MAX` while still down).
+///
+/// An unwatched run whose outcome [needs the watcher](Outcome::needs_watcher)
+/// (missing, late) is not counted: the message may have arrived while
+/// nobody looked. An outage that ended before the deadline hides nothing:
+/// a watcher that comes back scans its folder again (IMAP looks back, a
+/// Maildir watcher reads what is there) and finds what arrived meanwhile.
+pub fn unwatched(outages: &[(i64, i64)], deadline_ms: i64) -> bool {
+    let i = outages.partition_point(|&(_, until)| until <= deadline_ms);
+    outages.get(i).is_some_and(|&(from, _)| from <= deadline_ms)
+}
+
 /// Nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -177,7 +206,7 @@ mod tests {
     use super::*;
 
     fn counts(pairs: &[(Outcome, u64)]) -> Counts {
-        let mut c = [0; N];
+        let mut c = ZERO;
         for (o, n) in pairs {
             c[index(*o)] = *n;
         }
@@ -186,7 +215,13 @@ mod tests {
 
     #[test]
     fn the_rule() {
-        assert_eq!(judge(&[0; N]), (State::Unknown, None));
+        assert_eq!(judge(&ZERO), (State::Unknown, None));
+        // Runs not counted (unwatched seed) leave the state unknown.
+        let mut blind = ZERO;
+        blind[UNWATCHED] = 3;
+        assert_eq!(judge(&blind), (State::Unknown, None));
+        blind[index(Outcome::Inbox)] = 1;
+        assert_eq!(judge(&blind), (State::Ok, None));
         assert_eq!(judge(&counts(&[(Outcome::Inbox, 5)])), (State::Ok, None));
         assert_eq!(
             judge(&counts(&[(Outcome::Inbox, 4), (Outcome::Tab, 2)])),
@@ -253,6 +288,25 @@ mod tests {
         assert_eq!(segs[2].from_ms, start + 11 * SLICE_MS);
         assert_eq!(segs[4].from_ms, start + 17 * SLICE_MS);
         assert_eq!(segs.last().unwrap().until_ms, start + 18 * SLICE_MS);
+    }
+
+    #[test]
+    fn the_unwatched_rule() {
+        let outages = [(1_000, 2_000), (5_000, 6_000), (9_000, i64::MAX)];
+        for (deadline, expect) in [
+            (999, false),
+            (1_000, true), // down from this moment on
+            (1_999, true),
+            (2_000, false), // up again: the rescan found what came
+            (4_000, false),
+            (5_500, true),
+            (8_999, false),
+            (9_000, true),
+            (i64::MAX - 1, true), // still down
+        ] {
+            assert_eq!(unwatched(&outages, deadline), expect, "deadline {deadline}");
+        }
+        assert!(!unwatched(&[], 5_000));
     }
 
     #[test]

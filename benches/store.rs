@@ -1,0 +1,313 @@
+//! The store after long running: its size, the hourly prune and the
+//! queries the daemon makes, at 1,000 seeds probed once a minute.
+//!
+//! `cargo bench --bench store` (no stack needed). One day of runs is
+//! written through the daemon's own SQL (`record::insert`, `mark_sent`,
+//! `finish`, `keep_notice`) with the verdict JSON of a real
+//! Authentication-Results header and an outcome mix of 93 % inbox, 4 %
+//! spam, 2 % missing, 1 % bounced; that day is then copied forward by SQL to
+//! `MAILCANARY_BENCH_DAYS` days (default 30: the default `daemon.history`,
+//! which is what a store that has run for a year holds, since the recorder
+//! prunes older runs every hour). Prints the file size and bytes per run,
+//! the time of the hourly prune (one hour of the oldest runs,
+//! `MAILCANARY_BENCH_SEEDS` × 60), and the medians of the daemon's queries.
+
+use std::time::{Duration, Instant};
+
+use mailcanary::probe::evaluate::Delivery;
+use mailcanary::probe::outcome::{Arrived, Ended, Outcome, Refusal};
+use mailcanary::probe::record::{self, Finish, NewRun};
+use mailcanary::store::{Store, DB_FILE};
+use mailcanary::verdict::reverify::LocalDkim;
+use rusqlite::Connection;
+
+const MIN_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+const ROUNDS: usize = 21;
+
+fn main() {
+    let env = |k: &str, d: i64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let seeds = env("MAILCANARY_BENCH_SEEDS", 1_000);
+    let days = env("MAILCANARY_BENCH_DAYS", 30).max(1);
+    let dir = match std::env::var_os("MAILCANARY_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+    .unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let path = dir.path().join(DB_FILE);
+    let mut c = Connection::open(&path).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.pragma_update(None, "synchronous", "NORMAL").unwrap();
+
+    let now = now_ms();
+    let start = now - days * DAY_MS;
+    let t = Instant::now();
+    let day_runs = first_day(&mut c, seeds, start);
+    println!(
+        "day 1: {day_runs} runs through the daemon's statements in {:.1} s ({:.0} runs/s)",
+        t.elapsed().as_secs_f64(),
+        day_runs as f64 / t.elapsed().as_secs_f64()
+    );
+    report_size(&c, "after 1 day");
+    let t = Instant::now();
+    for d in 1..days {
+        copy_day(&c, start, d);
+    }
+    if days > 1 {
+        println!(
+            "days 2..{days} copied by SQL in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")
+        .unwrap();
+    let runs = report_size(&c, &format!("after {days} days"));
+    // Where the bytes are: each table and index (SQLite's dbstat).
+    if let Ok(mut st) =
+        c.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 6")
+    {
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .unwrap();
+        for (name, bytes) in rows.map(Result::unwrap) {
+            println!("  {name}: {:.1} MiB", bytes as f64 / 1048576.0);
+        }
+    }
+
+    // The hourly prune: the oldest hour goes, as when the recorder prunes
+    // a store that keeps `days` of history.
+    let mut prunes = Vec::new();
+    for h in 1..=5 {
+        let before = start + h * 60 * MIN_MS;
+        let t = Instant::now();
+        let n = record::prune(&mut c, before).unwrap();
+        prunes.push(t.elapsed());
+        assert!(n > 0, "the oldest hour had runs");
+    }
+    println!(
+        "hourly prune ({} runs each, 5 hours): {}",
+        seeds * 60,
+        stats(&mut prunes)
+    );
+
+    // The daemon's queries on that store.
+    // Runs of the last day, which the prunes above left alone.
+    let token = format!("d{}-s{}-m{}", 0, seeds / 2, 720);
+    let lookup_token = if days > 1 {
+        format!("{token}-{}", days - 1)
+    } else {
+        token
+    };
+    timed("lookup of a run by token (an arrival)", || {
+        assert!(record::lookup(&c, &lookup_token).unwrap().is_some());
+    });
+    let seed = format!("s{}", seeds / 3);
+    timed("oldest missing run of a seed (an app's late mail)", || {
+        std::hint::black_box(record::oldest_missing(&c, &seed, "noreply", now).unwrap());
+    });
+    timed("open runs (start-up)", || {
+        std::hint::black_box(record::open_runs(&c).unwrap());
+    });
+    let end = start + days * DAY_MS;
+    timed("the status view's slices of the last hour", || {
+        let mut st = c
+            .prepare_cached(mailcanary::status::read::SLICES_SQL)
+            .unwrap();
+        let n = st
+            .query_map([end - 60 * MIN_MS, end], |_| Ok(()))
+            .unwrap()
+            .count();
+        assert!(n > 0);
+    });
+    println!("{runs} runs kept; the status view's own bench is `cargo bench --bench status`");
+}
+
+/// Writes the first day as the recorder does, one transaction per minute
+/// (the recorder writes each run as it goes; batching only makes the
+/// generation affordable). Returns the number of runs.
+fn first_day(c: &mut Connection, seeds: i64, start: i64) -> i64 {
+    let raw = b"Authentication-Results: mx.example.net; spf=pass smtp.mailfrom=example.com; dkim=pass header.d=example.com header.s=s1; dmarc=pass header.from=example.com\r\nFrom: no-reply@example.com\r\n\r\nYour code is 123456\r\n";
+    // The verdict JSON the recorder writes for a delivered run.
+    let ended = Ended {
+        token: String::new(),
+        probe: "signup".into(),
+        sender: "noreply".into(),
+        seed: "s0".into(),
+        provider: "gmail".into(),
+        outcome: Outcome::Inbox,
+        failure: None,
+        bounce: None,
+        arrived: Some(Arrived {
+            delivery: Delivery {
+                outcome: Outcome::Inbox,
+                tab: None,
+                latency: Duration::from_secs(2),
+                seen_latency: Duration::from_secs(2),
+                after_expiry: false,
+            },
+            folder: "INBOX".into(),
+            seen_tab: None,
+            verdict: mailcanary::verdict::judge(raw, Some("mx.example.net")),
+            dkim_local: LocalDkim::Pass,
+            seen_ms: 0,
+            stored_ms: None,
+            created_ms: None,
+        }),
+        submitted_ms: Some(0),
+        final_ms: 0,
+    };
+    let spam = Ended {
+        outcome: Outcome::Spam,
+        ..ended
+    };
+    let verdict_json = Finish::of(&spam)
+        .verdict_json
+        .expect("a run in spam keeps its verdict");
+    let mut n = 0;
+    for m in 0..(DAY_MS / MIN_MS) {
+        let tx = c.transaction().unwrap();
+        for s in 0..seeds {
+            let created = start + m * MIN_MS + s * 37 % MIN_MS;
+            let token = format!("d0-s{s}-m{m}");
+            record::insert(
+                &tx,
+                &NewRun {
+                    token: token.clone(),
+                    probe: "signup".into(),
+                    sender: "noreply".into(),
+                    seed: format!("s{s}"),
+                    created_ms: created,
+                    deadline_ms: created + 10 * MIN_MS,
+                    burst: None,
+                },
+            )
+            .unwrap();
+            let submitted = created + 150;
+            record::mark_sent(
+                &tx,
+                &token,
+                submitted,
+                Some("4ZqLmT0x5bz9Rk"),
+                submitted + 10 * MIN_MS,
+            )
+            .unwrap();
+            let roll = (s * 7919 + m * 104_729) % 100;
+            let outcome = match roll {
+                0..=92 => Outcome::Inbox,
+                93..=96 => Outcome::Spam,
+                97..=98 => Outcome::Missing,
+                _ => Outcome::Bounced,
+            };
+            let seen = submitted + 800 + (roll * 53) % 4_000;
+            let arrived = matches!(outcome, Outcome::Inbox | Outcome::Spam);
+            let finish = Finish {
+                outcome,
+                reason: match outcome {
+                    Outcome::Bounced => Some("userunknown"),
+                    _ => None,
+                },
+                folder: arrived.then(|| {
+                    if outcome == Outcome::Spam {
+                        "Junk".to_string()
+                    } else {
+                        "INBOX".to_string()
+                    }
+                }),
+                seen_ms: arrived.then_some(seen),
+                internal_ms: arrived.then_some(seen - 200),
+                // As `Finish::of` keeps it: for placements other than the inbox.
+                verdict_json: (outcome == Outcome::Spam).then(|| verdict_json.clone()),
+                final_ms: if arrived {
+                    seen
+                } else {
+                    submitted + 10 * MIN_MS
+                },
+            };
+            record::finish(&tx, &token, &finish).unwrap();
+            if outcome == Outcome::Bounced {
+                let refusal = Refusal {
+                    reason: mailcanary::bounce::Reason::UserUnknown,
+                    status: mailcanary::bounce::Status::new(5, 1, 1),
+                    reply_code: Some(550),
+                    remote_mta: Some("mx.example.net".into()),
+                };
+                record::keep_notice(&tx, &token, "failed", &refusal, seen).unwrap();
+            }
+            n += 1;
+        }
+        tx.commit().unwrap();
+    }
+    n
+}
+
+/// Copies the first day to day `d`: same runs, times shifted, new tokens.
+fn copy_day(c: &Connection, start: i64, d: i64) {
+    let shift = d * DAY_MS;
+    c.execute(
+        "INSERT INTO probe_run (token, probe, sender, seed, state, created_ms, deadline_ms, submitted_ms,
+                queue_id, outcome, reason, folder, seen_ms, internal_ms, verdict_json, counted, final_ms, burst)
+         SELECT token || '-' || ?1, probe, sender, seed, state, created_ms + ?2, deadline_ms + ?2, submitted_ms + ?2,
+                queue_id, outcome, reason, folder, seen_ms + ?2, internal_ms + ?2, verdict_json, counted, final_ms + ?2, burst
+         FROM probe_run WHERE created_ms < ?3",
+        rusqlite::params![d, shift, start + DAY_MS],
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO probe_notice (token, kind, reason, status, reply_code, remote_mta, seen_ms)
+         SELECT token || '-' || ?1, kind, reason, status, reply_code, remote_mta, seen_ms + ?2
+         FROM probe_notice WHERE token NOT LIKE '%-%-%-%'",
+        rusqlite::params![d, shift],
+    )
+    .unwrap();
+}
+
+/// Prints the file size; returns the number of runs.
+fn report_size(c: &Connection, when: &str) -> i64 {
+    let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    let page: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    let runs: i64 = c
+        .query_row("SELECT count(*) FROM probe_run", [], |r| r.get(0))
+        .unwrap();
+    let bytes = pages * page;
+    println!(
+        "{when}: {runs} runs, {:.1} MiB, {} bytes per run",
+        bytes as f64 / 1048576.0,
+        bytes / runs.max(1)
+    );
+    runs
+}
+
+fn timed(what: &str, mut f: impl FnMut()) {
+    let mut times: Vec<Duration> = (0..ROUNDS)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    println!("{what}: {}", stats(&mut times));
+}
+
+fn stats(times: &mut [Duration]) -> String {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "median {:.3} ms (min {:.3}, max {:.3}; {} rounds)",
+        ms(times[times.len() / 2]),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
+        times.len()
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
