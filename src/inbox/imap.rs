@@ -103,6 +103,21 @@ pub enum WatchError {
     Panicked(Panicked),
 }
 
+impl WatchError {
+    /// The server's failure (unreachable, the connection broke, no
+    /// answer), not this watcher's (its login, its folder): a peer that
+    /// reaches the same server shows it is back ([`Member::wait_to_retry`]).
+    fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            WatchError::Connect { .. }
+                | WatchError::Tls(_)
+                | WatchError::Imap(_)
+                | WatchError::Timeout(_)
+        )
+    }
+}
+
 impl From<async_imap::error::Error> for WatchError {
     fn from(e: async_imap::error::Error) -> WatchError {
         match &e {
@@ -216,10 +231,17 @@ pub async fn watch(w: ImapWatch) {
                 if up_since.is_some_and(|t: std::time::Instant| t.elapsed() >= reconnect::HEALTHY) {
                     failures = 0;
                 }
-                let retry_in = reconnect::delay(failures, member.peers(), &mut rand::rng());
+                let (retry_in, redraw) = {
+                    let mut rng = rand::rng();
+                    let peers = member.peers();
+                    (
+                        reconnect::delay(failures, peers, &mut rng),
+                        reconnect::delay(0, peers, &mut rng),
+                    )
+                };
                 tracing::warn!(seed = %w.seed, folder = w.role.as_str(), error = %e, retry_in = ?retry_in, "inbox watcher disconnected");
                 tokio::select! {
-                    _ = tokio::time::sleep(retry_in) => {}
+                    _ = member.wait_to_retry(retry_in, e.is_outage(), redraw) => {}
                     _ = w.stop.cancelled() => return,
                 }
                 failures = failures.saturating_add(1);
@@ -550,6 +572,7 @@ async fn session(
     up_since: &mut Option<std::time::Instant>,
 ) -> Result<(), WatchError> {
     let (session, folder, caps) = Box::pin(set_up(w, member)).await?;
+    member.server_answers();
     // On the heap once: every future below holds a pointer, not a copy.
     let mut session = Box::new(session);
     *up_since = Some(std::time::Instant::now());
@@ -581,7 +604,8 @@ async fn session(
             let stopped;
             (session, stopped) = Box::pin(idle_once(session, &w.stop, recheck)).await?;
             if stopped {
-                let _ = tokio::time::timeout(Duration::from_secs(2), Box::pin(session.logout())).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), Box::pin(session.logout())).await;
                 return Ok(());
             }
         } else {
