@@ -495,6 +495,10 @@ def bench_restart(args, stack, workdir):
         year = time.localtime().tm_year
         logins = [t for t in (dovecot_time(l, year) for l in lines if "imap-login: Info: Login: " in l) if t]
         limits = [l for l in lines if LIMIT_PATTERNS.search(l)]
+        # Every error Dovecot logged from the restart on, by kind (the text after "Error:").
+        errors = collections.Counter(
+            re.sub(r"\d+", "N", l.split(": ", 2)[-1])[:120] for l in lines
+            if re.search(r" (Error|Fatal|Panic): ", l) and "Killed with signal" not in l)
         connects = [t for t, s, f in d.log.connected if t >= t_restart]
         drops = [x for x in d.log.disconnected if x[0] >= t_restart]
         failed = len(drops) - want if len(drops) >= want else 0
@@ -530,6 +534,7 @@ def bench_restart(args, stack, workdir):
         print("  | logins refused by Dovecot's limits | %d log lines | 0 |" % len(limits))
         print("  | logins refused (the daemon's log) | %d | 0 |" % len(d.log.refused))
         print("  | reconnect attempts that failed | %d | |" % failed)
+        print("  | errors in Dovecot's log from the restart on | %d | |" % sum(errors.values()))
         if delays:
             print("  | reconnect delays drawn (retry_in) | min %.2f s, median %.2f s, max %.2f s | jittered |" % (
                 delays[0], statistics.median(delays), delays[-1]))
@@ -540,6 +545,8 @@ def bench_restart(args, stack, workdir):
         print("  inflight probe before the restart: %s" % before)
         for l in limits[:10]:
             print("  limit: " + l)
+        for e, n in errors.most_common(5):
+            print("  dovecot error x%d: %s" % (n, e))
         if d.log.errors:
             print("  daemon errors: %d, first: %s" % (len(d.log.errors), d.log.errors[0][:300]))
     finally:

@@ -550,6 +550,77 @@ async fn smtp_working_relay_accepts() {
 }
 
 #[tokio::test]
+async fn smtp_sends_of_one_sender_take_turns_and_the_wait_is_not_timed() {
+    // A relay that greets each connection after 400 ms and counts how many
+    // are open at once; 48 sends (one round of a probe to 48 seeds) with a
+    // 1 s transaction timeout take three turns of SMTP_CONCURRENCY.
+    use mailcanary::probe::send::SMTP_CONCURRENCY;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (open, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (o, m) = (open.clone(), most.clone());
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let (open, most) = (o.clone(), m.clone());
+            tokio::spawn(async move {
+                most.fetch_max(open.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                let (r, mut w) = sock.into_split();
+                let mut lines = BufReader::new(r).lines();
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let _ = w.write_all(b"220 relay.test ESMTP\r\n").await;
+                let mut in_data = false;
+                let mut counted = true;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if in_data && line != "." {
+                        continue;
+                    }
+                    in_data = line.eq_ignore_ascii_case("DATA");
+                    if line.eq_ignore_ascii_case("QUIT") && counted {
+                        // Before the answer: the client's turn ends after it.
+                        open.fetch_sub(1, Ordering::SeqCst);
+                        counted = false;
+                    }
+                    let key = if line == "." { "." } else { line.as_str() };
+                    let Some(bytes) = relay_ok(key) else { return };
+                    if w.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                if counted {
+                    open.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let client =
+        Arc::new(SmtpClient::new(&smtp_sender(port, Duration::from_secs(1), None)).unwrap());
+    let started = Instant::now();
+    let sends: Vec<_> = (0..3 * SMTP_CONCURRENCY)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let from = "no-reply@sender.test".parse().unwrap();
+                let to = "seed@seed.test".parse().unwrap();
+                client
+                    .send(&from, &to, b"Subject: x\r\n\r\nYour code is 123456.\r\n")
+                    .await
+                    .map_err(|f| (f.reason, f.detail))
+            })
+        })
+        .collect();
+    for s in sends {
+        s.await
+            .unwrap()
+            .expect("every send gets its turn and is accepted");
+    }
+    assert!(
+        started.elapsed() > Duration::from_millis(1200),
+        "three turns of 400 ms"
+    );
+    assert_eq!(most.load(Ordering::SeqCst), SMTP_CONCURRENCY);
+}
+
+#[tokio::test]
 async fn smtp_silence_after_data_is_a_timeout() {
     // Accepts DATA and never answers the final dot: the timeout bounds the transaction.
     let port = smtp_relay(b"220 relay.test ESMTP\r\n".to_vec(), |l| {
