@@ -1,20 +1,25 @@
-//! The store after long running: its size, the hourly prune and the
+//! The store after a year of running: its size, the prune and the
 //! queries the daemon makes, at 1,000 seeds probed once a minute.
 //!
 //! `cargo bench --bench store` (no stack needed). One day of runs is
 //! written through the daemon's own SQL (`record::insert`, `mark_sent`,
 //! `finish`, `keep_notice`) with the verdict JSON of a real
-//! Authentication-Results header and an outcome mix of 93 % inbox, 4 %
-//! spam, 2 % missing, 1 % bounced; that day is then copied forward by SQL to
-//! `MAILCANARY_BENCH_DAYS` days (default 30: the default `daemon.history`,
-//! which is what a store that has run for a year holds, since the recorder
-//! prunes older runs every hour). Prints the file size and bytes per run,
-//! the time of the hourly prune (one hour of the oldest runs,
-//! `MAILCANARY_BENCH_SEEDS` × 60), and the medians of the daemon's queries.
+//! Authentication-Results header, two senders, seeds spread over 20
+//! provider labels and an outcome mix of 93 % inbox, 4 % spam, 2 %
+//! missing, 1 % bounced. That day is copied forward by SQL to
+//! `MAILCANARY_BENCH_DETAIL_DAYS` days of runs in full (default 4: the
+//! default `daemon.run_detail`); a copy of it before them is moved into
+//! slice counts by the recorder's own prune (`history::prune`), and those
+//! counts are copied back to `MAILCANARY_BENCH_DAYS` days in all (default
+//! 365). Prints the file size by table and index, the time of the
+//! recorder's prune (every 10 minutes: one slice of runs, one slice of
+//! counts), and the medians of the daemon's queries.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use mailcanary::probe::evaluate::Delivery;
+use mailcanary::probe::history::{self, Cuts, SLICE_MS};
 use mailcanary::probe::outcome::{Arrived, Ended, Outcome, Refusal};
 use mailcanary::probe::record::{self, Finish, NewRun};
 use mailcanary::store::{Store, DB_FILE};
@@ -25,6 +30,9 @@ const MIN_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 const ROUNDS: usize = 21;
 
+/// Provider labels the seeds are spread over.
+const PROVIDERS: i64 = 20;
+
 fn main() {
     let env = |k: &str, d: i64| {
         std::env::var(k)
@@ -33,7 +41,8 @@ fn main() {
             .unwrap_or(d)
     };
     let seeds = env("MAILCANARY_BENCH_SEEDS", 1_000);
-    let days = env("MAILCANARY_BENCH_DAYS", 30).max(1);
+    let detail_days = env("MAILCANARY_BENCH_DETAIL_DAYS", 4).max(1);
+    let days = env("MAILCANARY_BENCH_DAYS", 365).max(detail_days + 1);
     let dir = match std::env::var_os("MAILCANARY_BENCH_DIR") {
         Some(d) => tempfile::tempdir_in(d),
         None => tempfile::tempdir(),
@@ -44,9 +53,13 @@ fn main() {
     let mut c = Connection::open(&path).unwrap();
     c.pragma_update(None, "journal_mode", "WAL").unwrap();
     c.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    let providers: HashMap<String, String> = (0..seeds)
+        .map(|s| (format!("s{s}"), format!("p{}", s % PROVIDERS)))
+        .collect();
 
-    let now = now_ms();
-    let start = now - days * DAY_MS;
+    let now = now_ms().div_euclid(SLICE_MS) * SLICE_MS;
+    // The runs kept in full: the last `detail_days` days.
+    let start = now - detail_days * DAY_MS;
     let t = Instant::now();
     let day_runs = first_day(&mut c, seeds, start);
     println!(
@@ -54,23 +67,55 @@ fn main() {
         t.elapsed().as_secs_f64(),
         day_runs as f64 / t.elapsed().as_secs_f64()
     );
-    report_size(&c, "after 1 day");
+    report_size(&c, "after 1 day of runs");
     let t = Instant::now();
-    for d in 1..days {
+    for d in 1..detail_days {
         copy_day(&c, start, d);
     }
-    if days > 1 {
-        println!(
-            "days 2..{days} copied by SQL in {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
+    // The counts: a copy of the day before the runs, moved into counts by
+    // the recorder's prune, then copied back to the start of the history.
+    copy_day(&c, start, -1);
+    let t_roll = Instant::now();
+    let mut moved = 0;
+    loop {
+        let cuts = Cuts {
+            detail_ms: start,
+            history_ms: now - days * DAY_MS,
+        };
+        let p = history::prune(&mut c, cuts, &providers).unwrap();
+        moved += p.runs;
+        if !p.more {
+            break;
+        }
     }
+    println!(
+        "a day of runs ({moved}) moved into counts by the prune in {:.1} s",
+        t_roll.elapsed().as_secs_f64()
+    );
+    let count_days = days - detail_days;
+    for d in 2..=count_days {
+        c.execute(
+            "INSERT INTO probe_slice (slice_ms, provider, sender, class, runs, last_ms)
+             SELECT slice_ms - ?1, provider, sender, class, runs, last_ms - ?1
+             FROM probe_slice WHERE slice_ms >= ?2",
+            rusqlite::params![(d - 1) * DAY_MS, start - DAY_MS],
+        )
+        .unwrap();
+    }
+    println!(
+        "{detail_days} days of runs and {count_days} days of counts written in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")
         .unwrap();
     let runs = report_size(&c, &format!("after {days} days"));
+    let slices: i64 = c
+        .query_row("SELECT count(*) FROM probe_slice", [], |r| r.get(0))
+        .unwrap();
+    println!("  {slices} slice count rows");
     // Where the bytes are: each table and index (SQLite's dbstat).
     if let Ok(mut st) =
-        c.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 6")
+        c.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 8")
     {
         let rows = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
@@ -80,27 +125,31 @@ fn main() {
         }
     }
 
-    // The hourly prune: the oldest hour goes, as when the recorder prunes
-    // a store that keeps `days` of history.
+    // The recorder's prune every 10 minutes: the oldest slice of runs
+    // becomes counts, the oldest slice of counts goes.
     let mut prunes = Vec::new();
-    for h in 1..=5 {
-        let before = start + h * 60 * MIN_MS;
+    let mut per = 0;
+    for k in 1..=5 {
+        let cuts = Cuts {
+            detail_ms: start + k * SLICE_MS,
+            history_ms: now - days * DAY_MS + k * SLICE_MS,
+        };
         let t = Instant::now();
-        let n = record::prune(&mut c, before).unwrap();
+        let p = history::prune(&mut c, cuts, &providers).unwrap();
         prunes.push(t.elapsed());
-        assert!(n > 0, "the oldest hour had runs");
+        assert!(p.runs > 0 && p.slices > 0, "the oldest slices had rows");
+        per = p.runs;
     }
     println!(
-        "hourly prune ({} runs each, 5 hours): {}",
-        seeds * 60,
+        "prune every 10 minutes ({per} runs into counts, a slice of counts gone; 5 times): {}",
         stats(&mut prunes)
     );
 
     // The daemon's queries on that store.
     // Runs of the last day, which the prunes above left alone.
     let token = format!("d{}-s{}-m{}", 0, seeds / 2, 720);
-    let lookup_token = if days > 1 {
-        format!("{token}-{}", days - 1)
+    let lookup_token = if detail_days > 1 {
+        format!("{token}-{}", detail_days - 1)
     } else {
         token
     };
@@ -114,7 +163,7 @@ fn main() {
     timed("open runs (start-up)", || {
         std::hint::black_box(record::open_runs(&c).unwrap());
     });
-    let end = start + days * DAY_MS;
+    let end = start + detail_days * DAY_MS;
     timed("the status view's slices of the last hour", || {
         let mut st = c
             .prepare_cached(mailcanary::status::read::SLICES_SQL)
@@ -125,7 +174,29 @@ fn main() {
             .count();
         assert!(n > 0);
     });
-    println!("{runs} runs kept; the status view's own bench is `cargo bench --bench status`");
+    // The support view's 7-day timeline from scratch (hourly, or on
+    // start): runs and counts, every seed.
+    let view_seeds: BTreeMap<String, String> = providers.clone().into_iter().collect();
+    let n = (7 * DAY_MS / SLICE_MS) as usize;
+    let from = end - n as i64 * SLICE_MS;
+    let mut views = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let raw = mailcanary::status::read::count(&c, &view_seeds, from, n, from, end).unwrap();
+        views.push(t.elapsed());
+        assert_eq!(raw.slices.len() as i64, PROVIDERS + 2);
+    }
+    println!(
+        "the support view's 7-day timeline read from scratch (runs and counts): {}",
+        stats(&mut views)
+    );
+    let at = now - 200 * DAY_MS;
+    timed("a day of counts half a year ago (status --at)", || {
+        let raw =
+            mailcanary::status::read::count(&c, &view_seeds, at, 144, at, at + DAY_MS).unwrap();
+        assert!(!raw.slices.is_empty());
+    });
+    println!("{runs} runs and {slices} count rows kept; the status view's own bench is `cargo bench --bench status`");
 }
 
 /// Writes the first day as the recorder does, one transaction per minute
@@ -180,7 +251,7 @@ fn first_day(c: &mut Connection, seeds: i64, start: i64) -> i64 {
                 &NewRun {
                     token: token.clone(),
                     probe: "signup".into(),
-                    sender: "noreply".into(),
+                    sender: if s % 2 == 0 { "noreply" } else { "alerts" }.into(),
                     seed: format!("s{s}"),
                     created_ms: created,
                     deadline_ms: created + 10 * MIN_MS,
@@ -246,7 +317,8 @@ fn first_day(c: &mut Connection, seeds: i64, start: i64) -> i64 {
     n
 }
 
-/// Copies the first day to day `d`: same runs, times shifted, new tokens.
+/// Copies the first day to day `d` (negative: before it): same runs, times
+/// shifted, new tokens.
 fn copy_day(c: &Connection, start: i64, d: i64) {
     let shift = d * DAY_MS;
     c.execute(
@@ -254,8 +326,8 @@ fn copy_day(c: &Connection, start: i64, d: i64) {
                 queue_id, outcome, reason, folder, seen_ms, internal_ms, verdict_json, counted, final_ms, burst)
          SELECT token || '-' || ?1, probe, sender, seed, state, created_ms + ?2, deadline_ms + ?2, submitted_ms + ?2,
                 queue_id, outcome, reason, folder, seen_ms + ?2, internal_ms + ?2, verdict_json, counted, final_ms + ?2, burst
-         FROM probe_run WHERE created_ms < ?3",
-        rusqlite::params![d, shift, start + DAY_MS],
+         FROM probe_run WHERE created_ms >= ?3 AND created_ms < ?4",
+        rusqlite::params![d, shift, start, start + DAY_MS],
     )
     .unwrap();
     c.execute(

@@ -134,6 +134,21 @@ const MIGRATIONS: &[&str] = &[
         at_ms INTEGER NOT NULL
     );
     CREATE INDEX inbox_state_seed ON inbox_state (seed, at_ms);",
+    // 8: the second tier of probe history (src/probe/history.rs): beyond
+    // `daemon.run_detail`, runs are kept as counts per 10-minute slice,
+    // provider, sender and class (an outcome, or `unwatched`). The
+    // creation-time index goes: the status index leads with the creation
+    // time of final runs, which is all the pruning reads.
+    "CREATE TABLE probe_slice (
+        slice_ms INTEGER NOT NULL,
+        provider TEXT NOT NULL,
+        sender   TEXT NOT NULL,
+        class    TEXT NOT NULL,
+        runs     INTEGER NOT NULL,
+        last_ms  INTEGER NOT NULL,
+        PRIMARY KEY (slice_ms, provider, sender, class)
+    ) WITHOUT ROWID;
+    DROP INDEX probe_run_created;",
 ];
 
 /// The schema version this build writes.

@@ -16,6 +16,14 @@ use super::model::*;
 use super::raw::{RawConfig, RawProbeFile};
 use super::web;
 
+/// Default `daemon.run_detail`: runs in full for 4 days. At 1,000 seeds
+/// probed every minute that is about 1.2 GiB; beyond it, counts
+/// (docs/store.md).
+const DEFAULT_RUN_DETAIL: Duration = Duration::from_secs(4 * 86_400);
+/// Shortest `daemon.run_detail`: the support view's details are the last
+/// hour's runs.
+const MIN_RUN_DETAIL: Duration = Duration::from_secs(3_600);
+
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -69,6 +77,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let daemon_history = daemon
         .history
         .map_or(Duration::from_secs(30 * 86_400), |d| d.0);
+    // Runs in full: at least the support view's last hour and a late
+    // arrival's grace; never longer than the history itself.
+    let run_detail = match daemon.run_detail {
+        None => DEFAULT_RUN_DETAIL.min(daemon_history),
+        Some(d) if d.get_ref().0 < MIN_RUN_DETAIL => {
+            ctx.problems.push(main.at_value(
+                &d,
+                "daemon.run_detail",
+                format!(
+                    "{} is too short: the support view reads the last hour of runs; use at least \"1h\"",
+                    humantime::format_duration(d.get_ref().0)
+                ),
+            ));
+            MIN_RUN_DETAIL
+        }
+        Some(d) => d.get_ref().0.min(daemon_history),
+    };
     let raw_dns = raw.dns.unwrap_or_default();
     let dns = Dns {
         resolver: raw_dns
@@ -243,6 +268,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             state_dir,
             shutdown_grace,
             history: daemon_history,
+            run_detail,
         },
         http: Http { listen, web },
         dns,

@@ -44,8 +44,11 @@ pub struct Daemon {
     pub state_dir: PathBuf,
     /// How long shutdown waits for in-flight work before giving up on it.
     pub shutdown_grace: Duration,
-    /// How long final probe runs stay in the store.
+    /// How long probe history stays in the store (as slice counts beyond
+    /// `run_detail`).
     pub history: Duration,
+    /// How long each final probe run stays in the store in full.
+    pub run_detail: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -78,6 +78,7 @@ pub struct RawDaemon {
     pub probes_dir: Option<Spanned<PathBuf>>,
     pub shutdown_grace: Option<HumanDuration>,
     pub history: Option<HumanDuration>,
+    pub run_detail: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,7 +8,8 @@
 //!   arrivals (see [`crate::inbox`]) to runs, gathers the receiver's
 //!   verdict ([`crate::verdict`]) and asks [`evaluate`], a pure function,
 //!   what the arrival means; the [`outcome`] is one closed enum.
-//! - [`record`] is the store side: in flight before sending, final exactly once.
+//! - [`record`] is the store side: in flight before sending, final exactly once;
+//!   [`history`] moves old runs into slice counts (the second tier).
 //! - [`events`] is the one place that logs and counts what happened;
 //!   [`result`] is what `mailcanary probe` prints ([`cli`]).
 //! - [`pipeline`] assembles the recorder, watchers and schedulers for both
@@ -17,6 +18,7 @@
 pub mod cli;
 pub mod evaluate;
 pub mod events;
+pub mod history;
 pub mod notice;
 pub mod outcome;
 pub mod pipeline;

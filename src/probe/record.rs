@@ -275,32 +275,6 @@ pub fn inbox_states(c: &Connection) -> rusqlite::Result<std::collections::HashMa
     rows.collect()
 }
 
-/// Forget final runs older than `before_ms` (the store keeps recent history
-/// only), the notices of those runs, and inbox transitions older than
-/// `before_ms` except the one that says a seed was down then (the newest of
-/// each seed before `before_ms`, when it is a `down`): the runs still kept
-/// need the state their seed was in. One transaction; the notices are found
-/// through the runs being removed, not by a scan of every notice.
-pub fn prune(c: &mut Connection, before_ms: i64) -> rusqlite::Result<usize> {
-    let tx = c.transaction()?;
-    tx.execute(
-        "DELETE FROM probe_notice WHERE token IN
-           (SELECT token FROM probe_run WHERE state = 'final' AND created_ms < ?1)",
-        [before_ms],
-    )?;
-    let n = tx.execute(
-        "DELETE FROM probe_run WHERE state = 'final' AND created_ms < ?1",
-        [before_ms],
-    )?;
-    tx.execute(
-        "DELETE FROM inbox_state WHERE at_ms < ?1 AND (up = 1 OR at_ms <
-            (SELECT max(n.at_ms) FROM inbox_state AS n WHERE n.seed = inbox_state.seed AND n.at_ms < ?1))",
-        [before_ms],
-    )?;
-    tx.commit()?;
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,53 +340,12 @@ mod tests {
 
     #[test]
     fn pending_runs_resume_with_their_creation_time() {
-        let (_d, mut c) = db();
+        let (_d, c) = db();
         insert(&c, &run("a")).unwrap();
         let open = open_runs(&c).unwrap();
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].submitted_ms, 1_000);
         assert!(!open[0].sent);
-        assert_eq!(
-            prune(&mut c, 10_000).unwrap(),
-            0,
-            "open runs are never pruned"
-        );
-    }
-
-    #[test]
-    fn pruning_removes_old_final_runs_with_their_notices_only() {
-        let (_d, mut c) = db();
-        let refusal = Refusal {
-            reason: crate::bounce::Reason::UserUnknown,
-            status: None,
-            reply_code: Some(550),
-            remote_mta: None,
-        };
-        for (token, created_ms) in [("old", 1_000), ("new", 50_000), ("open", 1_000)] {
-            insert(
-                &c,
-                &NewRun {
-                    created_ms,
-                    ..run(token)
-                },
-            )
-            .unwrap();
-            keep_notice(&c, token, "failed", &refusal, created_ms).unwrap();
-            if token != "open" {
-                finish(&c, token, &Finish::bare(Outcome::Bounced, created_ms)).unwrap();
-            }
-        }
-        assert_eq!(prune(&mut c, 10_000).unwrap(), 1);
-        let notices: Vec<String> = c
-            .prepare("SELECT token FROM probe_notice ORDER BY token")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(notices, ["new", "open"]);
-        assert_eq!(lookup(&c, "old").unwrap(), None);
-        assert!(lookup(&c, "new").unwrap().is_some());
     }
 
     #[test]
@@ -450,48 +383,5 @@ mod tests {
         assert_eq!(Finish::of(&ended(Outcome::Inbox)).verdict_json, None);
         let spam = Finish::of(&ended(Outcome::Spam)).verdict_json.unwrap();
         assert!(spam.contains("\"spf\""), "{spam}");
-    }
-
-    #[test]
-    fn inbox_transitions_keep_the_state_the_kept_runs_need() {
-        let (_d, mut c) = db();
-        let rows = |c: &Connection| -> Vec<(String, bool, i64)> {
-            let mut st = c
-                .prepare("SELECT seed, up, at_ms FROM inbox_state ORDER BY seed, at_ms")
-                .unwrap();
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
-        // a: down, up, down (still down); b: down, up; c: down at 9_000, up after.
-        for (seed, up, at) in [
-            ("a", false, 1_000),
-            ("a", true, 2_000),
-            ("a", false, 3_000),
-            ("b", false, 1_500),
-            ("b", true, 2_500),
-            ("c", false, 9_000),
-            ("c", true, 12_000),
-        ] {
-            inbox_transition(&c, seed, up, at).unwrap();
-        }
-        let last = inbox_states(&c).unwrap();
-        assert!(!last["a"]);
-        assert!(last["b"]);
-        assert!(last["c"]);
-        prune(&mut c, 10_000).unwrap();
-        assert_eq!(
-            rows(&c),
-            [
-                // Still down: the newest row before the cut says so.
-                ("a".to_string(), false, 3_000),
-                // Up before the cut: no row needed (no row is watched).
-                // Down across the cut: its start is kept.
-                ("c".to_string(), false, 9_000),
-                ("c".to_string(), true, 12_000),
-            ]
-        );
-        assert!(!inbox_states(&c).unwrap()["a"]);
     }
 }

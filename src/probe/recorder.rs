@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::evaluate::{self, evaluate, Burst, Judgement, Run, RunState, Seen};
 use super::events::{ProbeEvent, RunLabels};
+use super::history::{self, Cuts};
 use super::notice::{self, Kind, Notice};
 use super::outcome::{Arrived, Ended, Outcome};
 use super::record::{self, Finish, NewRun, OpenRun};
@@ -33,8 +34,10 @@ use crate::verdict::reverify::LocalDkim;
 
 /// Clock slack when matching app mail to the trigger that caused it.
 const APP_CLOCK_SLACK_MS: i64 = 2_000;
-/// How often old final runs are pruned from the store.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often old final runs move to the history's counts: each prune
+/// moves about one slice of runs (10,000 at 1,000 seeds probed every
+/// minute), a short transaction, rather than an hour's worth at once.
+const PRUNE_EVERY: Duration = Duration::from_millis(history::SLICE_MS as u64);
 /// How often the recorder looks for runs past their timeout.
 const SWEEP: Duration = Duration::from_millis(500);
 /// A sent probe not seen this long after the relay accepted it: its seed's
@@ -145,6 +148,7 @@ pub async fn start(
         up: HashMap::new(),
         rechecked: HashSet::new(),
         watched,
+        pruning: None,
     };
     tracker.spawn(rec.run(cmd_rx, watch_rx, stop));
     Ok(Channels {
@@ -173,6 +177,8 @@ struct Recorder {
     bursts: HashMap<String, BurstEntry>,
     /// DKIM re-verification of delivered copies, with the resolver settings it was built for.
     dkim: Option<(crate::config::Dns, Arc<mail_auth::MessageAuthenticator>)>,
+    /// The prune in progress: it runs beside the recorder, never in its way.
+    pruning: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Recorder {
@@ -191,9 +197,12 @@ impl Recorder {
                 Some(cmd) = cmds.recv() => self.command(cmd).await,
                 Some(ev) = watch.recv() => self.watch_event(ev).await,
                 _ = sweep.tick() => self.sweep(now_ms()).await,
-                _ = prune.tick() => self.prune().await,
+                _ = prune.tick() => self.prune(),
                 _ = stop.cancelled() => break,
             }
+        }
+        if let Some(p) = self.pruning.take() {
+            p.abort();
         }
         // Let senders that are mid-flight record what they did.
         while let Ok(cmd) = cmds.try_recv() {
@@ -799,17 +808,62 @@ impl Recorder {
         }
     }
 
-    /// Forget final runs older than `daemon.history`, and bursts after a day.
-    async fn prune(&mut self) {
+    /// Move final runs older than `daemon.run_detail` into the history's
+    /// counts, forget counts older than `daemon.history`, and bursts after
+    /// a day.
+    fn prune(&mut self) {
         self.bursts
             .retain(|_, b| b.started.elapsed() < BURST_MEMORY);
-        let keep = self.config.borrow().daemon.history;
-        let before = now_ms() - keep.as_millis() as i64;
-        match self.store.call(move |c| record::prune(c, before)).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(runs = n, "pruned old probe runs from the store"),
-            Err(e) => tracing::warn!(error = %e, "cannot prune the store"),
+        if self.pruning.as_ref().is_some_and(|p| !p.is_finished()) {
+            return;
         }
+        let (cuts, providers) = {
+            let config = self.config.borrow();
+            let now = now_ms();
+            let cuts = Cuts {
+                detail_ms: now - config.daemon.run_detail.as_millis() as i64,
+                history_ms: now - config.daemon.history.as_millis() as i64,
+            };
+            let providers: HashMap<String, String> = config
+                .seeds
+                .iter()
+                .map(|(name, s)| (name.clone(), s.provider.clone()))
+                .collect();
+            (cuts, providers)
+        };
+        let store = self.store.clone();
+        let providers = Arc::new(providers);
+        self.pruning = Some(tokio::spawn(async move {
+            // One step at a time (an hour of runs at most), so the other
+            // statements queued for the store run in between.
+            let (mut runs, mut slices) = (0, 0);
+            loop {
+                let providers = providers.clone();
+                match store
+                    .call(move |c| history::prune(c, cuts, &providers))
+                    .await
+                {
+                    Ok(p) => {
+                        runs += p.runs;
+                        slices += p.slices;
+                        if !p.more {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot prune the store");
+                        return;
+                    }
+                }
+            }
+            if runs + slices > 0 {
+                tracing::info!(
+                    runs,
+                    slices,
+                    "moved old probe runs into the history's counts"
+                );
+            }
+        }));
     }
 
     async fn sweep(&mut self, now: i64) {

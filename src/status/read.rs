@@ -10,7 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::Connection;
 
 use super::state::{self, Slices, SLICE_MS, UNWATCHED, WINDOW_SLICES};
+use crate::probe::history::{self, SLICE_COUNTS_SQL, UNWATCHED_CLASS};
 use crate::probe::Outcome;
+
+/// The seeds' inbox transitions query, for the benchmarks' query plans.
+pub use crate::probe::history::OUTAGES_SQL;
 
 /// The counted seeds: seed name → its provider label (`qq`, `gmail`, or
 /// as configured).
@@ -18,14 +22,6 @@ pub type Seeds = BTreeMap<String, String>;
 
 /// A seed's inbox outages: down intervals `[from, until)`, oldest first.
 type Outages<'a> = Option<&'a [(i64, i64)]>;
-
-/// The seeds' inbox transitions that matter from `?1` to `?2`: each
-/// seed's last one before `?1`, then those in between.
-pub const OUTAGES_SQL: &str = "SELECT seed, up, at_ms FROM (
-        SELECT seed, up, max(at_ms) AS at_ms FROM inbox_state WHERE at_ms < ?1 GROUP BY seed
-        UNION ALL
-        SELECT seed, up, at_ms FROM inbox_state WHERE at_ms >= ?1 AND at_ms < ?2)
-     ORDER BY seed, at_ms";
 
 /// The slice counts: runs that became final, by creation time (the rowid,
 /// in the index too, finds a run's deadline when its seed had an outage).
@@ -81,56 +77,14 @@ pub struct Raw {
     pub last_created: HashMap<GroupKey, i64>,
 }
 
-/// The down intervals `[from, until)` of each seed's inbox watcher that
-/// overlap `[from, end)`, oldest first (`until` is `i64::MAX` while still
-/// down); seeds never down have no entry.
-pub fn outages(
+/// The down intervals of the seeds' inbox watchers overlapping `[from, end)`.
+fn outages(
     c: &Connection,
     seeds: &Seeds,
     from: i64,
     end: i64,
-) -> rusqlite::Result<HashMap<String, Vec<(i64, i64)>>> {
-    let mut out: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
-    let mut stmt = c.prepare_cached(OUTAGES_SQL)?;
-    let mut rows = stmt.query([from, end])?;
-    // Rows come ordered by seed, then time.
-    let mut current: Option<(String, Option<i64>)> = None;
-    let close = |seed: String, down: Option<i64>, out: &mut HashMap<String, Vec<(i64, i64)>>| {
-        if let Some(d) = down {
-            out.entry(seed).or_default().push((d, i64::MAX));
-        }
-    };
-    while let Some(row) = rows.next()? {
-        let seed = row.get_ref(0)?.as_str().unwrap_or("");
-        if !seeds.contains_key(seed) {
-            continue;
-        }
-        let up: bool = row.get(1)?;
-        let at: i64 = row.get(2)?;
-        if current.as_ref().is_none_or(|(s, _)| s != seed) {
-            if let Some((s, down)) = current.take() {
-                close(s, down, &mut out);
-            }
-            current = Some((seed.to_string(), None));
-        }
-        let Some((s, down)) = current.as_mut() else {
-            continue;
-        };
-        match (up, *down) {
-            (false, None) => *down = Some(at),
-            (true, Some(d)) => {
-                *down = None;
-                if at > from {
-                    out.entry(s.clone()).or_default().push((d, at));
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some((s, down)) = current {
-        close(s, down, &mut out);
-    }
-    Ok(out)
+) -> rusqlite::Result<history::Outages> {
+    history::outages(c, |s| seeds.contains_key(s), from, end)
 }
 
 /// Read `n` slices from `start` (the last one holds `end`, now) for the
@@ -185,6 +139,10 @@ pub fn count(
             (s.as_str(), (g, outages.get(s).map(Vec::as_slice)))
         })
         .collect();
+    let provider_group: HashMap<&str, usize> = seeds
+        .iter()
+        .filter_map(|(s, p)| Some((p.as_str(), seed_group.get(s.as_str())?.0)))
+        .collect();
     let mut deadline = c.prepare_cached(DEADLINE_SQL)?;
     let mut sender_group: HashMap<String, usize> = HashMap::new();
     let mut slices: Vec<Slices> = Vec::new();
@@ -233,6 +191,43 @@ pub fn count(
             } else {
                 slices[g].add(created, outcome);
                 last[g] = Some(last[g].map_or(created, |l| l.max(created)));
+            }
+        }
+    }
+    drop(rows);
+    // Runs older than the detail kept are counts (the second tier): a run
+    // is in one tier only. Counts of providers no seed has now are not read.
+    let mut stmt = c.prepare_cached(SLICE_COUNTS_SQL)?;
+    let mut rows = stmt.query([from, end])?;
+    while let Some(row) = rows.next()? {
+        let provider = row.get_ref(0)?.as_str().unwrap_or("");
+        let Some(&p) = provider_group.get(provider) else {
+            continue;
+        };
+        let class = row.get_ref(2)?.as_str().unwrap_or("");
+        let outcome = Outcome::parse(class);
+        if outcome.is_none() && class != UNWATCHED_CLASS {
+            continue;
+        }
+        let (slice, runs, last_ms): (i64, i64, i64) = (row.get(3)?, row.get(4)?, row.get(5)?);
+        let sender = row.get_ref(1)?.as_str().unwrap_or("");
+        let s = match sender_group.get(sender) {
+            Some(&i) => i,
+            None => {
+                let i = intern(GroupKey::Sender(sender.to_string()), &mut keys);
+                sender_group.insert(sender.to_string(), i);
+                i
+            }
+        };
+        if slices.len() < keys.len() {
+            slices.resize_with(keys.len(), || Slices::new(start, n));
+            last.resize(keys.len(), None);
+        }
+        let i = outcome.map_or(UNWATCHED, state::index);
+        for g in [p, s] {
+            slices[g].add_n(slice, i, runs.max(0) as u64);
+            if outcome.is_some() {
+                last[g] = Some(last[g].map_or(last_ms, |l| l.max(last_ms)));
             }
         }
     }
@@ -634,6 +629,63 @@ mod tests {
             add(&c, &mut n, "a", now - 1, "spam");
             now += SLICE_MS + 333;
         }
+    }
+
+    #[test]
+    fn counts_are_the_same_once_runs_move_to_the_second_tier() {
+        let (_d, mut c) = db();
+        let seeds = seeds(&[("a", "qq"), ("b", "gmail"), ("c", "gmail")]);
+        let t0 = 1_000_000 * SLICE_MS;
+        let min = 60_000;
+        // b's watcher is down over slices 1..4: its missing and late runs
+        // there are not counted, in either tier.
+        transition(&c, "b", false, t0 + SLICE_MS);
+        transition(&c, "b", true, t0 + 4 * SLICE_MS);
+        let mut n = 0;
+        let outcomes = ["inbox", "spam", "missing", "late", "bounced", "inbox"];
+        for i in 0..12 {
+            for (j, seed) in ["a", "b", "c", "zz"].iter().enumerate() {
+                let o = outcomes[(i as usize + j) % outcomes.len()];
+                add(
+                    &c,
+                    &mut n,
+                    seed,
+                    t0 + i * SLICE_MS + (j as i64 + 1) * min,
+                    o,
+                );
+            }
+        }
+        let end = t0 + 12 * SLICE_MS;
+        let before = count(&c, &seeds, t0, 12, t0, end).unwrap();
+        let unwatched: u64 = before.slices[&GroupKey::Provider("gmail".into())]
+            .counts
+            .iter()
+            .map(|c| c[UNWATCHED])
+            .sum();
+        assert!(unwatched > 0, "the fixture has runs not counted");
+        let providers = seeds.clone().into_iter().collect();
+        for cut in [t0 + 5 * SLICE_MS + 3 * min, end] {
+            let cuts = crate::probe::history::Cuts {
+                detail_ms: cut,
+                history_ms: 0,
+            };
+            // One step moves an hour at most: as the recorder does, go on
+            // until done.
+            while crate::probe::history::prune(&mut c, cuts, &providers)
+                .unwrap()
+                .more
+            {}
+            let after = count(&c, &seeds, t0, 12, t0, end).unwrap();
+            assert_eq!(after.slices.len(), before.slices.len());
+            for (k, s) in &before.slices {
+                assert_eq!(after.slices[k].counts, s.counts, "cut {cut}: {k:?}");
+            }
+            assert_eq!(after.last_created, before.last_created, "cut {cut}");
+        }
+        let left: i64 = c
+            .query_row("SELECT count(*) FROM probe_run", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "every run is counts now");
     }
 
     #[test]

@@ -19,8 +19,9 @@ use serde::Serialize;
 
 use crate::probe::Outcome;
 
-/// One slice of time: the resolution of "since" and of the timeline.
-pub const SLICE_MS: i64 = 10 * 60 * 1000;
+/// The resolution of "since" and of the timeline is the slice of the
+/// history's counts; the unwatched rule is the history's too.
+pub use crate::probe::history::{unwatched, SLICE_MS};
 /// Slices in a window (one hour).
 pub const WINDOW_SLICES: usize = 6;
 /// The window a state is judged over.
@@ -119,12 +120,17 @@ impl Slices {
 
     /// Count a run created at `created_ms` at index `i` of [`Counts`].
     pub fn add_at(&mut self, created_ms: i64, i: usize) {
+        self.add_n(created_ms, i, 1);
+    }
+
+    /// Count `n` runs created at `created_ms` at index `i` of [`Counts`].
+    pub fn add_n(&mut self, created_ms: i64, i: usize, n: u64) {
         if created_ms < self.start_ms {
             return;
         }
         let slice = ((created_ms - self.start_ms) / SLICE_MS) as usize;
         if let Some(c) = self.counts.get_mut(slice) {
-            c[i] += 1;
+            c[i] += n;
         }
     }
 
@@ -182,16 +188,6 @@ pub fn segments(states: &[(i64, State)]) -> Vec<Segment> {
 /// `outages` are the seed's down intervals `[from, until)`, oldest first,
 /// not overlapping (`until` is `i64::MAX` while still down).
 ///
-/// An unwatched run whose outcome [needs the watcher](Outcome::needs_watcher)
-/// (missing, late) is not counted: the message may have arrived while
-/// nobody looked. An outage that ended before the deadline hides nothing:
-/// a watcher that comes back scans its folder again (IMAP looks back, a
-/// Maildir watcher reads what is there) and finds what arrived meanwhile.
-pub fn unwatched(outages: &[(i64, i64)], deadline_ms: i64) -> bool {
-    let i = outages.partition_point(|&(_, until)| until <= deadline_ms);
-    outages.get(i).is_some_and(|&(from, _)| from <= deadline_ms)
-}
-
 /// Nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -288,25 +284,6 @@ mod tests {
         assert_eq!(segs[2].from_ms, start + 11 * SLICE_MS);
         assert_eq!(segs[4].from_ms, start + 17 * SLICE_MS);
         assert_eq!(segs.last().unwrap().until_ms, start + 18 * SLICE_MS);
-    }
-
-    #[test]
-    fn the_unwatched_rule() {
-        let outages = [(1_000, 2_000), (5_000, 6_000), (9_000, i64::MAX)];
-        for (deadline, expect) in [
-            (999, false),
-            (1_000, true), // down from this moment on
-            (1_999, true),
-            (2_000, false), // up again: the rescan found what came
-            (4_000, false),
-            (5_500, true),
-            (8_999, false),
-            (9_000, true),
-            (i64::MAX - 1, true), // still down
-        ] {
-            assert_eq!(unwatched(&outages, deadline), expect, "deadline {deadline}");
-        }
-        assert!(!unwatched(&[], 5_000));
     }
 
     #[test]
