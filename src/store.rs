@@ -138,7 +138,9 @@ const MIGRATIONS: &[&str] = &[
     // `daemon.run_detail`, runs are kept as counts per 10-minute slice,
     // provider, sender and class (an outcome, or `unwatched`). The
     // creation-time index goes: the status index leads with the creation
-    // time of final runs, which is all the pruning reads.
+    // time of final runs, which is all the pruning reads. Missing runs
+    // get their own small index: an app's mail that matches no open run is
+    // matched to its seed's oldest missing run of the last day.
     "CREATE TABLE probe_slice (
         slice_ms INTEGER NOT NULL,
         provider TEXT NOT NULL,
@@ -148,7 +150,9 @@ const MIGRATIONS: &[&str] = &[
         last_ms  INTEGER NOT NULL,
         PRIMARY KEY (slice_ms, provider, sender, class)
     ) WITHOUT ROWID;
-    DROP INDEX probe_run_created;",
+    DROP INDEX probe_run_created;
+    CREATE INDEX probe_run_missing ON probe_run (seed, sender, created_ms)
+        WHERE state = 'final' AND outcome = 'missing';",
 ];
 
 /// The schema version this build writes.

@@ -190,6 +190,13 @@ pub fn lookup(c: &Connection, token: &str) -> rusqlite::Result<Option<RunRow>> {
     .optional()
 }
 
+/// The oldest missing run of a seed from a sender in a time range. The
+/// outcome is written out (`Outcome::Missing`'s text) so that SQLite can
+/// use the partial index `probe_run_missing` (migration 8).
+const OLDEST_MISSING_SQL: &str =
+    "SELECT token FROM probe_run WHERE seed = ?1 AND sender = ?2 AND state = 'final' AND outcome = 'missing'
+     AND created_ms > ?3 AND created_ms <= ?4 ORDER BY created_ms LIMIT 1";
+
 /// The oldest run of `sender` to `seed` that went missing in the last day
 /// and was created before `arrived_ms` (an app's mail that arrives after its
 /// timeout).
@@ -204,9 +211,8 @@ pub fn oldest_missing(
         .map_or(0, |d| d.as_millis() as i64)
         - 86_400_000;
     c.query_row(
-        "SELECT token FROM probe_run WHERE seed = ?1 AND sender = ?2 AND state = 'final' AND outcome = ?5
-         AND created_ms > ?3 AND created_ms <= ?4 ORDER BY created_ms LIMIT 1",
-        rusqlite::params![seed, sender, since, arrived_ms, Outcome::Missing.as_str()],
+        OLDEST_MISSING_SQL,
+        rusqlite::params![seed, sender, since, arrived_ms],
         |r| r.get(0),
     )
     .optional()
@@ -346,6 +352,43 @@ mod tests {
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].submitted_ms, 1_000);
         assert!(!open[0].sent);
+    }
+
+    #[test]
+    fn the_oldest_missing_run_is_found_by_its_own_index() {
+        let (_d, c) = db();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        for (token, created, outcome) in [
+            ("inbox", now - 3_000, Outcome::Inbox),
+            ("old", now - 2_000, Outcome::Missing),
+            ("new", now - 1_000, Outcome::Missing),
+        ] {
+            insert(
+                &c,
+                &NewRun {
+                    created_ms: created,
+                    ..run(token)
+                },
+            )
+            .unwrap();
+            finish(&c, token, &Finish::bare(outcome, now)).unwrap();
+        }
+        assert_eq!(
+            oldest_missing(&c, "seed", "s", now).unwrap().as_deref(),
+            Some("old")
+        );
+        assert_eq!(oldest_missing(&c, "seed", "other", now).unwrap(), None);
+        let plan: String = c
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {OLDEST_MISSING_SQL}"),
+                rusqlite::params!["a", "b", 1, 2],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("probe_run_missing"), "{plan}");
     }
 
     #[test]
