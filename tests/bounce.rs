@@ -439,6 +439,77 @@ fn table() -> Vec<(&'static str, Vec<Row>)> {
             "arf-abuse-feedback.eml",
             vec![("complainer@example.net", None, None, Feedback)],
         ),
+        // A feedback report that withholds its complainant (RFC 6590) is
+        // still a complaint, about a recipient not named.
+        (
+            "arf-redacted-complainant.eml",
+            vec![("", None, None, Feedback)],
+        ),
+        // Amazon SES notifications e-mailed by SNS, as JSON.
+        (
+            "amazonses-sns-bounce.eml",
+            vec![(
+                "t.nakamura@mail.example.net",
+                Some(Failed),
+                Some("5.1.1"),
+                UserUnknown,
+            )],
+        ),
+        (
+            "amazonses-sns-delivery.eml",
+            vec![(
+                "l.moreau@example.fr",
+                Some(Action::Delivered),
+                Some("2.0.0"),
+                Reason::Delivered,
+            )],
+        ),
+        // Apache James (an SMS gateway): the recipient only in "RCPT TO:"
+        // of its "Message details:", the MIME folding broken.
+        (
+            "james-text-userunknown.eml",
+            vec![(
+                "5550104477@sms.gateway.example",
+                Some(Failed),
+                Some("5.1.1"),
+                UserUnknown,
+            )],
+        ),
+        // V5 Sendmail names only the host; the unsent message names the
+        // recipient. Returned after days of retries: expired.
+        (
+            "sendmail-v5-queue-expired.eml",
+            vec![(
+                "h.kimura@mail.example.co.jp",
+                Some(Failed),
+                Some("4.4.7"),
+                Expired,
+            )],
+        ),
+        // Lotus Notes' "Failure Reasons" without an address.
+        (
+            "notes-failure-reasons-loop.eml",
+            vec![(
+                "priya.nair@corp.example.in",
+                Some(Failed),
+                Some("5.4.0"),
+                NetworkError,
+            )],
+        ),
+        // fml mailing list notices.
+        (
+            "fml-loop-alert.eml",
+            vec![(
+                "members@lists.example.jp",
+                Some(Failed),
+                Some("5.0.0"),
+                SystemError,
+            )],
+        ),
+        (
+            "fml-not-member.eml",
+            vec![("staff@ml.example.jp", Some(Failed), Some("5.7.1"), Rejected)],
+        ),
         // Not bounces: nothing, never a guess.
         ("vacation-autoreply.eml", vec![]),
         ("ordinary-mail.eml", vec![]),
@@ -493,7 +564,16 @@ fn every_fixture_is_classified_as_expected() {
                 .diagnostic
                 .as_deref()
                 .is_none_or(|d| !d.contains('\n') && d.len() <= bounce::MAX_DIAGNOSTIC_BYTES));
-            assert_eq!(b.recipient_domain, b.recipient.rsplit_once('@').unwrap().1);
+            match b.recipient.rsplit_once('@') {
+                Some((_, domain)) => assert_eq!(b.recipient_domain, domain),
+                // Only a feedback report may leave its recipient unnamed.
+                None => assert!(
+                    b.recipient.is_empty()
+                        && b.recipient_domain.is_empty()
+                        && b.reason == Reason::Feedback,
+                    "{file}"
+                ),
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -522,6 +602,21 @@ fn formats_are_recognised() {
         f("kddi-text-mailboxfull.eml"),
         Some(Format::Text(Mta::Kddi))
     );
+    assert_eq!(f("amazonses-sns-bounce.eml"), Some(Format::SesNotification));
+    assert_eq!(
+        f("james-text-userunknown.eml"),
+        Some(Format::Text(Mta::James))
+    );
+    assert_eq!(f("fml-loop-alert.eml"), Some(Format::Text(Mta::Fml)));
+    assert_eq!(
+        f("notes-failure-reasons-loop.eml"),
+        Some(Format::Text(Mta::Domino))
+    );
+    assert_eq!(
+        f("sendmail-v5-queue-expired.eml"),
+        Some(Format::Text(Mta::Sendmail))
+    );
+    assert_eq!(f("arf-redacted-complainant.eml"), Some(Format::Arf));
     assert_eq!(f("ordinary-mail.eml"), None);
 }
 
@@ -656,6 +751,20 @@ fn command_text_names_typo_domains_and_exit_codes_hold() {
 }
 
 #[test]
+fn command_shows_a_withheld_complainant_as_such() {
+    let f = format!("{DIR}/arf-redacted-complainant.eml");
+    let (code, out) = mailcanary(&["bounce", "--format", "json", "--show-addresses", &f]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let b = &v[0]["bounces"][0];
+    assert_eq!(b["reason"], "feedback");
+    assert!(b["recipient_domain"].is_null(), "{out}");
+    assert!(b["recipient"].is_null(), "{out}");
+    let (_, text) = mailcanary(&["bounce", &f]);
+    assert!(text.contains(": (undisclosed) feedback"), "{text}");
+}
+
+#[test]
 fn command_reads_standard_input() {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailcanary"))
@@ -738,7 +847,7 @@ proptest! {
     /// the bounds allow.
     #[test]
     fn mutated_fixtures_never_panic(
-        pick in 0usize..64,
+        pick in 0usize..256,
         edits in proptest::collection::vec((0usize..1 << 16, any::<u8>(), 0u8..5), 1..24),
         cut in proptest::option::of(0usize..1 << 16),
     ) {
@@ -761,7 +870,7 @@ proptest! {
             prop_assert!(r.bounces.len() <= bounce::MAX_RECIPIENTS);
             for b in &r.bounces {
                 prop_assert!(b.diagnostic.as_deref().is_none_or(|d| d.len() <= bounce::MAX_DIAGNOSTIC_BYTES));
-                prop_assert!(b.recipient.contains('@'));
+                prop_assert!(b.recipient.contains('@') || (b.recipient.is_empty() && b.reason == Reason::Feedback));
             }
         }
     }

@@ -233,22 +233,31 @@ pub fn feedback(body: &str, parts: &Parts) -> Vec<Bounce> {
         .get("reporting-mta")
         .map(|v| untyped(v).to_owned())
         .or_else(|| fields.get("source").map(str::to_owned));
-    addresses
+    let complaint = |recipient: String, recipient_domain: String| Bounce {
+        recipient,
+        recipient_domain,
+        action: None,
+        status: None,
+        reply_code: None,
+        reason: Reason::Feedback,
+        remote_mta: remote.clone(),
+        diagnostic: Some(super::one_line(&format!("feedback-type: {kind}"))),
+    };
+    let out: Vec<Bounce> = addresses
         .iter()
         .filter_map(|a| {
             let recipient = smtp::clean_address(a)?;
-            Some(Bounce {
-                recipient_domain: recipient.rsplit_once('@')?.1.to_owned(),
-                recipient,
-                action: None,
-                status: None,
-                reply_code: None,
-                reason: Reason::Feedback,
-                remote_mta: remote.clone(),
-                diagnostic: Some(super::one_line(&format!("feedback-type: {kind}"))),
-            })
+            let domain = recipient.rsplit_once('@')?.1.to_owned();
+            Some(complaint(recipient, domain))
         })
-        .collect()
+        .collect();
+    if out.is_empty() && !body.trim().is_empty() {
+        // Feedback providers may withhold the complainant (RFC 6590
+        // redaction; "undisclosed recipient" in the returned `To`): the
+        // complaint is still one, about a recipient not named.
+        return vec![complaint(String::new(), String::new())];
+    }
+    out
 }
 
 #[cfg(test)]

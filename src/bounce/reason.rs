@@ -795,6 +795,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
             "dns lookup",
             "too many hops",
             "hop count exceeded",
+            "maximum hop count",
             "mail forwarding loop",
             "message looping",
             "routing loop",
