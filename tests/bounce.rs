@@ -510,6 +510,52 @@ fn table() -> Vec<(&'static str, Vec<Row>)> {
             "fml-not-member.eml",
             vec![("staff@ml.example.jp", Some(Failed), Some("5.7.1"), Rejected)],
         ),
+        // Sendmail: the local delivery agent's words on the line before
+        // its "554 <a@b>... Service unavailable".
+        (
+            "sendmail-local-agent-userunknown.eml",
+            vec![(
+                "y.tanaka@example.net",
+                Some(Failed),
+                Some("5.1.1"),
+                UserUnknown,
+            )],
+        ),
+        // Refused at the greeting ("while talking to" with no command
+        // sent): the client is refused.
+        (
+            "sendmail-dsn-greeting-blocked.eml",
+            vec![(
+                "f.rossi@corp.example.it",
+                Some(Failed),
+                Some("5.5.0"),
+                Blocked,
+            )],
+        ),
+        // A delay with only an "other or undefined" code: still queued.
+        (
+            "dsn-delayed-undefined-network.eml",
+            vec![("m.keller@example.ch", Some(Delayed), Some("4.4.0"), Expired)],
+        ),
+        // V5 Sendmail: the reply to MAIL FROM names the sender, who is not
+        // a recipient; each "554 <a@b>..." line is a recipient of its own.
+        (
+            "sendmail-v5-mailfrom-refused.eml",
+            vec![
+                (
+                    "ana.lima@partner.example.com",
+                    Some(Failed),
+                    Some("5.0.0"),
+                    OnHold,
+                ),
+                (
+                    "joao.souza@nohost.example.net",
+                    Some(Failed),
+                    Some("5.1.2"),
+                    HostUnknown,
+                ),
+            ],
+        ),
         // Not bounces: nothing, never a guess.
         ("vacation-autoreply.eml", vec![]),
         ("ordinary-mail.eml", vec![]),

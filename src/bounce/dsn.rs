@@ -138,14 +138,27 @@ pub fn recipients(body: &str, parts: &Parts) -> Vec<Bounce> {
             // The MTA's own delivery agent failed (a pipe, a transport), not
             // the remote server.
             let local_agent = matches!(diagnostic_type.as_deref(), Some("x-postfix" | "x-unix"));
-            if local_agent
-                && matches!(
-                    bounce.reason,
-                    Reason::SystemError
-                        | Reason::OnHold
-                        | Reason::Undefined
-                        | Reason::SecurityError
+            // A delay is `expired` only for want of anything more specific;
+            // the MTA's own agent failing is more specific.
+            let wordless_delay = bounce.reason == Reason::Expired
+                && bounce.action == Some(Action::Delayed)
+                && super::reason::by_text(
+                    &bounce
+                        .diagnostic
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_lowercase(),
                 )
+                .is_none();
+            if local_agent
+                && (wordless_delay
+                    || matches!(
+                        bounce.reason,
+                        Reason::SystemError
+                            | Reason::OnHold
+                            | Reason::Undefined
+                            | Reason::SecurityError
+                    ))
             {
                 bounce.reason = Reason::MailerError;
             }

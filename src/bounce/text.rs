@@ -543,9 +543,23 @@ const LEADS: &[&str] = &[
 fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
     let lines: Vec<&str> = region.lines().collect();
     let mut out: Vec<Block> = Vec::new();
+    // The reverse-path of a transcript (">>> MAIL From:<a@b>"): a reply
+    // naming it ("<<< 501 <a@b>... no access") refuses the sender, it does
+    // not list a recipient (RFC 5321 §3.3).
+    let mut reverse_path: Option<String> = None;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
+        if let Some(cmd) = line.trim_start().strip_prefix(">>> ") {
+            if cmd
+                .get(..10)
+                .is_some_and(|c| c.eq_ignore_ascii_case("mail from:"))
+            {
+                reverse_path = smtp::find_addresses(cmd)
+                    .first()
+                    .and_then(|&(s, e)| smtp::clean_address(&cmd[s..e]));
+            }
+        }
         let t =
             line.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '-' | '*' | '•'));
         // Old Sendmail transcripts name the recipient after the reply code:
@@ -558,15 +572,16 @@ fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
         let (addr, rest) = if let Some(&(s, e)) = opening {
             (&t[s..e], &t[e..])
         } else {
-            let lc = t.to_lowercase();
             let led = found.iter().find(|(s, _)| {
-                let before = &lc[..lc.len().min(*s)];
-                let tail_start = before.len().saturating_sub(40);
-                let mut ts = tail_start;
-                while !before.is_char_boundary(ts) {
+                // Lower-cased on its own: lower-casing may change byte
+                // lengths, so offsets into `t` are not offsets into a
+                // lower-cased copy of all of it.
+                let mut ts = s.saturating_sub(40);
+                while !t.is_char_boundary(ts) {
                     ts += 1;
                 }
-                LEADS.iter().any(|l| before[ts..].contains(l))
+                let before = t[ts..*s].to_lowercase();
+                LEADS.iter().any(|l| before.contains(l))
             });
             match led {
                 Some(&(s, e)) => (&t[s..e], &t[e..]),
@@ -580,6 +595,10 @@ fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
         // postmaster's); one inside a sentence may be a contact address.
         let is_sender = if opening.is_some() {
             addr.eq_ignore_ascii_case(&parts.from)
+                || (!code.is_empty()
+                    && reverse_path
+                        .as_deref()
+                        .is_some_and(|r| smtp::clean_address(addr).as_deref() == Some(r)))
         } else {
             is_sender_address(addr, parts)
         };
@@ -587,7 +606,25 @@ fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
             i += 1;
             continue;
         }
-        let mut words = String::from(code);
+        let mut words = String::new();
+        // Sendmail writes a local delivery agent's own words on the line
+        // before its "554 <a@b>... Service unavailable" ("mail.local:
+        // unknown user: a"): they are the reason.
+        if !code.is_empty() && i > 0 {
+            let prev = lines[i - 1].trim();
+            let transcript = ["<<<", ">>>", "---", "...", "while talking"]
+                .iter()
+                .any(|p| prev.to_ascii_lowercase().starts_with(p));
+            if !prev.is_empty()
+                && !transcript
+                && !prev.starts_with(|c: char| c.is_ascii_digit())
+                && smtp::find_addresses(prev).is_empty()
+            {
+                words.push_str(prev);
+                words.push(' ');
+            }
+        }
+        words.push_str(code);
         words.push_str(rest.trim_start_matches(|c: char| {
             matches!(c, '>' | ':' | '.' | ',' | ';' | '"' | ')') || c.is_whitespace()
         }));
@@ -599,10 +636,22 @@ fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
             }
             let nt = next.trim_start();
             // Another recipient starts here, unless it is this one again in
-            // a wrapped reply ("said: 550\n    <a@b>: User unknown").
-            if smtp::find_addresses(nt)
+            // a wrapped reply ("said: 550\n    <a@b>: User unknown"); in a
+            // transcript, after its reply code ("554 <c@d>... 550 Host
+            // unknown").
+            let (_, nt_addr) = split_reply_code(nt);
+            // A transcript's next session is about other recipients.
+            if nt
+                .trim_start_matches('.')
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("while talking to")
+            {
+                break;
+            }
+            if smtp::find_addresses(nt_addr)
                 .first()
-                .is_some_and(|&(s, e)| s <= 1 && !nt[s..e].eq_ignore_ascii_case(addr))
+                .is_some_and(|&(s, e)| s <= 1 && !nt_addr[s..e].eq_ignore_ascii_case(addr))
             {
                 break;
             }
