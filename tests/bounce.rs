@@ -872,6 +872,25 @@ fn hostile_messages_end_without_panic() {
 
     let huge_header = format!("Subject: {}\r\n\r\nx", "a".repeat(5 << 20));
     assert!(bounce::classify(huge_header.as_bytes()).bounces.is_empty());
+
+    // Letters whose lower case is longer than they are ("İ" → "i̇") before
+    // an address: offsets into the line are not offsets into its lower case.
+    let grows = "From: MAILER-DAEMON@x.example\r\nSubject: failure notice\r\n\r\nİİİİİİİİİİİİİİİİİİİİ Delivery to a@b.example failed: 550 user unknown\n";
+    let r = bounce::classify(grows.as_bytes());
+    assert_eq!(r.bounces.len(), 1);
+
+    // A broken MIME structure whose body is read as it stands, and an SNS
+    // notification whose JSON nests too deep for serde_json: no panic.
+    let broken = format!(
+        "From: MAILER-DAEMON@x.example\r\nContent-Type: multipart/mixed;\r\nboundary=\"b\"\r\n\r\n{}",
+        "--b\r\nContent-Type: multipart/alternative;\r\nboundary=\"c\"\r\n\r\n".repeat(20_000)
+    );
+    let _ = bounce::classify(broken.as_bytes());
+    let sns = format!(
+        "From: no-reply@sns.amazonaws.com\r\nx-amz-sns-message-id: 1\r\n\r\n{{\"notificationType\":\"Bounce\",\"bounce\":{}",
+        "[".repeat(1_000_000)
+    );
+    assert!(bounce::classify(sns.as_bytes()).bounces.is_empty());
 }
 
 fn fixtures() -> Vec<Vec<u8>> {
