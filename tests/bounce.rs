@@ -556,6 +556,17 @@ fn table() -> Vec<(&'static str, Vec<Row>)> {
                 ),
             ],
         ),
+        // EZweb's filter notice with no reply quoted: the recipient's own
+        // reception filter.
+        (
+            "ezweb-text-filtered.eml",
+            vec![(
+                "sakura.k@ezweb.ne.jp",
+                Some(Failed),
+                Some("5.7.1"),
+                Filtered,
+            )],
+        ),
         // Not bounces: nothing, never a guess.
         ("vacation-autoreply.eml", vec![]),
         ("ordinary-mail.eml", vec![]),
@@ -663,6 +674,7 @@ fn formats_are_recognised() {
         Some(Format::Text(Mta::Sendmail))
     );
     assert_eq!(f("arf-redacted-complainant.eml"), Some(Format::Arf));
+    assert_eq!(f("ezweb-text-filtered.eml"), Some(Format::Text(Mta::Ezweb)));
     assert_eq!(f("ordinary-mail.eml"), None);
 }
 

@@ -55,6 +55,8 @@ pub enum Mta {
     Imail,
     /// KDDI au one net (Japanese mobile carrier).
     Kddi,
+    /// au EZweb mobile mail (KDDI, `ezweb.ne.jp`).
+    Ezweb,
     /// Apache James and gateways built on it (Verizon's vtext.com): an
     /// "Error message below:" and a "Message details:" list naming the
     /// envelope (`RCPT TO:`).
@@ -87,6 +89,7 @@ impl Mta {
             Mta::OpenSmtpd => "opensmtpd",
             Mta::Imail => "imail",
             Mta::Kddi => "kddi",
+            Mta::Ezweb => "ezweb",
             Mta::James => "james",
             Mta::Fml => "fml",
             Mta::Unknown => "unknown",
@@ -203,6 +206,7 @@ const SENDER_DOMAINS: &[(&str, Mta)] = &[
     ("googlemail.com", Mta::Gmail),
     ("google.com", Mta::Gmail),
     ("amazonses.com", Mta::AmazonSes),
+    ("ezweb.ne.jp", Mta::Ezweb),
 ];
 
 /// Where the returned message starts in a one-part bounce (lower case).
@@ -967,7 +971,7 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
         let command =
             smtp::find_command(&diag.to_lowercase()).or_else(|| smtp::find_command(&region_lc));
         let diagnostic = (!diag.is_empty()).then(|| diag.to_owned());
-        if let Some(b) = super::finish(
+        if let Some(mut b) = super::finish(
             &addr,
             Some(action),
             status.filter(|s: &Status| s.class != 2 || action == Action::Delivered),
@@ -976,6 +980,18 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
             diagnostic,
             command,
         ) {
+            // EZweb's filter hosts answer a refusal by the recipient's own
+            // reception settings (domain and address filters) with this
+            // sentence alone, no reply quoted: the recipient's filter.
+            if mta == Mta::Ezweb
+                && b.reason == Reason::OnHold
+                && b.reply_code.is_none()
+                && lower(b.diagnostic.as_deref().unwrap_or_default())
+                    .contains("was rejected by a remote mail server")
+            {
+                b.reason = Reason::Filtered;
+                b.status = super::reason::implied_status(Reason::Filtered, 5);
+            }
             out.push(b);
         }
     }
