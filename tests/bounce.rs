@@ -679,6 +679,21 @@ fn formats_are_recognised() {
 }
 
 #[test]
+fn an_ezweb_refusal_is_filtered_only_with_its_sender_check_mark() {
+    let raw = String::from_utf8(read("ezweb-text-filtered.eml")).unwrap();
+    assert_eq!(
+        bounce::classify(raw.as_bytes()).bounces[0].reason,
+        Reason::Filtered
+    );
+    let unmarked = raw.replace("X-SPASIGN: NG\n", "");
+    assert_ne!(unmarked, raw);
+    assert_eq!(
+        bounce::classify(unmarked.as_bytes()).bounces[0].reason,
+        Reason::OnHold
+    );
+}
+
+#[test]
 fn auto_replies_are_reported_only_when_asked() {
     let raw = read("vacation-autoreply.eml");
     assert!(bounce::classify(&raw).bounces.is_empty());

@@ -980,10 +980,16 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
             diagnostic,
             command,
         ) {
-            // EZweb's filter hosts answer a refusal by the recipient's own
-            // reception settings (domain and address filters) with this
-            // sentence alone, no reply quoted: the recipient's filter.
+            // EZweb marks a message its sender check failed with
+            // `X-SPASIGN: NG`; a refusal of such a message by its filter
+            // hosts, this sentence alone and no reply quoted, is the
+            // recipient's own setting refusing it: the recipient's filter.
+            let spoof_marked = parts
+                .headers
+                .get("x-spasign")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("ng"));
             if mta == Mta::Ezweb
+                && spoof_marked
                 && b.reason == Reason::OnHold
                 && b.reply_code.is_none()
                 && lower(b.diagnostic.as_deref().unwrap_or_default())
