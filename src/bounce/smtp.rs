@@ -3,6 +3,9 @@
 //! scanners over bytes: one pass, no backtracking.
 
 use std::fmt;
+use std::sync::LazyLock;
+
+use super::phrases::Phrases;
 
 /// An enhanced mail system status code, `class.subject.detail` (RFC 3463 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -220,13 +223,12 @@ const COMMAND_MARKERS: &[(&str, Command)] = &[
     ("in reply to initial greeting", Command::Connect),
 ];
 
-/// The command named first in `lc` (lower case text), if any.
+/// The command named first in `lc` (lower case text), if any, in one pass.
 pub fn find_command(lc: &str) -> Option<Command> {
-    COMMAND_MARKERS
-        .iter()
-        .filter_map(|(m, c)| lc.find(m).map(|at| (at, *c)))
-        .min_by_key(|(at, _)| *at)
-        .map(|(_, c)| c)
+    static MARKERS: LazyLock<Phrases> = LazyLock::new(|| {
+        Phrases::new(COMMAND_MARKERS.iter().map(|(m, _)| std::slice::from_ref(m)))
+    });
+    MARKERS.leftmost_group(lc).map(|g| COMMAND_MARKERS[g].1)
 }
 
 /// The command of the transcript line (`>>> CMD`) last sent before byte

@@ -930,6 +930,7 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
     let delayed = DELAY.any(&region_lc) || lower(&parts.subject).contains("delay");
     let lines: Vec<&str> = region.lines().collect();
     let lone = found.len() == 1;
+    let region_command = smtp::find_command(&region_lc);
     let mut out = Vec::new();
     for (addr, words, line) in found {
         let diagnostic = if has_code(&words) {
@@ -968,8 +969,7 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
         // The command the reply answered: in the recipient's words, else
         // the one the explanation names (m-FILTER's "SMTP command" section,
         // a transcript).
-        let command =
-            smtp::find_command(&diag.to_lowercase()).or_else(|| smtp::find_command(&region_lc));
+        let command = smtp::find_command(&diag.to_lowercase()).or(region_command);
         let diagnostic = (!diag.is_empty()).then(|| diag.to_owned());
         if let Some(mut b) = super::finish(
             &addr,
