@@ -439,6 +439,134 @@ fn table() -> Vec<(&'static str, Vec<Row>)> {
             "arf-abuse-feedback.eml",
             vec![("complainer@example.net", None, None, Feedback)],
         ),
+        // A feedback report that withholds its complainant (RFC 6590) is
+        // still a complaint, about a recipient not named.
+        (
+            "arf-redacted-complainant.eml",
+            vec![("", None, None, Feedback)],
+        ),
+        // Amazon SES notifications e-mailed by SNS, as JSON.
+        (
+            "amazonses-sns-bounce.eml",
+            vec![(
+                "t.nakamura@mail.example.net",
+                Some(Failed),
+                Some("5.1.1"),
+                UserUnknown,
+            )],
+        ),
+        (
+            "amazonses-sns-delivery.eml",
+            vec![(
+                "l.moreau@example.fr",
+                Some(Action::Delivered),
+                Some("2.0.0"),
+                Reason::Delivered,
+            )],
+        ),
+        // Apache James (an SMS gateway): the recipient only in "RCPT TO:"
+        // of its "Message details:", the MIME folding broken.
+        (
+            "james-text-userunknown.eml",
+            vec![(
+                "5550104477@sms.gateway.example",
+                Some(Failed),
+                Some("5.1.1"),
+                UserUnknown,
+            )],
+        ),
+        // V5 Sendmail names only the host; the unsent message names the
+        // recipient. Returned after days of retries: expired.
+        (
+            "sendmail-v5-queue-expired.eml",
+            vec![(
+                "h.kimura@mail.example.co.jp",
+                Some(Failed),
+                Some("4.4.7"),
+                Expired,
+            )],
+        ),
+        // Lotus Notes' "Failure Reasons" without an address.
+        (
+            "notes-failure-reasons-loop.eml",
+            vec![(
+                "priya.nair@corp.example.in",
+                Some(Failed),
+                Some("5.4.0"),
+                NetworkError,
+            )],
+        ),
+        // fml mailing list notices.
+        (
+            "fml-loop-alert.eml",
+            vec![(
+                "members@lists.example.jp",
+                Some(Failed),
+                Some("5.0.0"),
+                SystemError,
+            )],
+        ),
+        (
+            "fml-not-member.eml",
+            vec![("staff@ml.example.jp", Some(Failed), Some("5.7.1"), Rejected)],
+        ),
+        // Sendmail: the local delivery agent's words on the line before
+        // its "554 <a@b>... Service unavailable".
+        (
+            "sendmail-local-agent-userunknown.eml",
+            vec![(
+                "y.tanaka@example.net",
+                Some(Failed),
+                Some("5.1.1"),
+                UserUnknown,
+            )],
+        ),
+        // Refused at the greeting ("while talking to" with no command
+        // sent): the client is refused.
+        (
+            "sendmail-dsn-greeting-blocked.eml",
+            vec![(
+                "f.rossi@corp.example.it",
+                Some(Failed),
+                Some("5.5.0"),
+                Blocked,
+            )],
+        ),
+        // A delay with only an "other or undefined" code: still queued.
+        (
+            "dsn-delayed-undefined-network.eml",
+            vec![("m.keller@example.ch", Some(Delayed), Some("4.4.0"), Expired)],
+        ),
+        // V5 Sendmail: the reply to MAIL FROM names the sender, who is not
+        // a recipient; each "554 <a@b>..." line is a recipient of its own.
+        (
+            "sendmail-v5-mailfrom-refused.eml",
+            vec![
+                (
+                    "ana.lima@partner.example.com",
+                    Some(Failed),
+                    Some("5.0.0"),
+                    OnHold,
+                ),
+                (
+                    "joao.souza@nohost.example.net",
+                    Some(Failed),
+                    Some("5.1.2"),
+                    HostUnknown,
+                ),
+            ],
+        ),
+        // EZweb's filter notice with no reply quoted: the recipient's own
+        // reception filter.
+        (
+            "ezweb-text-filtered.eml",
+            vec![(
+                "sakura.k@ezweb.ne.jp",
+                Some(Failed),
+                Some("5.7.1"),
+                Filtered,
+            )],
+        ),
         // Not bounces: nothing, never a guess.
         ("vacation-autoreply.eml", vec![]),
         ("ordinary-mail.eml", vec![]),
@@ -493,7 +621,16 @@ fn every_fixture_is_classified_as_expected() {
                 .diagnostic
                 .as_deref()
                 .is_none_or(|d| !d.contains('\n') && d.len() <= bounce::MAX_DIAGNOSTIC_BYTES));
-            assert_eq!(b.recipient_domain, b.recipient.rsplit_once('@').unwrap().1);
+            match b.recipient.rsplit_once('@') {
+                Some((_, domain)) => assert_eq!(b.recipient_domain, domain),
+                // Only a feedback report may leave its recipient unnamed.
+                None => assert!(
+                    b.recipient.is_empty()
+                        && b.recipient_domain.is_empty()
+                        && b.reason == Reason::Feedback,
+                    "{file}"
+                ),
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -522,7 +659,38 @@ fn formats_are_recognised() {
         f("kddi-text-mailboxfull.eml"),
         Some(Format::Text(Mta::Kddi))
     );
+    assert_eq!(f("amazonses-sns-bounce.eml"), Some(Format::SesNotification));
+    assert_eq!(
+        f("james-text-userunknown.eml"),
+        Some(Format::Text(Mta::James))
+    );
+    assert_eq!(f("fml-loop-alert.eml"), Some(Format::Text(Mta::Fml)));
+    assert_eq!(
+        f("notes-failure-reasons-loop.eml"),
+        Some(Format::Text(Mta::Domino))
+    );
+    assert_eq!(
+        f("sendmail-v5-queue-expired.eml"),
+        Some(Format::Text(Mta::Sendmail))
+    );
+    assert_eq!(f("arf-redacted-complainant.eml"), Some(Format::Arf));
+    assert_eq!(f("ezweb-text-filtered.eml"), Some(Format::Text(Mta::Ezweb)));
     assert_eq!(f("ordinary-mail.eml"), None);
+}
+
+#[test]
+fn an_ezweb_refusal_is_filtered_only_with_its_sender_check_mark() {
+    let raw = String::from_utf8(read("ezweb-text-filtered.eml")).unwrap();
+    assert_eq!(
+        bounce::classify(raw.as_bytes()).bounces[0].reason,
+        Reason::Filtered
+    );
+    let unmarked = raw.replace("X-SPASIGN: NG\n", "");
+    assert_ne!(unmarked, raw);
+    assert_eq!(
+        bounce::classify(unmarked.as_bytes()).bounces[0].reason,
+        Reason::OnHold
+    );
 }
 
 #[test]
@@ -656,6 +824,20 @@ fn command_text_names_typo_domains_and_exit_codes_hold() {
 }
 
 #[test]
+fn command_shows_a_withheld_complainant_as_such() {
+    let f = format!("{DIR}/arf-redacted-complainant.eml");
+    let (code, out) = mailcanary(&["bounce", "--format", "json", "--show-addresses", &f]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let b = &v[0]["bounces"][0];
+    assert_eq!(b["reason"], "feedback");
+    assert!(b["recipient_domain"].is_null(), "{out}");
+    assert!(b["recipient"].is_null(), "{out}");
+    let (_, text) = mailcanary(&["bounce", &f]);
+    assert!(text.contains(": (undisclosed) feedback"), "{text}");
+}
+
+#[test]
 fn command_reads_standard_input() {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailcanary"))
@@ -717,6 +899,25 @@ fn hostile_messages_end_without_panic() {
 
     let huge_header = format!("Subject: {}\r\n\r\nx", "a".repeat(5 << 20));
     assert!(bounce::classify(huge_header.as_bytes()).bounces.is_empty());
+
+    // Letters whose lower case is longer than they are ("İ" → "i̇") before
+    // an address: offsets into the line are not offsets into its lower case.
+    let grows = "From: MAILER-DAEMON@x.example\r\nSubject: failure notice\r\n\r\nİİİİİİİİİİİİİİİİİİİİ Delivery to a@b.example failed: 550 user unknown\n";
+    let r = bounce::classify(grows.as_bytes());
+    assert_eq!(r.bounces.len(), 1);
+
+    // A broken MIME structure whose body is read as it stands, and an SNS
+    // notification whose JSON nests too deep for serde_json: no panic.
+    let broken = format!(
+        "From: MAILER-DAEMON@x.example\r\nContent-Type: multipart/mixed;\r\nboundary=\"b\"\r\n\r\n{}",
+        "--b\r\nContent-Type: multipart/alternative;\r\nboundary=\"c\"\r\n\r\n".repeat(20_000)
+    );
+    let _ = bounce::classify(broken.as_bytes());
+    let sns = format!(
+        "From: no-reply@sns.amazonaws.com\r\nx-amz-sns-message-id: 1\r\n\r\n{{\"notificationType\":\"Bounce\",\"bounce\":{}",
+        "[".repeat(1_000_000)
+    );
+    assert!(bounce::classify(sns.as_bytes()).bounces.is_empty());
 }
 
 fn fixtures() -> Vec<Vec<u8>> {
@@ -738,7 +939,7 @@ proptest! {
     /// the bounds allow.
     #[test]
     fn mutated_fixtures_never_panic(
-        pick in 0usize..64,
+        pick in 0usize..256,
         edits in proptest::collection::vec((0usize..1 << 16, any::<u8>(), 0u8..5), 1..24),
         cut in proptest::option::of(0usize..1 << 16),
     ) {
@@ -761,7 +962,7 @@ proptest! {
             prop_assert!(r.bounces.len() <= bounce::MAX_RECIPIENTS);
             for b in &r.bounces {
                 prop_assert!(b.diagnostic.as_deref().is_none_or(|d| d.len() <= bounce::MAX_DIAGNOSTIC_BYTES));
-                prop_assert!(b.recipient.contains('@'));
+                prop_assert!(b.recipient.contains('@') || (b.recipient.is_empty() && b.reason == Reason::Feedback));
             }
         }
     }

@@ -96,7 +96,8 @@ pub fn classify_files(args: &BounceArgs) -> Vec<FileResult> {
 /// One bounce as the JSON object of DESIGN.md.
 pub fn bounce_json(b: &Bounce, show_addresses: bool) -> Value {
     let mut v = json!({
-        "recipient_domain": b.recipient_domain,
+        // A feedback report that withholds its complainant names no domain.
+        "recipient_domain": (!b.recipient_domain.is_empty()).then_some(&b.recipient_domain),
         "action": b.action.map(|a| a.as_str()),
         "status": b.status.map(|s| s.to_string()),
         "reply_code": b.reply_code.map(|c| c.to_string()),
@@ -105,7 +106,11 @@ pub fn bounce_json(b: &Bounce, show_addresses: bool) -> Value {
         "diagnostic": b.diagnostic,
     });
     if show_addresses {
-        v["recipient"] = Value::String(b.recipient.clone());
+        v["recipient"] = if b.recipient.is_empty() {
+            Value::Null
+        } else {
+            Value::String(b.recipient.clone())
+        };
     }
     v
 }
@@ -135,7 +140,9 @@ pub fn render_text(results: &[FileResult], show_addresses: bool) -> String {
             Ok(bs) if bs.is_empty() => out.push_str(&format!("{}: not a bounce\n", r.file)),
             Ok(bs) => {
                 for b in bs {
-                    let who = if show_addresses {
+                    let who = if b.recipient.is_empty() {
+                        "(undisclosed)".to_owned()
+                    } else if show_addresses {
                         b.recipient.clone()
                     } else {
                         format!("*@{}", b.recipient_domain)

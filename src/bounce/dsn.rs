@@ -138,14 +138,27 @@ pub fn recipients(body: &str, parts: &Parts) -> Vec<Bounce> {
             // The MTA's own delivery agent failed (a pipe, a transport), not
             // the remote server.
             let local_agent = matches!(diagnostic_type.as_deref(), Some("x-postfix" | "x-unix"));
-            if local_agent
-                && matches!(
-                    bounce.reason,
-                    Reason::SystemError
-                        | Reason::OnHold
-                        | Reason::Undefined
-                        | Reason::SecurityError
+            // A delay is `expired` only for want of anything more specific;
+            // the MTA's own agent failing is more specific.
+            let wordless_delay = bounce.reason == Reason::Expired
+                && bounce.action == Some(Action::Delayed)
+                && super::reason::by_text(
+                    &bounce
+                        .diagnostic
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_lowercase(),
                 )
+                .is_none();
+            if local_agent
+                && (wordless_delay
+                    || matches!(
+                        bounce.reason,
+                        Reason::SystemError
+                            | Reason::OnHold
+                            | Reason::Undefined
+                            | Reason::SecurityError
+                    ))
             {
                 bounce.reason = Reason::MailerError;
             }
@@ -233,22 +246,31 @@ pub fn feedback(body: &str, parts: &Parts) -> Vec<Bounce> {
         .get("reporting-mta")
         .map(|v| untyped(v).to_owned())
         .or_else(|| fields.get("source").map(str::to_owned));
-    addresses
+    let complaint = |recipient: String, recipient_domain: String| Bounce {
+        recipient,
+        recipient_domain,
+        action: None,
+        status: None,
+        reply_code: None,
+        reason: Reason::Feedback,
+        remote_mta: remote.clone(),
+        diagnostic: Some(super::one_line(&format!("feedback-type: {kind}"))),
+    };
+    let out: Vec<Bounce> = addresses
         .iter()
         .filter_map(|a| {
             let recipient = smtp::clean_address(a)?;
-            Some(Bounce {
-                recipient_domain: recipient.rsplit_once('@')?.1.to_owned(),
-                recipient,
-                action: None,
-                status: None,
-                reply_code: None,
-                reason: Reason::Feedback,
-                remote_mta: remote.clone(),
-                diagnostic: Some(super::one_line(&format!("feedback-type: {kind}"))),
-            })
+            let domain = recipient.rsplit_once('@')?.1.to_owned();
+            Some(complaint(recipient, domain))
         })
-        .collect()
+        .collect();
+    if out.is_empty() && !body.trim().is_empty() {
+        // Feedback providers may withhold the complainant (RFC 6590
+        // redaction; "undisclosed recipient" in the returned `To`): the
+        // complaint is still one, about a recipient not named.
+        return vec![complaint(String::new(), String::new())];
+    }
+    out
 }
 
 #[cfg(test)]

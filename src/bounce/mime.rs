@@ -122,7 +122,30 @@ pub fn collect(raw: &[u8]) -> Option<Parts> {
         }
     }
     walk(&message, &mut parts);
+    if parts.text.is_empty() && parts.delivery_status.is_empty() && parts.feedback.is_none() {
+        // A MIME structure too broken to yield any text (a folded
+        // `Content-Type` whose `boundary=` line lost its indentation) is
+        // still read: its body as it stands, so its words are not lost.
+        if let Some(body) = raw_body(raw) {
+            push_text(
+                &mut parts,
+                &String::from_utf8_lossy(&body[..body.len().min(MAX_TEXT_BYTES)]),
+            );
+        }
+    }
     Some(parts)
+}
+
+/// The bytes after the top-level header block (RFC 5322 §2.1: the first
+/// empty line), if there is one.
+fn raw_body(raw: &[u8]) -> Option<&[u8]> {
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let at = match (lf, crlf) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    Some(&raw[at..])
 }
 
 fn content_type(part: &mail_parser::MessagePart<'_>) -> (String, String) {

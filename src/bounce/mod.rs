@@ -9,6 +9,7 @@
 //!   `message/(global-)delivery-status`, RFC 5965 `message/feedback-report`),
 //!   the human-readable explanation text, returned headers.
 //! - [`dsn`] — the per-recipient fields of a delivery status report.
+//! - [`sns`] — Amazon SES notifications e-mailed by Amazon SNS (JSON).
 //! - [`text`] — bounces without a report part (qmail, Exim, Sendmail,
 //!   Exchange, Gmail, Yahoo, Domino, …), read by their own markers.
 //! - [`smtp`] — status and reply codes found in free text.
@@ -24,6 +25,7 @@ pub mod mime;
 mod phrases;
 pub mod reason;
 pub mod smtp;
+pub mod sns;
 pub mod text;
 
 pub use reason::Reason;
@@ -100,6 +102,9 @@ pub enum Format {
     Arf,
     /// An RFC 3834 automatic reply.
     AutoReply,
+    /// An Amazon SES notification (bounce, complaint, delivery, delay)
+    /// e-mailed by Amazon SNS as JSON.
+    SesNotification,
     /// A non-standard bounce, read from its text.
     Text(text::Mta),
 }
@@ -108,8 +113,9 @@ pub enum Format {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bounce {
     /// The full address. Personal data: kept in memory, shown only on request.
+    /// Empty only for a feedback report that withholds its complainant.
     pub recipient: String,
-    /// The domain part of the address, lower case.
+    /// The domain part of the address, lower case; empty with `recipient`.
     pub recipient_domain: String,
     /// What the MTA did; `None` for feedback reports and auto-replies.
     pub action: Option<Action>,
@@ -173,6 +179,11 @@ pub fn classify_with(raw: &[u8], options: Options) -> Report {
         if !bounces.is_empty() {
             Report {
                 format: Some(Format::Dsn),
+                bounces,
+            }
+        } else if let Some(bounces) = sns::scan(&parts) {
+            Report {
+                format: Some(Format::SesNotification),
                 bounces,
             }
         } else if let Some((mta, bounces)) = text::scan(&parts) {

@@ -67,6 +67,14 @@ impl Phrases {
         self.leftmost.is_match(text)
     }
 
+    /// The group of the leftmost phrase in `text` (of phrases starting at
+    /// the same place, the first in table order).
+    pub fn leftmost_group(&self, text: &str) -> Option<usize> {
+        self.leftmost
+            .find(text)
+            .map(|m| self.group[m.pattern().as_usize()])
+    }
+
     /// Where the leftmost phrase in `text` starts.
     pub fn leftmost(&self, text: &str) -> Option<usize> {
         self.leftmost.find(text).map(|m| m.start())
@@ -85,6 +93,8 @@ mod tests {
         assert_eq!(p.first_group("fine"), None);
         assert!(p.any("user unknown here"));
         assert_eq!(p.leftmost("an unknown user over quota"), Some(3));
+        assert_eq!(p.leftmost_group("an unknown user over quota"), Some(1));
+        assert_eq!(p.leftmost_group("fine"), None);
         assert_eq!(
             p.first_of_each("no such user, unknown, quota, unknown"),
             vec![(0, 23), (1, 0)]

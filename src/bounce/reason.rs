@@ -795,6 +795,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
             "dns lookup",
             "too many hops",
             "hop count exceeded",
+            "maximum hop count",
             "mail forwarding loop",
             "message looping",
             "routing loop",
@@ -988,12 +989,25 @@ pub fn classify(
         }
         return r;
     }
+    // Refused at the greeting or at EHLO/HELO, before any sender or
+    // recipient was named: the server refuses the client itself (RFC 5321
+    // §3.1, §4.3.2: 554 in place of the 220 greeting).
+    let class = status
+        .map(|s| s.class)
+        .or(reply_code.map(|c| (c / 100) as u8));
+    if matches!(command, Some(Command::Connect | Command::Hello)) && class == Some(5) {
+        return Reason::Blocked;
+    }
+    // Still queued and nothing more specific: it is waiting to expire. A
+    // code that names only its category ("other or undefined", X.Y.0,
+    // RFC 3463 §3) is not more specific.
+    if action == Some(Action::Delayed)
+        && (by_status.is_none() || status.is_some_and(|s| s.detail == 0))
+    {
+        return Reason::Expired;
+    }
     if let Some(r) = by_status {
         return r;
-    }
-    // Still queued and nothing more specific: it is waiting to expire.
-    if action == Some(Action::Delayed) {
-        return Reason::Expired;
     }
     if let Some(s) = status {
         if s.subject == 7 {
@@ -1226,6 +1240,46 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_greeting_or_hello_refuses_the_client() {
+        let c = |cmd, d: &str| classify(Some(Action::Failed), st("5.5.0"), Some(554), cmd, d);
+        assert_eq!(
+            c(Some(Command::Connect), "554 a problem occurred"),
+            Reason::Blocked
+        );
+        assert_eq!(
+            c(Some(Command::Hello), "554 a problem occurred"),
+            Reason::Blocked
+        );
+        // Named words still decide; without a command the code does.
+        assert_eq!(
+            c(Some(Command::Hello), "554 mailbox full"),
+            Reason::MailboxFull
+        );
+        assert_eq!(c(None, "554 a problem occurred"), Reason::SyntaxError);
+        // A temporary refusal of the greeting is not a verdict on the client.
+        assert_ne!(
+            classify(
+                Some(Action::Failed),
+                st("4.3.2"),
+                Some(421),
+                Some(Command::Connect),
+                "421 busy"
+            ),
+            Reason::Blocked
+        );
+    }
+
+    #[test]
+    fn a_delay_with_an_undefined_code_is_expired() {
+        let d = |s: &str| classify(Some(Action::Delayed), st(s), None, None, "");
+        assert_eq!(d("4.4.0"), Reason::Expired);
+        assert_eq!(d("4.7.1"), Reason::Expired);
+        // A specific code still names the cause.
+        assert_eq!(d("4.2.2"), Reason::MailboxFull);
+        assert_eq!(d("4.4.1"), Reason::NetworkError);
+    }
+
+    #[test]
     fn a_refused_mail_from_is_the_senders() {
         let c = |s: &str, d: &str| classify(Some(Action::Failed), st(s), Some(550), None, d);
         // The unknown domain is the sender's: the sender was refused.
@@ -1250,7 +1304,8 @@ mod tests {
                 None,
                 "after MAIL FROM:<a@example.org>: 451 4.3.0 try later"
             ),
-            Reason::SystemError
+            // Still queued, with an "other or undefined" code: expired.
+            Reason::Expired
         );
         // The same words in reply to RCPT TO are the recipient's.
         assert_eq!(

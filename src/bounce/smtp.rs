@@ -3,6 +3,9 @@
 //! scanners over bytes: one pass, no backtracking.
 
 use std::fmt;
+use std::sync::LazyLock;
+
+use super::phrases::Phrases;
 
 /// An enhanced mail system status code, `class.subject.detail` (RFC 3463 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -220,13 +223,12 @@ const COMMAND_MARKERS: &[(&str, Command)] = &[
     ("in reply to initial greeting", Command::Connect),
 ];
 
-/// The command named first in `lc` (lower case text), if any.
+/// The command named first in `lc` (lower case text), if any, in one pass.
 pub fn find_command(lc: &str) -> Option<Command> {
-    COMMAND_MARKERS
-        .iter()
-        .filter_map(|(m, c)| lc.find(m).map(|at| (at, *c)))
-        .min_by_key(|(at, _)| *at)
-        .map(|(_, c)| c)
+    static MARKERS: LazyLock<Phrases> = LazyLock::new(|| {
+        Phrases::new(COMMAND_MARKERS.iter().map(|(m, _)| std::slice::from_ref(m)))
+    });
+    MARKERS.leftmost_group(lc).map(|g| COMMAND_MARKERS[g].1)
 }
 
 /// The command of the transcript line (`>>> CMD`) last sent before byte
@@ -242,8 +244,16 @@ pub fn command_before(lc: &str, at: usize) -> Option<Command> {
         from += 1;
     }
     let window = &lc[from..at];
-    let sent = window.rfind(">>> ")?;
-    find_command(&window[sent..])
+    let sent = window.rfind(">>> ");
+    // Sendmail: "... while talking to mx.example.org.:" followed by a reply
+    // with no command sent since: the reply was the greeting.
+    let talking = window.rfind("while talking to");
+    match (sent, talking) {
+        (Some(s), Some(t)) if t > s => Some(Command::Connect),
+        (None, Some(_)) => Some(Command::Connect),
+        (Some(s), _) => find_command(&window[s..]),
+        (None, None) => None,
+    }
 }
 
 fn is_local_char(c: u8) -> bool {
@@ -338,6 +348,26 @@ pub fn clean_address(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_with_no_command_since_the_connection_answers_the_greeting() {
+        let t = "... while talking to mx.example.org.:\n<<< 554 go away\n";
+        assert_eq!(
+            command_before(t, t.find("<<<").unwrap()),
+            Some(Command::Connect)
+        );
+        let t = "... while talking to mx.example.org.:\n>>> rcpt to:<a@b.c>\n<<< 550 no\n";
+        assert_eq!(
+            command_before(t, t.find("<<<").unwrap()),
+            Some(Command::RcptTo)
+        );
+        let t = ">>> data\n... while talking to mx2.example.org.:\n<<< 554 no\n";
+        assert_eq!(
+            command_before(t, t.find("<<<").unwrap()),
+            Some(Command::Connect)
+        );
+        assert_eq!(command_before("<<< 554 no", 0), None);
+    }
 
     #[test]
     fn the_servers_own_status_follows_its_reply_code() {

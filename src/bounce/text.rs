@@ -10,10 +10,11 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::mime::Headers;
 use super::mime::Parts;
 use super::phrases::Phrases;
 use super::smtp::{self, Status};
-use super::{Action, Bounce};
+use super::{Action, Bounce, Reason};
 
 /// The software or provider whose bounce text was recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,6 +55,14 @@ pub enum Mta {
     Imail,
     /// KDDI au one net (Japanese mobile carrier).
     Kddi,
+    /// au EZweb mobile mail (KDDI, `ezweb.ne.jp`).
+    Ezweb,
+    /// Apache James and gateways built on it (Verizon's vtext.com): an
+    /// "Error message below:" and a "Message details:" list naming the
+    /// envelope (`RCPT TO:`).
+    James,
+    /// The fml mailing list manager (`X-MLServer: fml`).
+    Fml,
     /// A bounce without a known marker, read generically.
     Unknown,
 }
@@ -80,6 +89,9 @@ impl Mta {
             Mta::OpenSmtpd => "opensmtpd",
             Mta::Imail => "imail",
             Mta::Kddi => "kddi",
+            Mta::Ezweb => "ezweb",
+            Mta::James => "james",
+            Mta::Fml => "fml",
             Mta::Unknown => "unknown",
         }
     }
@@ -146,7 +158,11 @@ const MARKERS: &[(Mta, &[&str])] = &[
             "courier mail server at",
         ],
     ),
-    (Mta::Domino, &["was not delivered to:"]),
+    // Domino, and Lotus Notes R4/R5's "Failure Reasons" report.
+    (
+        Mta::Domino,
+        &["was not delivered to:", "------- failure reasons"],
+    ),
     (
         Mta::Imail,
         &["invalid final delivery userid:", "original message follows."],
@@ -190,6 +206,7 @@ const SENDER_DOMAINS: &[(&str, Mta)] = &[
     ("googlemail.com", Mta::Gmail),
     ("google.com", Mta::Gmail),
     ("amazonses.com", Mta::AmazonSes),
+    ("ezweb.ne.jp", Mta::Ezweb),
 ];
 
 /// Where the returned message starts in a one-part bounce (lower case).
@@ -205,6 +222,7 @@ const RETURNED_MARKERS: &[&str] = &[
     "------- returned message",
     "--- the header of the original message is following",
     "original message headers:",
+    "original mail as follows:",
     "the original message headers are included as attachment",
     "----- message header follows -----",
     "content-type: message/rfc822",
@@ -267,6 +285,7 @@ const REPLY_LABELS: &[&str] = &[
     "because:",
     "reason:",
     "error message:",
+    "error message below:",
     "smtp error from remote mail server",
 ];
 
@@ -281,6 +300,43 @@ const DELAY_MARKERS: &[&str] = &[
     "delivery is delayed",
     "delivery delayed",
 ];
+
+/// fml's error notices, by the words of their subject or first lines
+/// (lower case), and what each refusal means.
+const FML_ERRORS: &[(Reason, &[&str])] = &[
+    (
+        Reason::Rejected,
+        &[
+            "not member article from",
+            "are not member",
+            "is not member",
+            "reject mail from",
+            "spam mail from a spammer is rejected",
+        ],
+    ),
+    (
+        Reason::SystemError,
+        &[
+            "fml system error message",
+            "loop alert:",
+            "loop back warning:",
+            "unix from loop",
+            "duplicated message-id",
+        ],
+    ),
+    (Reason::SecurityError, &["security alert:"]),
+];
+
+/// The refusal an fml notice reports, from its subject and text.
+fn fml_error(subject_lc: &str, text_lc: &str) -> Option<Reason> {
+    FML_ERRORS
+        .iter()
+        .find(|(_, p)| {
+            p.iter()
+                .any(|p| subject_lc.contains(p) || text_lc.contains(p))
+        })
+        .map(|(r, _)| *r)
+}
 
 /// Longest tail scanned after an address for its diagnostic, in lines.
 const MAX_BLOCK_LINES: usize = 24;
@@ -312,9 +368,19 @@ fn detect(parts: &Parts, text_lc: &str) -> Option<Mta> {
             .get("x-ms-exchange-generated-message-source")
             .is_some();
     let failed_header = parts.headers.get("x-failed-recipients").is_some();
+    // Apache James: both sections, so that a person quoting "the error
+    // message below:" is not taken for a bounce.
+    let james = text_lc.contains("error message below:") && text_lc.contains("message details:");
+    let fml = parts
+        .headers
+        .get("x-mlserver")
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("fml"))
+        && fml_error(&subject, text_lc).is_some();
     // A bounce subject alone ("delivery failed" written by a person) is not
     // enough: it also needs the original returned.
     let evidence = by_marker.is_some()
+        || james
+        || fml
         || exchange
         || failed_header
         || sender_is_daemon
@@ -325,6 +391,8 @@ fn detect(parts: &Parts, text_lc: &str) -> Option<Mta> {
     Some(
         by_sender
             .map(|(_, m)| *m)
+            .or(fml.then_some(Mta::Fml))
+            .or(james.then_some(Mta::James))
             .or(by_marker)
             .or(exchange.then_some(Mta::Exchange))
             .or(failed_header.then_some(Mta::Exim))
@@ -343,6 +411,89 @@ fn region(text: &str) -> &str {
         cut -= 1;
     }
     &text[..cut]
+}
+
+/// The header block of a returned message written inline after the
+/// explanation ("----- Unsent message follows -----", "------- Returned
+/// Message --------"), for bounces that do not attach it as a MIME part.
+fn returned_inline(text: &str) -> Option<Headers> {
+    static RETURNED: LazyLock<Phrases> = LazyLock::new(|| Phrases::new([RETURNED_MARKERS]));
+    let at = RETURNED.leftmost(&lower(text))?;
+    let rest = text.get(at..)?;
+    let rest = &rest[rest.find('\n')? + 1..];
+    let h = Headers::parse(rest.trim_start_matches(['\r', '\n']).as_bytes());
+    (!h.0.is_empty()).then_some(h)
+}
+
+/// The paragraph under Lotus Notes' "------- Failure Reasons --------".
+fn failure_reasons(region: &str) -> Option<String> {
+    let lc = lower(region);
+    let at = lc.find("------- failure reasons")?;
+    let rest = region.get(at..)?;
+    let rest = rest.get(rest.find('\n')? + 1..)?;
+    let para: Vec<&str> = rest
+        .lines()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty() && !l.trim_start().starts_with("---"))
+        .take(MAX_BLOCK_LINES)
+        .collect();
+    (!para.is_empty()).then(|| para.join(" "))
+}
+
+/// An fml notice: the list it was about (the first address of the notice
+/// that is not its sender's), with the refusal its words name.
+fn fml(parts: &Parts, region: &str) -> Option<Bounce> {
+    let subject = parts.subject.to_lowercase();
+    let reason = fml_error(&subject, &lower(region))?;
+    let list = region.lines().find_map(|l| {
+        smtp::find_addresses(l)
+            .into_iter()
+            .map(|(s, e)| &l[s..e])
+            .find(|a| !is_sender_address(a, parts))
+    })?;
+    let words = region
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    let diagnostic = join(words, &parts.subject);
+    let mut b = super::finish(
+        list,
+        Some(Action::Failed),
+        None,
+        None,
+        None,
+        Some(diagnostic),
+        None,
+    )?;
+    b.reason = reason;
+    b.status = super::reason::implied_status(reason, 5);
+    Some(b)
+}
+
+/// The envelope recipients a bounce lists as "RCPT TO: a@b" (Apache
+/// James' "Message details:"), for one that names them nowhere else.
+fn rcpt_to_lines(region: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in region.lines() {
+        let t = line.trim_start_matches(|c: char| c.is_whitespace() || c == '>');
+        if !t
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("rcpt to:"))
+        {
+            continue;
+        }
+        for (s, e) in smtp::find_addresses(t) {
+            if let Some(a) = smtp::clean_address(&t[s..e]) {
+                if !out.iter().any(|o| o.eq_ignore_ascii_case(&a))
+                    && out.len() < super::MAX_RECIPIENTS
+                {
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A recipient found in the text with the words written next to it.
@@ -396,9 +547,23 @@ const LEADS: &[&str] = &[
 fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
     let lines: Vec<&str> = region.lines().collect();
     let mut out: Vec<Block> = Vec::new();
+    // The reverse-path of a transcript (">>> MAIL From:<a@b>"): a reply
+    // naming it ("<<< 501 <a@b>... no access") refuses the sender, it does
+    // not list a recipient (RFC 5321 §3.3).
+    let mut reverse_path: Option<String> = None;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
+        if let Some(cmd) = line.trim_start().strip_prefix(">>> ") {
+            if cmd
+                .get(..10)
+                .is_some_and(|c| c.eq_ignore_ascii_case("mail from:"))
+            {
+                reverse_path = smtp::find_addresses(cmd)
+                    .first()
+                    .and_then(|&(s, e)| smtp::clean_address(&cmd[s..e]));
+            }
+        }
         let t =
             line.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '-' | '*' | '•'));
         // Old Sendmail transcripts name the recipient after the reply code:
@@ -411,15 +576,16 @@ fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
         let (addr, rest) = if let Some(&(s, e)) = opening {
             (&t[s..e], &t[e..])
         } else {
-            let lc = t.to_lowercase();
             let led = found.iter().find(|(s, _)| {
-                let before = &lc[..lc.len().min(*s)];
-                let tail_start = before.len().saturating_sub(40);
-                let mut ts = tail_start;
-                while !before.is_char_boundary(ts) {
+                // Lower-cased on its own: lower-casing may change byte
+                // lengths, so offsets into `t` are not offsets into a
+                // lower-cased copy of all of it.
+                let mut ts = s.saturating_sub(40);
+                while !t.is_char_boundary(ts) {
                     ts += 1;
                 }
-                LEADS.iter().any(|l| before[ts..].contains(l))
+                let before = t[ts..*s].to_lowercase();
+                LEADS.iter().any(|l| before.contains(l))
             });
             match led {
                 Some(&(s, e)) => (&t[s..e], &t[e..]),
@@ -433,6 +599,10 @@ fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
         // postmaster's); one inside a sentence may be a contact address.
         let is_sender = if opening.is_some() {
             addr.eq_ignore_ascii_case(&parts.from)
+                || (!code.is_empty()
+                    && reverse_path
+                        .as_deref()
+                        .is_some_and(|r| smtp::clean_address(addr).as_deref() == Some(r)))
         } else {
             is_sender_address(addr, parts)
         };
@@ -440,7 +610,25 @@ fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
             i += 1;
             continue;
         }
-        let mut words = String::from(code);
+        let mut words = String::new();
+        // Sendmail writes a local delivery agent's own words on the line
+        // before its "554 <a@b>... Service unavailable" ("mail.local:
+        // unknown user: a"): they are the reason.
+        if !code.is_empty() && i > 0 {
+            let prev = lines[i - 1].trim();
+            let transcript = ["<<<", ">>>", "---", "...", "while talking"]
+                .iter()
+                .any(|p| prev.to_ascii_lowercase().starts_with(p));
+            if !prev.is_empty()
+                && !transcript
+                && !prev.starts_with(|c: char| c.is_ascii_digit())
+                && smtp::find_addresses(prev).is_empty()
+            {
+                words.push_str(prev);
+                words.push(' ');
+            }
+        }
+        words.push_str(code);
         words.push_str(rest.trim_start_matches(|c: char| {
             matches!(c, '>' | ':' | '.' | ',' | ';' | '"' | ')') || c.is_whitespace()
         }));
@@ -452,10 +640,22 @@ fn blocks(region: &str, parts: &Parts) -> Vec<Block> {
             }
             let nt = next.trim_start();
             // Another recipient starts here, unless it is this one again in
-            // a wrapped reply ("said: 550\n    <a@b>: User unknown").
-            if smtp::find_addresses(nt)
+            // a wrapped reply ("said: 550\n    <a@b>: User unknown"); in a
+            // transcript, after its reply code ("554 <c@d>... 550 Host
+            // unknown").
+            let (_, nt_addr) = split_reply_code(nt);
+            // A transcript's next session is about other recipients.
+            if nt
+                .trim_start_matches('.')
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("while talking to")
+            {
+                break;
+            }
+            if smtp::find_addresses(nt_addr)
                 .first()
-                .is_some_and(|&(s, e)| s <= 1 && !nt[s..e].eq_ignore_ascii_case(addr))
+                .is_some_and(|&(s, e)| s <= 1 && !nt_addr[s..e].eq_ignore_ascii_case(addr))
             {
                 break;
             }
@@ -654,7 +854,9 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
     let mta = detect(parts, &text_lc)?;
     let region = region(&parts.text);
     let region_lc = lower(region);
-    let quoted = quoted_reply(region);
+    // Lotus Notes lists its failure reasons under a heading of their own.
+    let listed_reasons = failure_reasons(region);
+    let quoted = quoted_reply(region).or_else(|| listed_reasons.clone());
 
     // One entry per recipient: its own words, then any later block's words.
     let mut found: Vec<(String, String, Option<usize>)> = Vec::new();
@@ -693,10 +895,27 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
             }
         }
     }
-    if found.is_empty() && quoted.as_deref().is_some_and(has_code) {
+    if found.is_empty() && mta == Mta::Fml {
+        return fml(parts, region).map(|b| (Mta::Fml, vec![b]));
+    }
+    let refusal_quoted = quoted.as_deref().is_some_and(has_code) || listed_reasons.is_some();
+    if found.is_empty() && refusal_quoted {
+        // The envelope, where the bounce lists it.
+        found.extend(
+            rcpt_to_lines(region)
+                .into_iter()
+                .map(|a| (a, String::new(), None)),
+        );
+    }
+    if found.is_empty() && refusal_quoted {
         // The bounce names no recipient but quotes a refusal: the returned
-        // message says whom it was for, when it was for one address only.
-        if let Some(to) = parts.returned.as_ref().and_then(|r| r.get("to")) {
+        // message (attached, or inline after the explanation) says whom it
+        // was for, when it was for one address only.
+        let returned = parts
+            .returned
+            .clone()
+            .or_else(|| returned_inline(&parts.text));
+        if let Some(to) = returned.as_ref().and_then(|r| r.get("to")) {
             let addrs = smtp::find_addresses(to);
             if addrs.len() == 1 {
                 let (s, e) = addrs[0];
@@ -711,6 +930,7 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
     let delayed = DELAY.any(&region_lc) || lower(&parts.subject).contains("delay");
     let lines: Vec<&str> = region.lines().collect();
     let lone = found.len() == 1;
+    let region_command = smtp::find_command(&region_lc);
     let mut out = Vec::new();
     for (addr, words, line) in found {
         let diagnostic = if has_code(&words) {
@@ -749,10 +969,9 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
         // The command the reply answered: in the recipient's words, else
         // the one the explanation names (m-FILTER's "SMTP command" section,
         // a transcript).
-        let command =
-            smtp::find_command(&diag.to_lowercase()).or_else(|| smtp::find_command(&region_lc));
+        let command = smtp::find_command(&diag.to_lowercase()).or(region_command);
         let diagnostic = (!diag.is_empty()).then(|| diag.to_owned());
-        if let Some(b) = super::finish(
+        if let Some(mut b) = super::finish(
             &addr,
             Some(action),
             status.filter(|s: &Status| s.class != 2 || action == Action::Delivered),
@@ -761,6 +980,24 @@ pub fn scan(parts: &Parts) -> Option<(Mta, Vec<Bounce>)> {
             diagnostic,
             command,
         ) {
+            // EZweb marks a message its sender check failed with
+            // `X-SPASIGN: NG`; a refusal of such a message by its filter
+            // hosts, this sentence alone and no reply quoted, is the
+            // recipient's own setting refusing it: the recipient's filter.
+            let spoof_marked = parts
+                .headers
+                .get("x-spasign")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("ng"));
+            if mta == Mta::Ezweb
+                && spoof_marked
+                && b.reason == Reason::OnHold
+                && b.reply_code.is_none()
+                && lower(b.diagnostic.as_deref().unwrap_or_default())
+                    .contains("was rejected by a remote mail server")
+            {
+                b.reason = Reason::Filtered;
+                b.status = super::reason::implied_status(Reason::Filtered, 5);
+            }
             out.push(b);
         }
     }
