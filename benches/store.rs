@@ -18,12 +18,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use mailcanary::message::compose::Token;
 use mailcanary::probe::evaluate::Delivery;
 use mailcanary::probe::history::{self, Cuts, SLICE_MS};
 use mailcanary::probe::outcome::{Arrived, Ended, Outcome, Refusal};
 use mailcanary::probe::record::{self, Finish, NewRun};
 use mailcanary::store::{Store, DB_FILE};
 use mailcanary::verdict::reverify::LocalDkim;
+use rand::SeedableRng;
 use rusqlite::Connection;
 
 const MIN_MS: i64 = 60_000;
@@ -147,12 +149,14 @@ fn main() {
 
     // The daemon's queries on that store.
     // Runs of the last day, which the prunes above left alone.
-    let token = format!("d{}-s{}-m{}", 0, seeds / 2, 720);
-    let lookup_token = if detail_days > 1 {
-        format!("{token}-{}", detail_days - 1)
-    } else {
-        token
-    };
+    // A run of the last day, which the prunes above left alone.
+    let lookup_token: String = c
+        .query_row(
+            "SELECT token FROM probe_run WHERE created_ms >= ?1 LIMIT 1",
+            [now - DAY_MS / 2],
+            |r| r.get(0),
+        )
+        .unwrap();
     timed("lookup of a run by token (an arrival)", || {
         assert!(record::lookup(&c, &lookup_token).unwrap().is_some());
     });
@@ -241,11 +245,13 @@ fn first_day(c: &mut Connection, seeds: i64, start: i64) -> i64 {
         .verdict_json
         .expect("a run in spam keeps its verdict");
     let mut n = 0;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     for m in 0..(DAY_MS / MIN_MS) {
         let tx = c.transaction().unwrap();
         for s in 0..seeds {
             let created = start + m * MIN_MS + s * 37 % MIN_MS;
-            let token = format!("d0-s{s}-m{m}");
+            // The daemon's own tokens: creation time first.
+            let token = Token::timed(created as u64, &mut rng).as_str().to_string();
             record::insert(
                 &tx,
                 &NewRun {
@@ -318,13 +324,14 @@ fn first_day(c: &mut Connection, seeds: i64, start: i64) -> i64 {
 }
 
 /// Copies the first day to day `d` (negative: before it): same runs, times
-/// shifted, new tokens.
+/// shifted, new tokens that start with their creation time like the
+/// daemon's (in hex here: the key's order is what matters, not the alphabet).
 fn copy_day(c: &Connection, start: i64, d: i64) {
     let shift = d * DAY_MS;
     c.execute(
         "INSERT INTO probe_run (token, probe, sender, seed, state, created_ms, deadline_ms, submitted_ms,
                 queue_id, outcome, reason, folder, seen_ms, internal_ms, verdict_json, counted, final_ms, burst)
-         SELECT token || '-' || ?1, probe, sender, seed, state, created_ms + ?2, deadline_ms + ?2, submitted_ms + ?2,
+         SELECT printf('%012x', created_ms + ?2) || substr(token, 11) || ?1, probe, sender, seed, state, created_ms + ?2, deadline_ms + ?2, submitted_ms + ?2,
                 queue_id, outcome, reason, folder, seen_ms + ?2, internal_ms + ?2, verdict_json, counted, final_ms + ?2, burst
          FROM probe_run WHERE created_ms >= ?3 AND created_ms < ?4",
         rusqlite::params![d, shift, start, start + DAY_MS],
@@ -332,9 +339,11 @@ fn copy_day(c: &Connection, start: i64, d: i64) {
     .unwrap();
     c.execute(
         "INSERT INTO probe_notice (token, kind, reason, status, reply_code, remote_mta, seen_ms)
-         SELECT token || '-' || ?1, kind, reason, status, reply_code, remote_mta, seen_ms + ?2
-         FROM probe_notice WHERE token NOT LIKE '%-%-%-%'",
-        rusqlite::params![d, shift],
+         SELECT printf('%012x', r.created_ms + ?2) || substr(n.token, 11) || ?1, n.kind, n.reason,
+                n.status, n.reply_code, n.remote_mta, n.seen_ms + ?2
+         FROM probe_notice AS n JOIN probe_run AS r ON r.token = n.token
+         WHERE r.created_ms >= ?3 AND r.created_ms < ?4",
+        rusqlite::params![d, shift, start, start + DAY_MS],
     )
     .unwrap();
 }

@@ -172,14 +172,14 @@ pub async fn send_one(
 ) -> Option<String> {
     let seed = config.seeds.get(seed_name)?;
     let sender = config.senders.get(&probe.sender)?;
+    let created = now_ms();
     let (token, code) = {
         let mut rng = rand::rng();
         (
-            Token::random(&mut rng),
+            Token::timed(created.max(0) as u64, &mut rng),
             Code::random(&mut rng, probe.code_length),
         )
     };
-    let created = now_ms();
     let run = NewRun {
         token: token.as_str().to_string(),
         probe: probe_name.to_string(),
