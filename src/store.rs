@@ -260,6 +260,16 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A store with the real schema (every migration) in a fresh directory,
+/// opened directly, for tests of the SQL that runs on the store thread.
+#[cfg(test)]
+pub fn scratch() -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    (dir, c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,13 +235,6 @@ mod tests {
     use crate::probe::outcome::Refusal;
     use crate::probe::record::{self, Finish, NewRun};
 
-    fn db() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        drop(crate::store::Store::open(dir.path()).unwrap());
-        let c = Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
-        (dir, c)
-    }
-
     /// A final run of `seed` created at `created_ms`, its deadline a minute on.
     fn run(c: &Connection, token: &str, seed: &str, created_ms: i64, outcome: Option<Outcome>) {
         record::insert(
@@ -285,7 +278,7 @@ mod tests {
 
     #[test]
     fn old_runs_become_slice_counts_and_open_ones_stay() {
-        let (_d, mut c) = db();
+        let (_d, mut c) = crate::store::scratch();
         run(&c, "1", "a", S + 1, Some(Outcome::Inbox));
         run(&c, "2", "a", S + 2, Some(Outcome::Inbox));
         run(&c, "3", "b", S + 3, Some(Outcome::Spam));
@@ -335,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_store_far_behind_catches_up_an_hour_at_a_time() {
-        let (_d, mut c) = db();
+        let (_d, mut c) = crate::store::scratch();
         for h in 0..3 {
             run(
                 &c,
@@ -363,7 +356,7 @@ mod tests {
 
     #[test]
     fn a_missing_run_of_an_unwatched_seed_is_counted_as_unwatched() {
-        let (_d, mut c) = db();
+        let (_d, mut c) = crate::store::scratch();
         // b's watcher was down from before its runs' deadline.
         record::inbox_transition(&c, "b", false, S).unwrap();
         run(&c, "1", "b", S + 1, Some(Outcome::Missing));
@@ -388,7 +381,7 @@ mod tests {
 
     #[test]
     fn pruning_removes_the_notices_of_the_runs_it_moves_only() {
-        let (_d, mut c) = db();
+        let (_d, mut c) = crate::store::scratch();
         let refusal = Refusal {
             reason: crate::bounce::Reason::UserUnknown,
             status: None,
@@ -420,7 +413,7 @@ mod tests {
 
     #[test]
     fn inbox_transitions_keep_the_state_the_kept_runs_need() {
-        let (_d, mut c) = db();
+        let (_d, mut c) = crate::store::scratch();
         let rows = |c: &Connection| -> Vec<(String, bool, i64)> {
             let mut st = c
                 .prepare("SELECT seed, up, at_ms FROM inbox_state ORDER BY seed, at_ms")

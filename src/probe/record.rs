@@ -285,13 +285,6 @@ pub fn inbox_states(c: &Connection) -> rusqlite::Result<std::collections::HashMa
 mod tests {
     use super::*;
 
-    fn db() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        drop(crate::store::Store::open(dir.path()).unwrap());
-        let c = Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
-        (dir, c)
-    }
-
     fn run(token: &str) -> NewRun {
         NewRun {
             token: token.into(),
@@ -306,7 +299,7 @@ mod tests {
 
     #[test]
     fn a_run_is_final_once_and_late_once() {
-        let (_d, c) = db();
+        let (_d, c) = crate::store::scratch();
         insert(&c, &run("t")).unwrap();
         assert_eq!(lookup(&c, "t").unwrap().unwrap().outcome, None);
         assert!(mark_sent(&c, "t", 1_100, Some("Q1"), 61_100).unwrap());
@@ -346,7 +339,7 @@ mod tests {
 
     #[test]
     fn pending_runs_resume_with_their_creation_time() {
-        let (_d, c) = db();
+        let (_d, c) = crate::store::scratch();
         insert(&c, &run("a")).unwrap();
         let open = open_runs(&c).unwrap();
         assert_eq!(open.len(), 1);
@@ -356,7 +349,7 @@ mod tests {
 
     #[test]
     fn the_oldest_missing_run_is_found_by_its_own_index() {
-        let (_d, c) = db();
+        let (_d, c) = crate::store::scratch();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

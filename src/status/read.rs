@@ -119,23 +119,13 @@ pub fn count(
     from: i64,
     end: i64,
 ) -> rusqlite::Result<Raw> {
-    let mut raw = Raw::default();
     let outages = outages(c, seeds, from, end)?;
-    // Groups by index, and seeds and senders interned to them: the loop
-    // looks a seed up by &str and allocates nothing per row.
-    let mut keys: Vec<GroupKey> = Vec::new();
-    let mut index: HashMap<GroupKey, usize> = HashMap::new();
-    let mut intern = |k: GroupKey, keys: &mut Vec<GroupKey>| -> usize {
-        *index.entry(k.clone()).or_insert_with(|| {
-            keys.push(k);
-            keys.len() - 1
-        })
-    };
+    let mut t = Tally::new(start, n);
     // Seed → (its provider's group, its outages if it had any).
     let seed_group: HashMap<&str, (usize, Outages)> = seeds
         .iter()
         .map(|(s, p)| {
-            let g = intern(GroupKey::Provider(p.clone()), &mut keys);
+            let g = t.group(GroupKey::Provider(p.clone()));
             (s.as_str(), (g, outages.get(s).map(Vec::as_slice)))
         })
         .collect();
@@ -144,9 +134,6 @@ pub fn count(
         .filter_map(|(s, p)| Some((p.as_str(), seed_group.get(s.as_str())?.0)))
         .collect();
     let mut deadline = c.prepare_cached(DEADLINE_SQL)?;
-    let mut sender_group: HashMap<String, usize> = HashMap::new();
-    let mut slices: Vec<Slices> = Vec::new();
-    let mut last: Vec<Option<i64>> = Vec::new();
     let mut stmt = c.prepare_cached(SLICES_SQL)?;
     let mut rows = stmt.query([from, end])?;
     while let Some(row) = rows.next()? {
@@ -172,27 +159,9 @@ pub fn count(
             }
             _ => false,
         };
-        let sender = row.get_ref(1)?.as_str().unwrap_or("");
-        let s = match sender_group.get(sender) {
-            Some(&i) => i,
-            None => {
-                let i = intern(GroupKey::Sender(sender.to_string()), &mut keys);
-                sender_group.insert(sender.to_string(), i);
-                i
-            }
-        };
-        if slices.len() < keys.len() {
-            slices.resize_with(keys.len(), || Slices::new(start, n));
-            last.resize(keys.len(), None);
-        }
-        for g in [p, s] {
-            if blind {
-                slices[g].add_at(created, UNWATCHED);
-            } else {
-                slices[g].add(created, outcome);
-                last[g] = Some(last[g].map_or(created, |l| l.max(created)));
-            }
-        }
+        let s = t.sender(row.get_ref(1)?.as_str().unwrap_or(""));
+        let counted = (!blind).then_some(outcome);
+        t.add([p, s], created, counted, 1, created);
     }
     drop(rows);
     // Runs older than the detail kept are counts (the second tier): a run
@@ -210,37 +179,91 @@ pub fn count(
             continue;
         }
         let (slice, runs, last_ms): (i64, i64, i64) = (row.get(3)?, row.get(4)?, row.get(5)?);
-        let sender = row.get_ref(1)?.as_str().unwrap_or("");
-        let s = match sender_group.get(sender) {
-            Some(&i) => i,
-            None => {
-                let i = intern(GroupKey::Sender(sender.to_string()), &mut keys);
-                sender_group.insert(sender.to_string(), i);
-                i
-            }
-        };
-        if slices.len() < keys.len() {
-            slices.resize_with(keys.len(), || Slices::new(start, n));
-            last.resize(keys.len(), None);
-        }
-        let i = outcome.map_or(UNWATCHED, state::index);
-        for g in [p, s] {
-            slices[g].add_n(slice, i, runs.max(0) as u64);
-            if outcome.is_some() {
-                last[g] = Some(last[g].map_or(last_ms, |l| l.max(last_ms)));
-            }
-        }
+        let s = t.sender(row.get_ref(1)?.as_str().unwrap_or(""));
+        t.add([p, s], slice, outcome, runs.max(0) as u64, last_ms);
     }
     drop(rows);
-    slices.resize_with(keys.len(), || Slices::new(start, n));
-    last.resize(keys.len(), None);
-    for ((key, sl), l) in keys.iter().zip(slices).zip(last) {
-        raw.slices.insert(key.clone(), sl);
-        if let Some(l) = l {
-            raw.last_created.insert(key.clone(), l);
+    Ok(t.into_raw())
+}
+
+/// The groups [`count`] counts into: each by index, with its slices and
+/// newest counted creation time; senders interned by name, so a row
+/// allocates nothing once its sender is known.
+struct Tally {
+    start: i64,
+    n: usize,
+    keys: Vec<GroupKey>,
+    index: HashMap<GroupKey, usize>,
+    senders: HashMap<String, usize>,
+    slices: Vec<Slices>,
+    last: Vec<Option<i64>>,
+}
+
+impl Tally {
+    fn new(start: i64, n: usize) -> Tally {
+        Tally {
+            start,
+            n,
+            keys: Vec::new(),
+            index: HashMap::new(),
+            senders: HashMap::new(),
+            slices: Vec::new(),
+            last: Vec::new(),
         }
     }
-    Ok(raw)
+
+    /// The index of group `k`, made on first sight.
+    fn group(&mut self, k: GroupKey) -> usize {
+        if let Some(&g) = self.index.get(&k) {
+            return g;
+        }
+        self.keys.push(k.clone());
+        self.index.insert(k, self.keys.len() - 1);
+        self.slices.push(Slices::new(self.start, self.n));
+        self.last.push(None);
+        self.keys.len() - 1
+    }
+
+    /// The index of the group of sender `name`.
+    fn sender(&mut self, name: &str) -> usize {
+        if let Some(&g) = self.senders.get(name) {
+            return g;
+        }
+        let g = self.group(GroupKey::Sender(name.to_string()));
+        self.senders.insert(name.to_string(), g);
+        g
+    }
+
+    /// Count `runs` runs created at `at` into `groups`: at their outcome,
+    /// or at [`UNWATCHED`] (`None`), which does not make `newest` the
+    /// groups' newest counted run.
+    fn add(
+        &mut self,
+        groups: [usize; 2],
+        at: i64,
+        outcome: Option<Outcome>,
+        runs: u64,
+        newest: i64,
+    ) {
+        let i = outcome.map_or(UNWATCHED, state::index);
+        for g in groups {
+            self.slices[g].add_n(at, i, runs);
+            if outcome.is_some() {
+                self.last[g] = Some(self.last[g].map_or(newest, |l| l.max(newest)));
+            }
+        }
+    }
+
+    fn into_raw(self) -> Raw {
+        let mut raw = Raw::default();
+        for ((key, sl), l) in self.keys.into_iter().zip(self.slices).zip(self.last) {
+            if let Some(l) = l {
+                raw.last_created.insert(key.clone(), l);
+            }
+            raw.slices.insert(key, sl);
+        }
+        raw
+    }
 }
 
 /// The details (latencies, reasons) of runs created in `[from, end)`, but
@@ -472,14 +495,6 @@ mod tests {
     use super::*;
     use crate::status::state::State;
 
-    /// A connection to a store with the real schema (every migration).
-    fn db() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        drop(crate::store::Store::open(dir.path()).unwrap());
-        let c = Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
-        (dir, c)
-    }
-
     fn add(c: &Connection, n: &mut u32, seed: &str, created: i64, outcome: &str) {
         add_due(c, n, seed, created, created + 60_000, outcome);
     }
@@ -513,7 +528,7 @@ mod tests {
 
     #[test]
     fn missing_runs_of_an_unwatched_seed_are_not_counted() {
-        let (_d, c) = db();
+        let (_d, c) = crate::store::scratch();
         let seeds = seeds(&[("a", "qq"), ("b", "gmail"), ("c", "gmail")]);
         let t0 = 1_000_000 * SLICE_MS;
         let min = 60_000;
@@ -598,7 +613,7 @@ mod tests {
 
     #[test]
     fn the_cache_gives_what_a_full_read_gives() {
-        let (_d, c) = db();
+        let (_d, c) = crate::store::scratch();
         let seeds = seeds(&[("a", "qq"), ("b", "gmail")]);
         // b's inbox is down for a while: the cache counts that the same way.
         transition(&c, "b", false, 1_000_000 * SLICE_MS + 4 * SLICE_MS);
@@ -633,7 +648,7 @@ mod tests {
 
     #[test]
     fn counts_are_the_same_once_runs_move_to_the_second_tier() {
-        let (_d, mut c) = db();
+        let (_d, mut c) = crate::store::scratch();
         let seeds = seeds(&[("a", "qq"), ("b", "gmail"), ("c", "gmail")]);
         let t0 = 1_000_000 * SLICE_MS;
         let min = 60_000;
