@@ -28,6 +28,46 @@ const RETRY: Duration = Duration::from_secs(10);
 /// How often a folder that does not exist yet is looked for.
 const FOLDER_POLL: Duration = Duration::from_secs(1);
 
+/// Messages handled and left in place (kept for the operator, or not a
+/// probe), by unique name, so that a later event for the same file (Dovecot
+/// moving it to `cur/`, a flag change) does not report it again. A probe
+/// that was removed is not remembered: its file is gone. Names whose files
+/// are gone are dropped whenever the set has doubled since it was last
+/// trimmed, so a year of traffic through a folder does not stay in memory.
+#[derive(Default)]
+struct Handled {
+    names: HashSet<OsString>,
+    trim_at: usize,
+}
+
+/// Below this many names the set is not trimmed.
+const HANDLED_TRIM_MIN: usize = 1024;
+
+impl Handled {
+    fn contains(&self, key: &OsString) -> bool {
+        self.names.contains(key)
+    }
+
+    /// Remember `key`, a file left in `folder`'s `new/` or `cur/`.
+    fn left(&mut self, key: OsString, folder: &Path) {
+        self.names.insert(key);
+        if self.names.len() <= self.trim_at.max(HANDLED_TRIM_MIN) {
+            return;
+        }
+        let mut present = HashSet::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(folder.join(sub)) else {
+                // Unreadable now: keep everything rather than report twice.
+                self.trim_at = self.names.len() * 2;
+                return;
+            };
+            present.extend(entries.flatten().filter_map(|e| unique_name(&e.path())));
+        }
+        self.names.retain(|n| present.contains(n));
+        self.trim_at = self.names.len() * 2;
+    }
+}
+
 /// One watched Maildir folder of one seed.
 pub struct MaildirWatch {
     pub seed: String,
@@ -44,7 +84,7 @@ pub struct MaildirWatch {
 
 /// Watch until `stop` is cancelled.
 pub async fn watch(w: MaildirWatch) {
-    let mut ignored: HashSet<OsString> = HashSet::new();
+    let mut ignored = Handled::default();
     loop {
         let r = session(&w, &mut ignored).await;
         // A requested stop (shutdown, or a reload replacing this watcher)
@@ -100,7 +140,7 @@ async fn wait_for_folder(w: &MaildirWatch) -> bool {
     }
 }
 
-async fn session(w: &MaildirWatch, ignored: &mut HashSet<OsString>) -> Result<(), MaildirError> {
+async fn session(w: &MaildirWatch, ignored: &mut Handled) -> Result<(), MaildirError> {
     if !wait_for_folder(w).await {
         return Ok(());
     }
@@ -148,11 +188,7 @@ async fn session(w: &MaildirWatch, ignored: &mut HashSet<OsString>) -> Result<()
 }
 
 /// Read one message file; report it if it carries a token.
-async fn handle(
-    w: &MaildirWatch,
-    path: &Path,
-    ignored: &mut HashSet<OsString>,
-) -> Result<(), MaildirError> {
+async fn handle(w: &MaildirWatch, path: &Path, ignored: &mut Handled) -> Result<(), MaildirError> {
     let seen = SystemTime::now();
     let Some(key) = unique_name(path) else {
         return Ok(());
@@ -169,7 +205,7 @@ async fn handle(
     let token = find_token(&raw);
     let from = from_address(&raw);
     if !w.want.by_message(&token, &from) {
-        ignored.insert(key);
+        ignored.left(key, &w.dir);
         return Ok(());
     }
     let (reply, answer) = oneshot::channel();
@@ -193,13 +229,8 @@ async fn handle(
         .await
         .map_err(|_| MaildirError::RecorderGone)?;
     match tokio::time::timeout(RECORD_TIMEOUT, answer).await {
-        Ok(Ok(Disposition::Remove)) => {
-            ignored.insert(key);
-            remove(w, path).await;
-        }
-        Ok(Ok(Disposition::Keep)) => {
-            ignored.insert(key);
-        }
+        Ok(Ok(Disposition::Remove)) => remove(w, path).await,
+        Ok(Ok(Disposition::Keep)) => ignored.left(key, &w.dir),
         Ok(Err(_)) => return Err(MaildirError::RecorderGone),
         Err(_) => {
             tracing::warn!(seed = %w.seed, "recorder did not answer in time; message left in place")
@@ -256,6 +287,27 @@ fn unique_name(path: &Path) -> Option<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handled_names_are_forgotten_with_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        std::fs::write(dir.path().join("cur/kept.1:2,S"), b"x").unwrap();
+        let mut h = Handled::default();
+        h.left("kept.1".into(), dir.path());
+        for i in 0..HANDLED_TRIM_MIN {
+            h.left(format!("gone.{i}").into(), dir.path());
+        }
+        // The set passed its limit: only the file still in the folder stays.
+        assert_eq!(h.names.len(), 1);
+        assert!(h.contains(&"kept.1".into()));
+        assert!(!h.contains(&"gone.0".into()));
+        // Not trimmed again while under the minimum size.
+        h.left("gone.x".into(), dir.path());
+        assert_eq!(h.names.len(), 2);
+    }
 
     #[test]
     fn unique_names_ignore_flags_and_dotfiles() {

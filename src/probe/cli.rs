@@ -123,7 +123,15 @@ async fn once(
     // Results still to come per (probe, seed): one per send, `burst` sends a round.
     let mut expected: BTreeMap<(String, String), u32> = BTreeMap::new();
     for (name, p) in &config.probes {
-        scheduler::fire(config, name, &clients, &pipeline.channels, tracker);
+        let backlog = super::send::Backlog::default();
+        scheduler::fire(
+            config,
+            name,
+            &clients,
+            &pipeline.channels,
+            tracker,
+            &backlog,
+        );
         for s in &p.seeds {
             expected.insert((name.clone(), s.clone()), p.burst.max(1));
         }

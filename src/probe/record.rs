@@ -118,19 +118,19 @@ impl Finish {
 }
 
 pub fn insert(c: &Connection, r: &NewRun) -> rusqlite::Result<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO probe_run (token, probe, sender, seed, state, created_ms, deadline_ms, burst)
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7)",
-        params![
-            r.token,
-            r.probe,
-            r.sender,
-            r.seed,
-            r.created_ms,
-            r.deadline_ms,
-            r.burst
-        ],
-    )?;
+    )?
+    .execute(params![
+        r.token,
+        r.probe,
+        r.sender,
+        r.seed,
+        r.created_ms,
+        r.deadline_ms,
+        r.burst
+    ])?;
     Ok(())
 }
 
@@ -141,36 +141,58 @@ pub fn mark_sent(
     queue_id: Option<&str>,
     deadline_ms: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(c.execute(
+    Ok(c.prepare_cached(
         "UPDATE probe_run SET state = 'sent', submitted_ms = ?2, queue_id = ?3, deadline_ms = ?4
          WHERE token = ?1 AND state = 'pending'",
-        params![token, submitted_ms, queue_id, deadline_ms],
-    )? == 1)
+    )?
+    .execute(params![token, submitted_ms, queue_id, deadline_ms])?
+        == 1)
 }
 
 /// Make an open run final. True only for the call that did it.
 pub fn finish(c: &Connection, token: &str, f: &Finish) -> rusqlite::Result<bool> {
-    Ok(c.execute(
+    let mut stmt = c.prepare_cached(
         "UPDATE probe_run SET state = 'final', outcome = ?2, reason = ?3, folder = ?4, seen_ms = ?5,
                 internal_ms = ?6, verdict_json = ?7, final_ms = ?8, counted = 1
          WHERE token = ?1 AND state != 'final'",
-        params![token, f.outcome.as_str(), f.reason, f.folder, f.seen_ms, f.internal_ms, f.verdict_json, f.final_ms],
-    )? == 1)
+    )?;
+    let changed = stmt.execute(params![
+        token,
+        f.outcome.as_str(),
+        f.reason,
+        f.folder,
+        f.seen_ms,
+        f.internal_ms,
+        f.verdict_json,
+        f.final_ms
+    ])?;
+    Ok(changed == 1)
 }
 
 /// A run that went missing has arrived after all. True only once.
 pub fn mark_late(c: &Connection, token: &str, f: &Finish) -> rusqlite::Result<bool> {
-    Ok(c.execute(
+    let mut stmt = c.prepare_cached(
         "UPDATE probe_run SET outcome = ?6, folder = ?2, seen_ms = ?3, internal_ms = ?4, verdict_json = ?5
          WHERE token = ?1 AND state = 'final' AND outcome = ?7",
-        params![token, f.folder, f.seen_ms, f.internal_ms, f.verdict_json, Outcome::Late.as_str(), Outcome::Missing.as_str()],
-    )? == 1)
+    )?;
+    let changed = stmt.execute(params![
+        token,
+        f.folder,
+        f.seen_ms,
+        f.internal_ms,
+        f.verdict_json,
+        Outcome::Late.as_str(),
+        Outcome::Missing.as_str()
+    ])?;
+    Ok(changed == 1)
 }
 
 /// The run a token belongs to, if any.
 pub fn lookup(c: &Connection, token: &str) -> rusqlite::Result<Option<RunRow>> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT probe, sender, seed, COALESCE(submitted_ms, created_ms), state, outcome FROM probe_run WHERE token = ?1",
+    )?
+    .query_row(
         [token],
         |r| {
             let state: String = r.get(4)?;
@@ -210,12 +232,11 @@ pub fn oldest_missing(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
         - 86_400_000;
-    c.query_row(
-        OLDEST_MISSING_SQL,
-        rusqlite::params![seed, sender, since, arrived_ms],
-        |r| r.get(0),
-    )
-    .optional()
+    c.prepare_cached(OLDEST_MISSING_SQL)?
+        .query_row(rusqlite::params![seed, sender, since, arrived_ms], |r| {
+            r.get(0)
+        })
+        .optional()
 }
 
 pub fn open_runs(c: &Connection) -> rusqlite::Result<Vec<OpenRun>> {
@@ -247,10 +268,8 @@ pub fn keep_notice(
     r: &Refusal,
     seen_ms: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(c.execute(
-        "INSERT OR IGNORE INTO probe_notice (token, kind, reason, status, reply_code, remote_mta, seen_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    Ok(c.prepare_cached("INSERT OR IGNORE INTO probe_notice (token, kind, reason, status, reply_code, remote_mta, seen_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![
             token,
             kind,
             r.reason.as_str(),
@@ -265,10 +284,8 @@ pub fn keep_notice(
 /// Record that a seed's inbox stopped (`up` false) or started again being
 /// watched at `at_ms`: one row per transition (table `inbox_state`).
 pub fn inbox_transition(c: &Connection, seed: &str, up: bool, at_ms: i64) -> rusqlite::Result<()> {
-    c.execute(
-        "INSERT INTO inbox_state (seed, up, at_ms) VALUES (?1, ?2, ?3)",
-        params![seed, up, at_ms],
-    )?;
+    c.prepare_cached("INSERT INTO inbox_state (seed, up, at_ms) VALUES (?1, ?2, ?3)")?
+        .execute(params![seed, up, at_ms])?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::record::NewRun;
 use super::recorder::{Channels, Cmd};
-use super::send::{SendFailure, SendReason, SmtpClient};
+use super::send::{Backlog, SendFailure, SendReason, SmtpClient, Waiting};
 use crate::config::{Config, Probe, Sender};
 use crate::message::compose::{self, Code, Parts, Token};
 
@@ -104,25 +104,37 @@ pub fn spawn_schedulers(
             };
             let mut tick = tokio::time::interval(probe.every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let backlog = Backlog::default();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.cancelled() => return,
                 }
-                fire(&config, &name, &clients, &ch, &t);
+                let waiting = backlog.waiting();
+                if waiting > 0 {
+                    tracing::warn!(
+                        probe = %name,
+                        sender = %probe.sender,
+                        waiting,
+                        "the previous round has not reached the relay yet; skipping this round"
+                    );
+                    continue;
+                }
+                fire(&config, &name, &clients, &ch, &t, &backlog);
             }
         });
     }
 }
 
 /// Send one round of `probe` now: one message per seed. Returns at once; the
-/// sends run on `tracker`.
+/// sends run on `tracker`, each counted in `backlog` until it reaches the relay.
 pub fn fire(
     config: &Arc<Config>,
     probe_name: &str,
     clients: &Arc<Senders>,
     ch: &Channels,
     tracker: &TaskTracker,
+    backlog: &Backlog,
 ) {
     let Some(probe) = config.probes.get(probe_name) else {
         return;
@@ -139,12 +151,13 @@ pub fn fire(
     for seed in &probe.seeds {
         let (config, clients, ch) = (config.clone(), clients.clone(), ch.clone());
         let (probe_name, seed) = (probe_name.to_string(), seed.clone());
+        let mut waiting = backlog.enter();
         tracker.spawn(async move {
             let Some(p) = config.probes.get(&probe_name) else {
                 return;
             };
             if p.burst <= 1 {
-                send_one(&config, &probe_name, p, &seed, &clients, &ch, None).await;
+                send_one(&config, &probe_name, p, &seed, &clients, &ch, None, waiting).await;
                 return;
             }
             // An impatient user: N requests, `burst_spacing` apart.
@@ -153,14 +166,28 @@ pub fn fire(
                 if i > 0 {
                     tokio::time::sleep(p.burst_spacing).await;
                 }
-                send_one(&config, &probe_name, p, &seed, &clients, &ch, Some(&burst)).await;
+                // The first send of the burst decides whether the round waits.
+                let w = std::mem::replace(&mut waiting, Waiting::uncounted());
+                send_one(
+                    &config,
+                    &probe_name,
+                    p,
+                    &seed,
+                    &clients,
+                    &ch,
+                    Some(&burst),
+                    w,
+                )
+                .await;
             }
         });
     }
 }
 
 /// Register one run, then send its message (SMTP) or trigger the app (HTTP)
-/// for one seed. Returns the run's token.
+/// for one seed. Returns the run's token. `waiting` is uncounted once the
+/// message reaches the relay (or the send ends).
+#[allow(clippy::too_many_arguments)]
 pub async fn send_one(
     config: &Config,
     probe_name: &str,
@@ -169,6 +196,7 @@ pub async fn send_one(
     clients: &Senders,
     ch: &Channels,
     burst: Option<&str>,
+    waiting: Waiting,
 ) -> Option<String> {
     let seed = config.seeds.get(seed_name)?;
     let sender = config.senders.get(&probe.sender)?;
@@ -207,12 +235,15 @@ pub async fn send_one(
     let key = token.as_str().to_string();
     let result = match (sender, clients.clients.get(&probe.sender)) {
         (Sender::Smtp(s), Some(Client::Smtp(client))) => {
-            match smtp_message(s, seed, probe, token, code) {
-                Ok((from, to, bytes)) => client.send(&from, &to, &bytes).await,
+            match smtp_message(s, seed, probe, token, code).await {
+                Ok((from, to, bytes)) => client.send_counted(&from, &to, &bytes, waiting).await,
                 Err(f) => Err(f),
             }
         }
-        (Sender::Http(_), Some(Client::Http(app))) => app.trigger(&seed.address).await,
+        (Sender::Http(_), Some(Client::Http(app))) => {
+            drop(waiting); // an app has no turns: the request starts now
+            app.trigger(&seed.address).await
+        }
         _ => Err(local_failure("sender could not be set up".into())),
     };
     let cmd = match result {
@@ -245,7 +276,7 @@ fn local_failure(detail: String) -> SendFailure {
 }
 
 /// Compose (and sign) the probe message for one seed: envelope from, envelope to, bytes.
-fn smtp_message(
+async fn smtp_message(
     sender: &crate::config::SmtpSender,
     seed: &crate::config::Seed,
     probe: &Probe,
@@ -279,7 +310,10 @@ fn smtp_message(
     )
     .map_err(|e| local_failure(e.to_string()))?;
     let bytes = match &sender.dkim {
-        Some(dkim) => dkim.sign(&composed.bytes).map_err(local_failure)?,
+        Some(dkim) => dkim
+            .sign_off_runtime(composed.bytes)
+            .await
+            .map_err(local_failure)?,
         None => composed.bytes,
     };
     // Bounces go to the envelope sender (RFC 5321 §4.5.5), which is the

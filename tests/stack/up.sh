@@ -6,6 +6,8 @@
 #            RELAY_OK / RELAY_BAD = operator's outbound relay, no AUTH from 127/8, forwards to SMTP
 #                     from SENDER_IP (in sender.test's SPF) / BAD_SENDER_IP (not in it)
 #            SUBMISSION (STARTTLS + AUTH required) / SUBMISSIONS (implicit TLS + AUTH) relay like RELAY_OK
+#            DIRECT = straight into the seeds' Maildirs by Postfix's virtual(8): no relay hop, no
+#                     milter, no Dovecot (the cheapest real delivery; bench/scale-rate.sh --via direct)
 #   rspamd  (milter: SPF/DKIM/DMARC, Authentication-Results by AUTHSERV_ID, X-Spam / X-Spam-Status)
 #   dovecot (LMTP + sieve_before: spam -> "Junk" (\Junk), IMAP/IMAPS with IDLE, Maildir)
 #   prometheus (WITH_PROM=1, default): file_sd over PROM_TARGETS_DIR/*.json, rules PROM_RULES_DIR/*.yml
@@ -17,7 +19,7 @@
 #   SENDER_IP=127.0.0.2, BAD_SENDER_IP=127.0.0.3, SEED_PASS, RELAY_USER, RELAY_PASS,
 #   HS_CACHE=/var/cache/mailcanary-stack/rspamd-hs (rspamd hyperscan cache, kept between runs),
 #   STACK_LOCK=/tmp/mailcanary-stack.lock (serialises port choice between concurrent runs), and
-#   each *_PORT default: DNS 10053 SMTP 10025 RELAY_OK 10026 RELAY_BAD 10027 SUBMISSION 10587
+#   each *_PORT default: DNS 10053 SMTP 10025 RELAY_OK 10026 RELAY_BAD 10027 DIRECT 10028 SUBMISSION 10587
 #   SUBMISSIONS 10465 LMTP 10024 IMAP 10143 IMAPS 10993 RSPAMD_MILTER/NORMAL/CONTROLLER 11332-11334
 #   PROM 19090.
 #   SEEDS=4: seed users seed1..seedN@seed.test (password SEED_PASS, each its own Maildir);
@@ -25,7 +27,7 @@
 #   SEEDS=1000 SCALE=1; the tuning and why: docs/scale.md). The test suite uses the defaults.
 #
 # DIR/env keys (host:port unless said): STACK_DIR STACK_ADDR DNS (knot, udp+tcp) SMTP (seed MX)
-#   RELAY_OK RELAY_BAD SUBMISSION SUBMISSIONS RELAY_USER RELAY_PASS IMAP IMAPS LMTP RSPAMD_MILTER
+#   RELAY_OK RELAY_BAD DIRECT SUBMISSION SUBMISSIONS RELAY_USER RELAY_PASS IMAP IMAPS LMTP RSPAMD_MILTER
 #   RSPAMD_NORMAL RSPAMD_CONTROLLER (no password from 127/8) PROMETHEUS (empty if WITH_PROM=0)
 #   PROM_TARGETS_DIR PROM_RULES_DIR PROM_TLS_TARGETS_DIR (file_sd of job mailcanary-tls: https,
 #   trusting CA_CERT, basic auth PROM_SCRAPE_USER / the password in PROM_SCRAPE_PASSWORD_FILE)
@@ -137,6 +139,7 @@ PORTS="DNS_PORT ${DNS_PORT:-10053} udp
 SMTP_PORT ${SMTP_PORT:-10025}
 RELAY_OK_PORT ${RELAY_OK_PORT:-10026}
 RELAY_BAD_PORT ${RELAY_BAD_PORT:-10027}
+DIRECT_PORT ${DIRECT_PORT:-10028}
 SUBMISSION_PORT ${SUBMISSION_PORT:-10587}
 SUBMISSIONS_PORT ${SUBMISSIONS_PORT:-10465}
 LMTP_PORT ${LMTP_PORT:-10024}
@@ -246,6 +249,7 @@ DNS=$ADDR:$DNS_PORT
 SMTP=$ADDR:$SMTP_PORT
 RELAY_OK=$ADDR:$RELAY_OK_PORT
 RELAY_BAD=$ADDR:$RELAY_BAD_PORT
+DIRECT=$ADDR:$DIRECT_PORT
 SUBMISSION=$ADDR:$SUBMISSION_PORT
 SUBMISSIONS=$ADDR:$SUBMISSIONS_PORT
 RELAY_USER=$RELAY_USER
@@ -652,6 +656,8 @@ printf '%s 450 4.7.1 Greylisted, try again later (mailcanary stack test)\n' "$GR
 # TEMPFAIL_USER is answered 450 at RCPT on every listener: a temporary refusal for retry tests.
 printf '%s 450 4.2.1 Mailbox temporarily unavailable (mailcanary stack test)\n' "$TEMPFAIL_USER" > "$P/tempfail"
 printf '%s 550 5.1.1 Recipient address rejected: User unknown (mailcanary stack test relay)\n' "$RELAY_REFUSED_USER" > "$P/relay-refused"
+# DIRECT's virtual(8) writes seedN's mail where Dovecot keeps seedN's INBOX.
+for u in ${SEED_USERS//,/ }; do printf '%s seed.test/%s/Maildir/\n' "$u" "${u%@*}"; done > "$P/vmailbox-direct"
 cat > "$P/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $D/postfix/spool
@@ -726,6 +732,11 @@ $ADDR:$RELAY_BAD_PORT inet n - n - - smtpd
   -o smtpd_client_restrictions=permit_mynetworks,reject
   -o smtpd_relay_restrictions=permit_mynetworks,reject
   -o content_filter=relaybad:[$ADDR]:$SMTP_PORT
+# straight into the seed's Maildir by virtual(8): no relay hop, no milter, no Dovecot
+$ADDR:$DIRECT_PORT inet n - n - - smtpd
+  -o syslog_name=postfix/direct
+  -o smtpd_client_restrictions=permit_mynetworks,reject
+  -o content_filter=direct-maildir:
 # submission: STARTTLS + AUTH (dovecot) required, relays like RELAY_OK
 $ADDR:$SUBMISSION_PORT inet n - n - - smtpd
   -o syslog_name=postfix/submission $SUBM_COMMON
@@ -740,6 +751,10 @@ relayok   unix - - n - - smtp
 relaybad  unix - - n - - smtp
   -o syslog_name=postfix/relaybad-out -o smtp_bind_address=$BAD_SENDER_IP
   -o myhostname=rogue.sender.test -o smtp_helo_name=rogue.sender.test
+direct-maildir unix - n n - - virtual
+  -o virtual_mailbox_base=$D/mail -o virtual_mailbox_maps=texthash:$P/vmailbox-direct
+  -o virtual_uid_maps=static:$(id -u mail) -o virtual_gid_maps=static:$(id -g mail)
+  -o virtual_minimum_uid=1
 pickup    unix n - n 60 1 pickup
 cleanup   unix n - n - 0 cleanup
 cleanup-mx unix n - n - 0 cleanup
@@ -765,7 +780,7 @@ anvil     unix - - n - 1 anvil
 scache    unix - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 EOF
-svc postfix "$D/postfix/spool/pid/master.pid" "$ADDR:$SMTP_PORT $ADDR:$RELAY_OK_PORT $ADDR:$RELAY_BAD_PORT $ADDR:$SUBMISSION_PORT $ADDR:$SUBMISSIONS_PORT" <<EOF
+svc postfix "$D/postfix/spool/pid/master.pid" "$ADDR:$SMTP_PORT $ADDR:$RELAY_OK_PORT $ADDR:$RELAY_BAD_PORT $ADDR:$DIRECT_PORT $ADDR:$SUBMISSION_PORT $ADDR:$SUBMISSIONS_PORT" <<EOF
 # postfix prints its errors only on a tty: script -qc 'postfix -c $P check' /dev/null
 exec postfix -c "$P" start >>"$D/log/postfix.out" 2>&1
 EOF
@@ -821,7 +836,7 @@ up knot 30       "knot        dns         $ADDR:$DNS_PORT (udp+tcp)  control $D/
 up oauth 30      "oauth       http        $ADDR:$OAUTH_PORT  (token endpoint, introspection)"
 up dovecot 30    "dovecot     imap        $ADDR:$IMAP_PORT  imaps $ADDR:$IMAPS_PORT  lmtp $ADDR:$LMTP_PORT"
 [ "$WITH_PROM" != 1 ] || up prometheus 60 "prometheus  http        $ADDR:$PROM_PORT"
-up postfix 30    "postfix     mx          $ADDR:$SMTP_PORT  relay-ok $ADDR:$RELAY_OK_PORT  relay-bad $ADDR:$RELAY_BAD_PORT  submission $ADDR:$SUBMISSION_PORT  submissions $ADDR:$SUBMISSIONS_PORT"
+up postfix 30    "postfix     mx          $ADDR:$SMTP_PORT  relay-ok $ADDR:$RELAY_OK_PORT  relay-bad $ADDR:$RELAY_BAD_PORT  direct $ADDR:$DIRECT_PORT  submission $ADDR:$SUBMISSION_PORT  submissions $ADDR:$SUBMISSIONS_PORT"
 up rspamd 120    "rspamd      milter      $ADDR:$RSPAMD_MILTER_PORT  normal $ADDR:$RSPAMD_NORMAL_PORT  controller $ADDR:$RSPAMD_CONTROLLER_PORT"
 flock -u 9; exec 9>&-            # every port is bound: other up.sh runs may choose theirs now
 # With a cold HS_CACHE, rspamd's hs_helper compiles the regexp databases (~6 s of CPU) after the
