@@ -110,13 +110,16 @@ pub fn spawn_schedulers(
                     _ = tick.tick() => {}
                     _ = stop.cancelled() => return,
                 }
+                // A round may start while part of the last one waits for
+                // its turn (a relay slowed for a moment), not while a
+                // whole round's worth does: at most two rounds wait.
                 let waiting = backlog.waiting();
-                if waiting > 0 {
+                if waiting >= probe.seeds.len().max(1) {
                     tracing::warn!(
                         probe = %name,
                         sender = %probe.sender,
                         waiting,
-                        "the previous round has not reached the relay yet; skipping this round"
+                        "a round's worth of this probe's sends has not reached the relay yet; skipping this round"
                     );
                     continue;
                 }

@@ -169,7 +169,7 @@ pub const SMTP_CONCURRENCY: usize = 16;
 
 /// The sends of a probe that have not reached the relay yet: composing,
 /// signing or waiting for a turn. The scheduler skips a probe's round while
-/// its previous round still has some, so a relay slower than the schedule
+/// a whole round's worth of them waits, so a relay slower than the schedule
 /// does not collect an ever longer queue of signed messages in memory (at
 /// 250 probes a second against a relay holding 175, 10,000 sends waited and
 /// RSS grew to 300 MiB before this; docs/benchmarks.md, benchmark 3).
