@@ -176,7 +176,11 @@ struct Recorder {
     /// Resend bursts seen recently, by burst id.
     bursts: HashMap<String, BurstEntry>,
     /// DKIM re-verification of delivered copies, with the resolver settings it was built for.
-    dkim: Option<(crate::config::Dns, Arc<mail_auth::MessageAuthenticator>)>,
+    dkim: Option<(
+        crate::config::Dns,
+        Arc<mail_auth::MessageAuthenticator>,
+        crate::verdict::reverify::KeyCache,
+    )>,
     /// The prune in progress: it runs beside the recorder, never in its way.
     pruning: Option<tokio::task::JoinHandle<()>>,
 }
@@ -241,25 +245,35 @@ impl Recorder {
 
     /// Re-verify the delivered copy's DKIM with the configured resolver.
     async fn reverify(&mut self, config: &Config, raw: &[u8]) -> LocalDkim {
-        if self.dkim.as_ref().is_none_or(|(dns, _)| *dns != config.dns) {
+        if self
+            .dkim
+            .as_ref()
+            .is_none_or(|(dns, _, _)| *dns != config.dns)
+        {
             let settings = crate::dns::ResolverSettings {
                 server: config.dns.resolver,
                 timeout: config.dns.timeout,
                 ..Default::default()
             };
             match crate::dns::DnsLookup::new(&settings) {
-                Ok(l) => self.dkim = Some((config.dns.clone(), Arc::new(l.authenticator()))),
+                Ok(l) => {
+                    self.dkim = Some((
+                        config.dns.clone(),
+                        Arc::new(l.authenticator()),
+                        Default::default(),
+                    ))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "no resolver for DKIM re-verification");
                     return LocalDkim::TempError;
                 }
             }
         }
-        let Some((_, auth)) = &self.dkim else {
+        let Some((_, auth, keys)) = &self.dkim else {
             return LocalDkim::TempError;
         };
         let limit = config.dns.timeout.saturating_mul(4);
-        tokio::time::timeout(limit, crate::verdict::reverify::dkim(auth, raw))
+        tokio::time::timeout(limit, crate::verdict::reverify::dkim(auth, keys, raw))
             .await
             .unwrap_or(LocalDkim::TempError)
     }
