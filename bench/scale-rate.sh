@@ -8,10 +8,13 @@
 # probe seen, the rest of the machine's CPU per probe (the mail stack), detection latency (seen −
 # the Maildir file's mtime) and delivery latency (seen − accepted by the relay) percentiles, and
 # whether the rate was held (≥ 95 % seen in the window, every run of the window arrived, detection
-# p99 < 50 ms). --profile 1 records each window with perf and prints the profile of the highest
-# rate held. Targets: CPU per probe < 5 ms. Figures: docs/benchmarks.md.
+# p99 < 50 ms). --profile 1 then runs the highest rate held once more under perf and prints its
+# profile (a window of its own: perf's work stays out of the measured ones). --via direct submits
+# to the stack's DIRECT listener (Postfix's virtual(8) straight into the Maildirs) instead of the
+# relay. Targets: CPU per probe < 5 ms. Figures: docs/benchmarks.md.
 #
-#   bench/scale-rate.sh [--rates 25,50,...] [--step SECONDS] [--warmup SECONDS] [--profile 1] [--keep]
+#   bench/scale-rate.sh [--via relay|direct] [--rates 25,50,...] [--step SECONDS] [--warmup SECONDS]
+#                       [--profile 1] [--keep]
 #
 # As root; see bench/scale-lib.sh for the environment (the stack needs as many seed users as the
 # highest rate).

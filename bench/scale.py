@@ -701,7 +701,7 @@ def empty_maildirs(stack, seeds):
         say("removed %d messages left in the seeds' Maildirs" % removed)
 
 
-def rate_step(args, stack, workdir, rate):
+def rate_step(args, stack, workdir, rate, profile=False):
     wait_queue_empty(stack, args.up_timeout)
     empty_maildirs(stack, rate)
     config = write_rate_config(args, stack, workdir, rate)
@@ -712,7 +712,7 @@ def rate_step(args, stack, workdir, rate):
         if not d.alive():
             sys.exit("the daemon exited; see " + d.log_path)
         perf = None
-        if args.profile:
+        if profile:
             perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", perf_data, "-p", str(d.pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         s0, m0, c0 = proc_sample(d.pid), machine_ticks(), ticks_by_command()
@@ -759,7 +759,7 @@ def rate_step(args, stack, workdir, rate):
         "achieved": done_in_window / secs, "outcomes": dict(outcomes),
         "cpu_per_probe": cpu_ms / per, "cpu_pct": cpu_ms / 10 / secs, "rest_per_probe": rest_ms / per,
         "detect": detect, "deliver": deliver, "wait": wait, "rss": rss, "series": series,
-        "perf": perf_data if args.profile else None,
+        "perf": perf_data if profile else None,
         "others": {c: ms / per for c, ms in by_command(c0, c1, d.pid).most_common(8) if ms / per >= 0.1},
     }
     # Held: the daemon kept up (it saw at least 95 % of the target rate in the window and every
@@ -813,6 +813,10 @@ def bench_rate(args, stack, workdir):
         print("  daemon CPU per probe, best step: %.2f ms (target < 5 ms = 200 probes/s on one core)" % best)
     top = held[-1] if held else (results[0] if results else None)
     if args.profile and top:
+        # A window of its own: perf's post-processing (addr2line) must not
+        # land in a measured window.
+        say("profiling %d/s in a window of its own" % top["rate"])
+        top = rate_step(args, stack, workdir, top["rate"], profile=True)
         rep = subprocess.run(["perf", "report", "-i", top["perf"], "--stdio", "--no-children", "--percent-limit",
                               "1.5", "-g", "none", "--sort", "dso,symbol"], capture_output=True, text=True).stdout
         print("  profile at %d/s (perf report --no-children, >= 1.5 %%; %s):" % (top["rate"], top["perf"]))
@@ -833,7 +837,8 @@ def main():
     p.add_argument("--window", type=float, default=60, help="measuring window, seconds (idle)")
     p.add_argument("--windows", type=int, default=1, help="windows to measure, median printed (idle)")
     p.add_argument("--profile", type=int, default=0,
-                   help="perf record the idle daemon this long (idle); rate: any value > 0 records each window")
+                   help="perf record the idle daemon this long (idle); rate: any value > 0 profiles the highest "
+                        "rate held in an extra window")
     p.add_argument("--no-mail", action="store_true",
                    help="send the first round to a closed port: watchers only, no mail (idle)")
     p.add_argument("--inflight", type=int, default=10, help="seeds of the probe sent around the restart")
