@@ -543,13 +543,33 @@ impl Recorder {
         if config.is_bounce_mailbox(&a.seed) {
             return self.notice_arrival(&config, a).await;
         }
+        // Everything read from the untrusted bytes, in one trip off the
+        // runtime threads (CPU work): whether it is a bounce, what the
+        // receiver said, and the Date the sender gave it.
+        let (raw, authserv) = (
+            a.raw.clone(),
+            config
+                .seeds
+                .get(&a.seed)
+                .and_then(|s| s.authserv_id.clone()),
+        );
+        let read = tokio::task::spawn_blocking(move || {
+            let is_notice = !notice::read(&raw).is_empty();
+            let verdict = crate::verdict::judge(&raw, authserv.as_deref());
+            let created_ms = mail_parser::MessageParser::new()
+                .parse_headers(&raw)
+                .and_then(|m| m.date().map(|d| d.to_timestamp().saturating_mul(1000)));
+            (is_notice, verdict, created_ms)
+        })
+        .await;
+        // The parsers do not panic; if one did, the message stays where it is.
+        let Ok((is_notice, verdict, created_ms)) = read else {
+            tracing::error!(seed = %a.seed, "reading an arrival failed; left in place");
+            return Disposition::Keep;
+        };
         // A bounce that quotes a probe, in a seed's own folder (forged, or
         // a receiver answering the From), is not the probe arriving, and
         // only a sender's bounce mailbox is trusted with bounces.
-        let raw = a.raw.clone();
-        let is_notice = tokio::task::spawn_blocking(move || !notice::read(&raw).is_empty())
-            .await
-            .unwrap_or(true);
         if is_notice {
             tracing::warn!(seed = %a.seed, "a bounce in a seed's folder: not an arrival, left in place");
             return Disposition::Keep;
@@ -625,24 +645,10 @@ impl Recorder {
             }
         };
 
-        // The facts only a delivered copy has: what the receiver said, and
-        // whether its DKIM still verifies.
-        let authserv = config
-            .seeds
-            .get(&a.seed)
-            .and_then(|s| s.authserv_id.clone());
-        let raw = a.raw.clone();
-        // Parsing is CPU work on untrusted input: keep it off the runtime threads.
-        let verdict =
-            tokio::task::spawn_blocking(move || crate::verdict::judge(&raw, authserv.as_deref()))
-                .await
-                // The parsers do not panic; if one did, record the arrival without verdicts.
-                .unwrap_or_else(|_| crate::verdict::judge(b"", None));
+        // The facts only a delivered copy has: what the receiver said (read
+        // above), and whether its DKIM still verifies. The Date is an
+        // app's: when it made the code.
         let dkim_local = self.reverify(&config, &a.raw).await;
-        // The Date the sender gave the message (an app: when it made the code).
-        let created_ms = mail_parser::MessageParser::new()
-            .parse_headers(&a.raw)
-            .and_then(|m| m.date().map(|d| d.to_timestamp().saturating_mul(1000)));
         if open.is_some() {
             self.check_burst_order(&config, &run, created_ms);
         }
