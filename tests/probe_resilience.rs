@@ -1,5 +1,5 @@
-//! Losing nothing: the IMAP server going away mid-probe, and mailcanary
-//! itself killed after sending. These tests stop parts of the shared stack,
+//! Losing nothing: the IMAP server going away mid-probe, mailcanary
+//! itself killed after sending, and a relay slower than the schedule. These tests stop parts of the shared stack,
 //! so they live in their own test binary (cargo runs binaries one at a time)
 //! and take a lock against each other.
 
@@ -122,4 +122,62 @@ fn a_probe_sent_before_sigkill_completes_after_restart_and_counts_once() {
         Some(finals.len() as f64),
         "each run counted exactly once"
     );
+}
+
+/// A relay slower than the schedule: the sends of a round wait for their
+/// turns (16 per sender) and a probe's next round is skipped while a whole
+/// round's worth of its sends still waits, instead of queueing a round a
+/// second for as long as the relay stalls.
+#[test]
+fn a_relay_slower_than_the_schedule_skips_rounds_instead_of_queueing_them() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::get();
+    // A relay that accepts connections and never says a word.
+    let relay = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = relay.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for conn in relay.incoming().map_while(Result::ok) {
+            keep.lock().unwrap().push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut extra = format!(
+        "[senders.stalled]\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nfrom = \"no-reply@sender.test\"\ntimeout = \"60s\"\n\n"
+    );
+    let names: Vec<String> = (0..20).map(|i| format!("slow{i:02}")).collect();
+    for name in &names {
+        let md = dir.path().join(name);
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(md.join(sub)).unwrap();
+        }
+        extra.push_str(&format!(
+            "[seeds.{name}]\nprovider = \"slow\"\naddress = \"{name}@seed.test\"\nkind = \"maildir\"\npath = \"{}\"\n\n",
+            md.display()
+        ));
+    }
+    let seeds: Vec<&str> = names.iter().map(String::as_str).collect();
+    extra.push_str(
+        &probe(
+            "slow",
+            "stalled",
+            &seeds,
+            "2m",
+            &template("verification-en"),
+        )
+        .replace("every = \"1h\"", "every = \"1s\""),
+    );
+    let d = Daemon::start(&stack_config(stack, &extra));
+    assert!(
+        d.wait_log("skipping this round", Duration::from_secs(20)),
+        "no round skipped; logs:\n{}",
+        d.logs()
+    );
+    // Round 1: 16 sends talk to the relay, 4 wait; round 2 fires (4 < 20
+    // waiting), after it 24 wait: every later round is skipped.
+    std::thread::sleep(Duration::from_secs(3));
+    let runs = tokens(&d.state_dir(), "slow").len();
+    assert_eq!(runs, 40, "two rounds, then none; logs:\n{}", d.logs());
+    assert_eq!(held.lock().unwrap().len(), 16, "one turn per connection");
 }
