@@ -67,8 +67,9 @@ pub fn decode_address(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     let mut rest = v;
     while let Some(c) = rest.chars().next() {
-        if c == '+' && rest.len() >= 3 {
-            if let Ok(n) = u8::from_str_radix(&rest[1..3], 16) {
+        // `get`: the two bytes after `+` may be part of a multibyte character.
+        if let Some(hex) = rest.get(1..3).filter(|_| c == '+') {
+            if let Ok(n) = u8::from_str_radix(hex, 16) {
                 if n.is_ascii() && rest.is_char_boundary(3) {
                     out.push(char::from(n));
                     rest = &rest[3..];
@@ -293,6 +294,9 @@ mod tests {
             "中文@example.com"
         );
         assert_eq!(decode_address("+ZZ+"), "+ZZ+");
+        // A multibyte character right after `+` (found by the mutation test).
+        assert_eq!(decode_address("+\u{FFFD}0900"), "+\u{FFFD}0900");
+        assert_eq!(decode_address("+é"), "+é");
         assert_eq!(decode_address("\\x{ffffffff}"), "\\x{ffffffff}");
     }
 }
