@@ -175,9 +175,16 @@ fn a_relay_slower_than_the_schedule_skips_rounds_instead_of_queueing_them() {
         d.logs()
     );
     // Round 1: 16 sends talk to the relay, 4 wait; round 2 fires (4 < 20
-    // waiting), after it 24 wait: every later round is skipped.
-    std::thread::sleep(Duration::from_secs(3));
+    // waiting), after it 24 wait: every later round is skipped. (On a
+    // machine so slow that round 1 had no turn yet at the second tick, round
+    // 2 is skipped too.) Either way, the runs stop growing.
     let runs = tokens(&d.state_dir(), "slow").len();
-    assert_eq!(runs, 40, "two rounds, then none; logs:\n{}", d.logs());
+    std::thread::sleep(Duration::from_secs(3));
+    let later = tokens(&d.state_dir(), "slow").len();
+    assert!(
+        later == runs && (runs == 40 || runs == 20),
+        "{runs} runs, then {later}: rounds still queued; logs:\n{}",
+        d.logs()
+    );
     assert_eq!(held.lock().unwrap().len(), 16, "one turn per connection");
 }
