@@ -54,7 +54,7 @@ fn find_blank_line(s: &str) -> Option<usize> {
 
 /// Strips the type prefix of a typed field (`rfc822; a@b`, `dns; mx.host`,
 /// `smtp; 550 …`, RFC 3464 §2.1.2).
-fn untyped(v: &str) -> &str {
+pub(super) fn untyped(v: &str) -> &str {
     match v.split_once(';') {
         Some((kind, rest)) if !kind.contains(' ') && kind.len() < 20 => rest.trim(),
         _ => v.trim(),

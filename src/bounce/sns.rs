@@ -9,6 +9,7 @@
 
 use serde_json::Value;
 
+use super::dsn::untyped;
 use super::mime::Parts;
 use super::{Action, Bounce, Reason};
 
@@ -30,6 +31,17 @@ fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
+/// The entries of the list `key` of `v`, at most [`super::MAX_RECIPIENTS`];
+/// `None` when there is no such list.
+fn listed<'a>(v: &'a Value, key: &str) -> Option<impl Iterator<Item = &'a Value>> {
+    Some(v.get(key)?.as_array()?.iter().take(super::MAX_RECIPIENTS))
+}
+
+/// A recipient entry's diagnostic, without its type ("smtp; 550 …" → "550 …").
+fn diagnostic_of(r: &Value) -> Option<String> {
+    str_of(r, "diagnosticCode").map(|d| untyped(d).to_owned())
+}
+
 /// The recipients an SES notification reports on, or `None` when the
 /// message is not one (or is an event that is not about delivery: `Send`,
 /// `Open`, `Click`, …).
@@ -45,12 +57,8 @@ pub fn scan(parts: &Parts) -> Option<Vec<Bounce>> {
             let b = v.get("bounce")?;
             let transient = str_of(b, "bounceType") == Some("Transient");
             let subtype = str_of(b, "bounceSubType").unwrap_or_default();
-            for r in b
-                .get("bouncedRecipients")?
-                .as_array()?
-                .iter()
-                .take(super::MAX_RECIPIENTS)
-            {
+            let remote = str_of(b, "remoteMtaIp").map(str::to_owned);
+            for r in listed(b, "bouncedRecipients")? {
                 let Some(address) = str_of(r, "emailAddress") else {
                     continue;
                 };
@@ -58,18 +66,13 @@ pub fn scan(parts: &Parts) -> Option<Vec<Bounce>> {
                     .and_then(Action::parse)
                     .unwrap_or(Action::Failed);
                 let status = str_of(r, "status").and_then(super::Status::parse);
-                let diagnostic = str_of(r, "diagnosticCode").map(strip_type);
-                let remote = b
-                    .get("remoteMtaIp")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
                 if let Some(mut bounce) = super::finish(
                     address,
                     Some(action),
                     status,
                     None,
-                    remote,
-                    diagnostic,
+                    remote.clone(),
+                    diagnostic_of(r),
                     None,
                 ) {
                     // Without the server's words, SES's own sub-type says it.
@@ -84,24 +87,18 @@ pub fn scan(parts: &Parts) -> Option<Vec<Bounce>> {
         }
         "DeliveryDelay" => {
             let d = v.get("deliveryDelay")?;
-            for r in d
-                .get("delayedRecipients")?
-                .as_array()?
-                .iter()
-                .take(super::MAX_RECIPIENTS)
-            {
+            for r in listed(d, "delayedRecipients")? {
                 let Some(address) = str_of(r, "emailAddress") else {
                     continue;
                 };
                 let status = str_of(r, "status").and_then(super::Status::parse);
-                let diagnostic = str_of(r, "diagnosticCode").map(strip_type);
                 out.extend(super::finish(
                     address,
                     Some(Action::Delayed),
                     status,
                     None,
                     None,
-                    diagnostic,
+                    diagnostic_of(r),
                     None,
                 ));
             }
@@ -110,12 +107,7 @@ pub fn scan(parts: &Parts) -> Option<Vec<Bounce>> {
             let d = v.get("delivery")?;
             let response = str_of(d, "smtpResponse").map(str::to_owned);
             let remote = str_of(d, "remoteMtaIp").map(str::to_owned);
-            for r in d
-                .get("recipients")?
-                .as_array()?
-                .iter()
-                .take(super::MAX_RECIPIENTS)
-            {
+            for r in listed(d, "recipients")? {
                 let Some(address) = r.as_str() else { continue };
                 out.extend(super::finish(
                     address,
@@ -131,12 +123,7 @@ pub fn scan(parts: &Parts) -> Option<Vec<Bounce>> {
         "Complaint" => {
             let c = v.get("complaint")?;
             let kind = str_of(c, "complaintFeedbackType").unwrap_or("abuse");
-            for r in c
-                .get("complainedRecipients")?
-                .as_array()?
-                .iter()
-                .take(super::MAX_RECIPIENTS)
-            {
+            for r in listed(c, "complainedRecipients")? {
                 let Some(recipient) =
                     str_of(r, "emailAddress").and_then(super::smtp::clean_address)
                 else {
@@ -160,14 +147,6 @@ pub fn scan(parts: &Parts) -> Option<Vec<Bounce>> {
         _ => return None,
     }
     (!out.is_empty()).then_some(out)
-}
-
-/// "smtp; 550 5.1.1 …" → "550 5.1.1 …" (RFC 3464 §2.3.6's diagnostic type).
-fn strip_type(d: &str) -> String {
-    match d.split_once(';') {
-        Some((t, rest)) if !t.contains(' ') && t.len() < 20 => rest.trim().to_owned(),
-        _ => d.trim().to_owned(),
-    }
 }
 
 /// SES's bounce sub-types that name a reason (its documented list).
@@ -198,7 +177,15 @@ mod tests {
 
     #[test]
     fn diagnostic_type_is_stripped() {
-        assert_eq!(strip_type("smtp; 550 5.1.1 no"), "550 5.1.1 no");
-        assert_eq!(strip_type("550 a; b"), "550 a; b");
+        let entry = |d: &str| serde_json::json!({ "diagnosticCode": d });
+        assert_eq!(
+            diagnostic_of(&entry("smtp; 550 5.1.1 no")).as_deref(),
+            Some("550 5.1.1 no")
+        );
+        assert_eq!(
+            diagnostic_of(&entry("550 a; b")).as_deref(),
+            Some("550 a; b")
+        );
+        assert_eq!(diagnostic_of(&serde_json::json!({})), None);
     }
 }
