@@ -141,12 +141,11 @@ pub fn mark_sent(
     queue_id: Option<&str>,
     deadline_ms: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(c.prepare_cached(
+    let mut stmt = c.prepare_cached(
         "UPDATE probe_run SET state = 'sent', submitted_ms = ?2, queue_id = ?3, deadline_ms = ?4
          WHERE token = ?1 AND state = 'pending'",
-    )?
-    .execute(params![token, submitted_ms, queue_id, deadline_ms])?
-        == 1)
+    )?;
+    Ok(stmt.execute(params![token, submitted_ms, queue_id, deadline_ms])? == 1)
 }
 
 /// Make an open run final. True only for the call that did it.
@@ -268,17 +267,20 @@ pub fn keep_notice(
     r: &Refusal,
     seen_ms: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(c.prepare_cached("INSERT OR IGNORE INTO probe_notice (token, kind, reason, status, reply_code, remote_mta, seen_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![
-            token,
-            kind,
-            r.reason.as_str(),
-            r.status.map(|s| s.to_string()),
-            r.reply_code,
-            r.remote_mta,
-            seen_ms
-        ],
-    )? == 1)
+    let mut stmt = c.prepare_cached(
+        "INSERT OR IGNORE INTO probe_notice (token, kind, reason, status, reply_code, remote_mta, seen_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let inserted = stmt.execute(params![
+        token,
+        kind,
+        r.reason.as_str(),
+        r.status.map(|s| s.to_string()),
+        r.reply_code,
+        r.remote_mta,
+        seen_ms
+    ])?;
+    Ok(inserted == 1)
 }
 
 /// Record that a seed's inbox stopped (`up` false) or started again being

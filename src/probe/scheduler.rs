@@ -170,7 +170,7 @@ pub fn fire(
                     tokio::time::sleep(p.burst_spacing).await;
                 }
                 // The first send of the burst decides whether the round waits.
-                let w = std::mem::replace(&mut waiting, Waiting::uncounted());
+                let w = std::mem::take(&mut waiting);
                 send_one(
                     &config,
                     &probe_name,

@@ -190,14 +190,11 @@ impl Backlog {
 }
 
 /// One send counted in a [`Backlog`]; uncounted at its turn or when dropped.
+/// The default counts nothing.
+#[derive(Default)]
 pub struct Waiting(Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>);
 
 impl Waiting {
-    /// A send nobody counts.
-    pub fn uncounted() -> Waiting {
-        Waiting(None)
-    }
-
     /// The send has its turn: it no longer waits.
     pub fn turn(&mut self) {
         if let Some(n) = self.0.take() {
@@ -299,7 +296,7 @@ impl SmtpClient {
         to: &Address,
         message: &[u8],
     ) -> Result<Sent, SendFailure> {
-        self.send_counted(from, to, message, Waiting::uncounted())
+        self.send_counted(from, to, message, Waiting::default())
             .await
     }
 
@@ -667,7 +664,7 @@ mod tests {
         assert_eq!(backlog.waiting(), 0);
         drop(first);
         assert_eq!(backlog.waiting(), 0);
-        Waiting::uncounted().turn();
+        Waiting::default().turn();
     }
 
     #[test]
