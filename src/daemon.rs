@@ -130,6 +130,12 @@ pub async fn run(
     let watchdog = notify::watchdog_interval()
         .map(|every| tokio::spawn(watchdog(every, store.clone(), watchdog_stop.clone())));
 
+    let trim_stop = CancellationToken::new();
+    let trim = tokio::spawn(crate::memory::trim_periodically(
+        crate::memory::TRIM_EVERY,
+        trim_stop.clone(),
+    ));
+
     http_state.ready.store(true, Ordering::Release);
     tracing::info!(
         metrics = %format!("{scheme}://{http_addr}/metrics"),
@@ -211,6 +217,8 @@ pub async fn run(
     if let Some(w) = watchdog {
         let _ = w.await;
     }
+    trim_stop.cancel();
+    let _ = trim.await;
     drop(store);
     tracing::info!("stopped");
     Ok(())

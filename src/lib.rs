@@ -38,7 +38,8 @@
 //!   answers typed found / not found / unknown).
 //! - [`tls`], [`store`] (SQLite on its own thread), [`metrics`] (every
 //!   series defined once), [`contain`] (panics kept inside one task),
-//!   [`notify`] (systemd), [`logging`].
+//!   [`notify`] (systemd), [`logging`], [`memory`] (freed heap back to
+//!   the system).
 //! - [`mailbox_provider`] — consumer domains and MX hosts → provider, typo
 //!   domains → the domain meant.
 //! - [`bounce`] and [`reports`] — pure parsers: bounces (Sisimai's reason
@@ -80,7 +81,7 @@
 //! bounce -> mailbox_provider
 //! config -> message, secret
 //! contain -> text
-//! daemon -> audit, config, http, ingest, metrics, notify, probe, status, store
+//! daemon -> audit, config, http, ingest, memory, metrics, notify, probe, status, store
 //! dns -> text
 //! http -> config, metrics, status
 //! inbox -> config, contain, message, text, tls
@@ -88,6 +89,7 @@
 //! logging -> -
 //! mailbox_provider -> -
 //! manual -> -
+//! memory -> -
 //! message -> -
 //! metrics -> contain
 //! notify -> -
@@ -121,6 +123,7 @@ pub mod ingest;
 pub mod logging;
 pub mod mailbox_provider;
 pub mod manual;
+pub mod memory;
 pub mod message;
 pub mod metrics;
 pub mod notify;
