@@ -3,8 +3,11 @@
 //! The `prometheus` crate's vectors keep each child's labels as protobuf
 //! label pairs and copy every one of them, then sort, on each scrape: at
 //! 10,000 series that was 37 ms a scrape (`cargo bench --bench exposition`).
-//! Here a child's label text is rendered once, when the child is made, and a
-//! scrape only walks the sorted children and appends their values. The
+//! Here the children are kept sorted by their label values, and a scrape
+//! walks them once, rendering each label set into one reused buffer. (A
+//! rendered label text kept per child cost ~90 bytes a series: 6 MiB of
+//! the daemon's 74 MiB with 1,000 seeds, whose state sets alone are 36,000
+//! series; rendering at scrape time costs a few percent of the scrape.) The
 //! values themselves are the `prometheus` crate's atomics. The output is the
 //! text format the crate's `TextEncoder` writes, byte for byte (the tests
 //! below encode the same values with it and compare).
@@ -317,8 +320,7 @@ pub fn header(name: &str, help: &str, kind: &str, out: &mut String) {
     out.push('\n');
 }
 
-/// A labelled family: its children by label values, each with its label
-/// text rendered once.
+/// A labelled family: its children by label values.
 pub struct Family<V: Value> {
     /// Label names in declaration order (the order callers pass values in).
     labels: &'static [&'static str],
@@ -328,13 +330,7 @@ pub struct Family<V: Value> {
     /// Keyed by the values in name order joined by NUL, which sorts below
     /// every other character: the map's order is the order of the value
     /// tuples.
-    children: RwLock<BTreeMap<Box<str>, Child<V>>>,
-}
-
-struct Child<V> {
-    /// `a="x",b="y"`: label names in order, values escaped.
-    text: Box<str>,
-    value: Arc<V>,
+    children: RwLock<BTreeMap<Box<str>, Arc<V>>>,
 }
 
 /// Why a family refused label values: only a caller's mistake.
@@ -387,27 +383,27 @@ impl<V: Value> Family<V> {
                 return Arc::default();
             }
         };
-        if let Some(c) = read(&self.children).get(key.as_str()) {
-            return c.value.clone();
-        }
-        let mut text = String::new();
-        for (n, &i) in self.sorted.iter().enumerate() {
-            if n > 0 {
-                text.push(',');
-            }
-            text.push_str(self.labels[i]);
-            text.push_str("=\"");
-            escape(values[i], true, &mut text);
-            text.push('"');
+        if let Some(v) = read(&self.children).get(key.as_str()) {
+            return v.clone();
         }
         write(&self.children)
             .entry(key.into())
-            .or_insert_with(|| Child {
-                text: text.into(),
-                value: Arc::default(),
-            })
-            .value
+            .or_default()
             .clone()
+    }
+
+    /// Appends `a="x",b="y"` for a child's key: label names in name order,
+    /// values escaped.
+    fn label_text(&self, key: &str, out: &mut String) {
+        for (n, (v, &i)) in key.split('\0').zip(self.sorted.iter()).enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(self.labels[i]);
+            out.push_str("=\"");
+            escape(v, true, out);
+            out.push('"');
+        }
     }
 
     /// Removes the child with these values.
@@ -435,8 +431,11 @@ impl<V: Value> Family<V> {
             return;
         }
         header(name, help, V::TYPE, out);
-        for c in children.values() {
-            c.value.write(name, &c.text, out);
+        let mut labels = String::new();
+        for (key, value) in children.iter() {
+            labels.clear();
+            self.label_text(key, &mut labels);
+            value.write(name, &labels, out);
         }
     }
 
@@ -444,12 +443,12 @@ impl<V: Value> Family<V> {
     pub fn children(&self) -> Vec<(Vec<String>, Arc<V>)> {
         read(&self.children)
             .iter()
-            .map(|(key, c)| {
+            .map(|(key, value)| {
                 let mut values = vec![String::new(); self.labels.len()];
                 for (v, &i) in key.split('\0').zip(self.sorted.iter()) {
                     values[i] = v.to_string();
                 }
-                (values, c.value.clone())
+                (values, value.clone())
             })
             .collect()
     }
