@@ -386,10 +386,7 @@ impl<V: Value> Family<V> {
         if let Some(v) = read(&self.children).get(key.as_str()) {
             return v.clone();
         }
-        write(&self.children)
-            .entry(key.into())
-            .or_default()
-            .clone()
+        write(&self.children).entry(key.into()).or_default().clone()
     }
 
     /// Appends `a="x",b="y"` for a child's key: label names in name order,
