@@ -297,6 +297,15 @@ fn sample(
 /// Escapes a label value (`\`, newline and `"`) or help text (`\` and
 /// newline), as the text format requires.
 fn escape(v: &str, quote: bool, out: &mut String) {
+    // Nearly every value needs no escape: copy it whole (a scrape escapes
+    // every label value of every series).
+    if !v
+        .bytes()
+        .any(|b| b == b'\\' || b == b'\n' || (quote && b == b'"'))
+    {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
