@@ -131,9 +131,12 @@ pub async fn run(
         .map(|every| tokio::spawn(watchdog(every, store.clone(), watchdog_stop.clone())));
 
     let trim_stop = CancellationToken::new();
-    let trim = tokio::spawn(crate::memory::trim_periodically(
+    let trim = tokio::spawn(periodically(
         crate::memory::TRIM_EVERY,
         trim_stop.clone(),
+        || async {
+            let _ = tokio::task::spawn_blocking(crate::memory::trim).await;
+        },
     ));
 
     http_state.ready.store(true, Ordering::Release);
@@ -290,13 +293,8 @@ fn serving_status(config: &Config, addr: SocketAddr) -> String {
 /// stuck store stops the pings and systemd restarts the service.
 async fn watchdog(every: std::time::Duration, store: Store, stop: CancellationToken) {
     tracing::info!(every = %humantime::format_duration(every), "systemd watchdog enabled");
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let store = &store;
+    periodically(every, stop, || async move {
         match tokio::time::timeout(every, store.schema_version()).await {
             Ok(Ok(_)) => notify::watchdog(),
             Ok(Err(e)) => {
@@ -304,6 +302,25 @@ async fn watchdog(every: std::time::Duration, store: Store, stop: CancellationTo
             }
             Err(_) => tracing::warn!("store did not answer in time; not pinging the watchdog"),
         }
+    })
+    .await
+}
+
+/// Runs `job` at once and then every `every` until `stop`; a job that
+/// overruns delays the next tick instead of causing a burst.
+async fn periodically<F, Fut>(every: std::time::Duration, stop: CancellationToken, mut job: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        job().await;
     }
 }
 
