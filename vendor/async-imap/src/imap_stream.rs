@@ -155,33 +155,14 @@ impl<R: Read + Write + Unpin> ImapStream<R> {
             // mailcanary: with nothing buffered, the next bytes are awaited in a buffer on the
             // stack and copied into a block once they came, so a connection that waits for its
             // server (all of IDLE) holds no block.
-            if this.buffer.block.is_empty() {
-                let mut first = [0u8; Buffer::BLOCK_SIZE];
-
-                #[cfg(feature = "runtime-async-std")]
-                let num_bytes_read = ready!(Pin::new(&mut this.inner).poll_read(cx, &mut first))?;
-
-                #[cfg(feature = "runtime-tokio")]
-                let num_bytes_read = {
-                    let buf = &mut tokio::io::ReadBuf::new(&mut first);
-                    ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-                    buf.filled().len()
-                };
-
-                if num_bytes_read == 0 {
-                    return Poll::Ready(None);
-                }
-                this.buffer.ensure_capacity(num_bytes_read)?;
-                this.buffer.free_as_mut_slice()[..num_bytes_read]
-                    .copy_from_slice(&first[..num_bytes_read]);
-                this.buffer.extend_used(num_bytes_read);
-                if let Some(response) = this.decode()? {
-                    return Poll::Ready(Some(Ok(response)));
-                }
-                continue;
-            }
-            this.buffer.ensure_capacity(this.decode_needs)?;
-            let buf = this.buffer.free_as_mut_slice();
+            let waiting = this.buffer.block.is_empty();
+            let mut first = [0u8; Buffer::BLOCK_SIZE];
+            let buf: &mut [u8] = if waiting {
+                &mut first
+            } else {
+                this.buffer.ensure_capacity(this.decode_needs)?;
+                this.buffer.free_as_mut_slice()
+            };
 
             // The buffer should have at least one byte free
             // before we try reading into it
@@ -209,6 +190,11 @@ impl<R: Read + Write + Unpin> ImapStream<R> {
                     ))));
                 }
                 return Poll::Ready(None);
+            }
+            if waiting {
+                this.buffer.ensure_capacity(num_bytes_read)?;
+                this.buffer.free_as_mut_slice()[..num_bytes_read]
+                    .copy_from_slice(&first[..num_bytes_read]);
             }
             this.buffer.extend_used(num_bytes_read);
             if let Some(response) = this.decode()? {
