@@ -8,7 +8,9 @@
 
 mod family;
 
-pub use family::{Counter, Family, Gauge, Histogram, IntGauge, LabelError, Single, Value};
+pub use family::{
+    Counter, Family, Gauge, Histogram, IntGauge, LabelError, Single, StateSet, Value,
+};
 
 /// Metric types, as in the Prometheus exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,11 +109,11 @@ families! {
         "Submit-to-arrival time of the last delivered probe; removed when the last probe did not arrive.");
     probe_last_result_timestamp: Family<Gauge> = PROBE_LAST_RESULT_TIMESTAMP("mailcanary_probe_last_result_timestamp_seconds", Gauge, "seconds", ["probe", "seed"],
         "Unix time of the last final probe result.");
-    probe_placement: Family<IntGauge> = PROBE_PLACEMENT("mailcanary_probe_placement", Gauge, "", ["probe", "seed", "placement"],
+    probe_placement: StateSet = PROBE_PLACEMENT("mailcanary_probe_placement", Gauge, "", ["probe", "seed", "placement"],
         "Placement of the last probe as a state set: exactly one placement is 1.");
-    auth_result: Family<IntGauge> = AUTH_RESULT("mailcanary_auth_result", Gauge, "", ["probe", "seed", "method", "result"],
+    auth_result: StateSet = AUTH_RESULT("mailcanary_auth_result", Gauge, "", ["probe", "seed", "method", "result"],
         "The receiver's authentication verdicts on the last probe as a state set per method.");
-    delivered_dkim_result: Family<IntGauge> = DELIVERED_DKIM_RESULT("mailcanary_delivered_dkim_result", Gauge, "", ["probe", "seed", "result"],
+    delivered_dkim_result: StateSet = DELIVERED_DKIM_RESULT("mailcanary_delivered_dkim_result", Gauge, "", ["probe", "seed", "result"],
         "The delivered copy's DKIM as mailcanary re-verifies it, as a state set (pass, fail, none, temperror, permerror); fail where the receiver said pass means the message was changed after the border.");
     arrived_after_expiry: Family<Counter> = ARRIVED_AFTER_EXPIRY("mailcanary_probe_arrived_after_expiry_total", Counter, "", ["probe", "sender", "seed"],
         "Probe mail that arrived after its code's validity (probes.NAME.code_validity), whether in time for the probe (placement expired) or late.");
@@ -119,7 +121,7 @@ families! {
         "Resend bursts in which an older code arrived after a newer one (by the Date the app gave each message); counted once per burst.");
     resend_duplicates: Family<Counter> = RESEND_DUPLICATES("mailcanary_resend_duplicates_total", Counter, "", ["probe", "sender", "seed"],
         "Messages of a resend burst that repeated a code already received.");
-    dns_check_status: Family<IntGauge> = DNS_CHECK_STATUS("mailcanary_dns_check_status", Gauge, "", ["domain", "check", "status"],
+    dns_check_status: StateSet = DNS_CHECK_STATUS("mailcanary_dns_check_status", Gauge, "", ["domain", "check", "status"],
         "DNS audit status per domain and check as a state set (ok, warning, error, unknown).");
     dns_findings: Family<IntGauge> = DNS_FINDINGS("mailcanary_dns_findings", Gauge, "", ["domain", "check", "severity"],
         "Number of DNS audit findings per domain, check and severity.");
@@ -127,7 +129,7 @@ families! {
         "DNS lookups the domain's SPF record needs (RFC 7208 limit: 10).");
     dkim_key_bits: Family<IntGauge> = DKIM_KEY_BITS("mailcanary_dkim_key_bits", Gauge, "bits", ["domain", "selector"],
         "Size of the DKIM public key.");
-    dmarc_policy: Family<IntGauge> = DMARC_POLICY("mailcanary_dmarc_policy", Gauge, "", ["domain", "policy"],
+    dmarc_policy: StateSet = DMARC_POLICY("mailcanary_dmarc_policy", Gauge, "", ["domain", "policy"],
         "The domain's DMARC policy as a state set (none, quarantine, reject).");
     dnsbl_listed: Family<IntGauge> = DNSBL_LISTED("mailcanary_dnsbl_listed", Gauge, "", ["target", "list"],
         "1 if the target is listed on the DNS blocklist.");
@@ -230,6 +232,22 @@ impl<V: Value> Exported for Family<V> {
     }
     fn prune(&self, stale: &dyn Fn(&str, &str) -> bool) {
         Family::prune(self, stale);
+    }
+    #[cfg(test)]
+    fn proto(&self, s: &Series) -> prometheus::proto::MetricFamily {
+        proto_family(s, self.children())
+    }
+}
+
+impl Exported for StateSet {
+    fn make(s: &Series) -> Self {
+        StateSet::new(s.labels)
+    }
+    fn write(&self, s: &Series, out: &mut String) {
+        StateSet::write(self, s.name, s.help, out);
+    }
+    fn prune(&self, stale: &dyn Fn(&str, &str) -> bool) {
+        StateSet::prune(self, stale);
     }
     #[cfg(test)]
     fn proto(&self, s: &Series) -> prometheus::proto::MetricFamily {
@@ -358,16 +376,14 @@ mod tests {
                 .with_label_values(&[seed, "revoked"])
                 .inc();
             m.dns_check_status
-                .with_label_values(&[domain, "spf", "ok"])
-                .set(1);
+                .set(&[domain, "spf"], ["ok", "error"], "ok");
             m.dns_record_changes
                 .with_label_values(&[domain, "spf"])
                 .inc();
         }
         // Only the seed is gone here: the probe series naming it go too.
         m.probe_placement
-            .with_label_values(&["kept", "s-gone", "inbox"])
-            .set(1);
+            .set(&["kept", "s-gone"], ["inbox", "spam"], "inbox");
         let configured = |name: &str, value: &str| !value.contains("gone") || name == "sender";
         m.forget_unconfigured(&configured, ["kept.test".to_string()].into());
         let text = m.render();
@@ -482,12 +498,20 @@ mod tests {
             m.probe_last_latency
                 .with_label_values(&[probe, seed])
                 .set(0.1 + probe.len() as f64);
-            m.probe_placement
-                .with_label_values(&[probe, seed, "inbox"])
-                .set(1);
-            m.probe_placement
-                .with_label_values(&[probe, seed, "spam"])
-                .set(0);
+            // States that sort around the labels' values, and one not in
+            // the list (every line 0).
+            m.probe_placement.set(
+                &[probe, seed],
+                ["spam", "inbox", "a b", "zz"],
+                if seed == "w" { "other" } else { "inbox" },
+            );
+            m.auth_result.set(
+                &[probe, seed, "dkim"],
+                ["pass", "fail", "none"],
+                if probe == "ab" { "fail" } else { "pass" },
+            );
+            m.auth_result
+                .set(&[probe, seed, "spf"], ["pass", "fail", "none"], "none");
         }
         m.probe_sent
             .with_label_values(&["big", "snd", "s"])
@@ -499,8 +523,9 @@ mod tests {
             .with_label_values(&["ts", "s"])
             .set(1_764_000_000.123);
         m.dns_check_status
-            .with_label_values(&["d.test", "spf", "ok"])
-            .set(-3);
+            .set(&["d.test", "spf"], ["ok", "error"], "error");
+        m.dmarc_policy
+            .set(&["d.test"], ["none", "reject"], "reject");
         for v in [0.1, 0.25, 0.3, 7.0, 3600.0, 5000.0, 12.5] {
             m.delivery_latency
                 .with_label_values(&["p", "snd", "prov", "inbox"])
@@ -522,7 +547,41 @@ mod tests {
             m.probe_sent.remove_label_values(&["a", "snd", "z"]),
             Err(LabelError::Missing)
         );
+        m.auth_result
+            .remove_label_values(&["a", "z", "dkim"])
+            .unwrap();
         assert_eq!(m.render(), crate_encoding(&m));
+    }
+
+    #[test]
+    fn a_state_set_has_one_current_state_and_one_list() {
+        let m = Metrics::new();
+        let policies = ["none", "quarantine", "reject"];
+        m.dmarc_policy.set(&["d.test"], policies, "none");
+        m.dmarc_policy.set(&["d.test"], policies, "reject");
+        // Another list for the same family is a caller's bug: not exported.
+        m.dmarc_policy.set(&["d.test"], ["none", "reject"], "none");
+        m.dmarc_policy.set(&["e.test"], ["none"], "none");
+        let lines: Vec<String> = m
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("mailcanary_dmarc_policy{"))
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                r#"mailcanary_dmarc_policy{domain="d.test",policy="none"} 0"#,
+                r#"mailcanary_dmarc_policy{domain="d.test",policy="quarantine"} 0"#,
+                r#"mailcanary_dmarc_policy{domain="d.test",policy="reject"} 1"#,
+            ]
+        );
+        m.dmarc_policy.remove_label_values(&["d.test"]).unwrap();
+        assert!(!m.render().contains("dmarc_policy"));
+        assert_eq!(
+            m.dmarc_policy.remove_label_values(&["d.test", "none"]),
+            Err(LabelError::Arity { got: 2, want: 1 })
+        );
     }
 
     #[test]

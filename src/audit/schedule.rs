@@ -125,11 +125,8 @@ pub fn export(m: &Metrics, d: &Domain, r: &DomainReport) {
         let name = check.as_str();
         match status.get(&check) {
             Some(s) => {
-                for st in Status::ALL {
-                    m.dns_check_status
-                        .with_label_values(&[dom, name, st.as_str()])
-                        .set(i64::from(st == *s));
-                }
+                m.dns_check_status
+                    .set(&[dom, name], Status::ALL.map(Status::as_str), s.as_str());
                 for sev in Severity::ALL {
                     let n = counts.get(&(check, sev)).copied().unwrap_or(0);
                     m.dns_findings
@@ -139,11 +136,7 @@ pub fn export(m: &Metrics, d: &Domain, r: &DomainReport) {
             }
             // Not audited for this domain (e.g. no sending IPs): no series.
             None => {
-                for st in Status::ALL {
-                    let _ = m
-                        .dns_check_status
-                        .remove_label_values(&[dom, name, st.as_str()]);
-                }
+                let _ = m.dns_check_status.remove_label_values(&[dom, name]);
                 for sev in Severity::ALL {
                     let _ = m
                         .dns_findings
@@ -179,16 +172,11 @@ pub fn export(m: &Metrics, d: &Domain, r: &DomainReport) {
     }
     match r.dmarc_policy {
         Some(p) => {
-            for policy in Policy::ALL {
-                m.dmarc_policy
-                    .with_label_values(&[dom, policy.as_str()])
-                    .set(i64::from(policy == p));
-            }
+            m.dmarc_policy
+                .set(&[dom], Policy::ALL.map(Policy::as_str), p.as_str());
         }
         None => {
-            for policy in Policy::ALL {
-                let _ = m.dmarc_policy.remove_label_values(&[dom, policy.as_str()]);
-            }
+            let _ = m.dmarc_policy.remove_label_values(&[dom]);
         }
     }
     for b in &r.dnsbl {

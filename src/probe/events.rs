@@ -232,28 +232,27 @@ fn ended(m: &Metrics, e: &Ended) {
         // A late arrival does not change what the last probe showed.
         return;
     }
-    for s in Outcome::states() {
-        m.probe_placement
-            .with_label_values(&[run.probe, run.seed, s.as_str()])
-            .set(i64::from(s == o));
-    }
+    m.probe_placement.set(
+        &[run.probe, run.seed],
+        Outcome::states().map(Outcome::as_str),
+        o.as_str(),
+    );
     match e.arrived.as_ref().filter(|_| o.has_latency()) {
         Some(a) => {
             m.probe_last_latency
                 .with_label_values(&[run.probe, run.seed])
                 .set(a.delivery.latency.as_secs_f64());
-            for result in LocalDkim::ALL {
-                m.delivered_dkim_result
-                    .with_label_values(&[run.probe, run.seed, result.as_str()])
-                    .set(i64::from(result == a.dkim_local));
-            }
+            m.delivered_dkim_result.set(
+                &[run.probe, run.seed],
+                LocalDkim::ALL.map(LocalDkim::as_str),
+                a.dkim_local.as_str(),
+            );
             for method in &EXPORTED_METHODS {
-                let got = a.verdict.auth.label(method);
-                for result in RESULT_LABELS {
-                    m.auth_result
-                        .with_label_values(&[run.probe, run.seed, method.as_str(), result])
-                        .set(i64::from(result == got));
-                }
+                m.auth_result.set(
+                    &[run.probe, run.seed, method.as_str()],
+                    RESULT_LABELS,
+                    a.verdict.auth.label(method),
+                );
             }
         }
         None => forget_last_delivery(m, &run),
@@ -334,17 +333,13 @@ fn forget_last_delivery(m: &Metrics, run: &RunLabels<'_>) {
     let _ = m
         .probe_last_latency
         .remove_label_values(&[run.probe, run.seed]);
-    for result in LocalDkim::ALL {
-        let _ =
-            m.delivered_dkim_result
-                .remove_label_values(&[run.probe, run.seed, result.as_str()]);
-    }
+    let _ = m
+        .delivered_dkim_result
+        .remove_label_values(&[run.probe, run.seed]);
     for method in &EXPORTED_METHODS {
-        for result in RESULT_LABELS {
-            let _ =
-                m.auth_result
-                    .remove_label_values(&[run.probe, run.seed, method.as_str(), result]);
-        }
+        let _ = m
+            .auth_result
+            .remove_label_values(&[run.probe, run.seed, method.as_str()]);
     }
 }
 
