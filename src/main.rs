@@ -156,6 +156,7 @@ fn run(config_path: PathBuf) -> ExitCode {
         }
     };
     daemon::raise_open_files_limit(&config);
+    mailcanary::memory::limit_arenas();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -7,6 +7,11 @@
 //! resident: 20 MiB of a 91 MiB RSS with 1,000 seeds idle (benchmark 1,
 //! docs/scale.md). `malloc_trim` returns every whole free page of every
 //! arena; glibc never does that on its own schedule, so the daemon does.
+//!
+//! Each arena also keeps its own free chunks and fragments, and glibc makes
+//! up to eight per core as threads contend. The daemon's allocations are
+//! small and short and mostly served from per-thread caches, so two arenas
+//! are enough ([`limit_arenas`]).
 
 use std::time::Duration;
 
@@ -16,6 +21,30 @@ use std::time::Duration;
 /// case of `tests/memory_trim.rs`, release build), so it runs on the
 /// blocking pool.
 pub const TRIM_EVERY: Duration = Duration::from_secs(30);
+
+/// The most arenas glibc may make. With 1,000 seeds idle (benchmark 1,
+/// docs/scale.md) the default held 46.9 MiB of anonymous memory, 2 arenas
+/// 45.1 and 1 arena 44.9; two keep the runtime's worker threads from
+/// queueing on one lock when their caches run dry.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const ARENAS: i32 = 2;
+
+/// Caps the number of malloc arenas at [`ARENAS`], unless the operator set
+/// `MALLOC_ARENA_MAX` (glibc's own knob), which then stands. Call before
+/// the runtime starts its threads; a no-op where the allocator is not glibc's.
+pub fn limit_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only sets a malloc parameter; M_ARENA_MAX takes
+        // any positive count and applies to arenas made from now on.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+        }
+    }
+}
 
 /// Gives the heap's whole free pages back to the system; whether any were.
 /// A no-op (false) where the allocator is not glibc's.
