@@ -145,41 +145,23 @@ impl<T: Read + Write + Unpin + fmt::Debug + Send> Handle<T> {
             "Cannot listen to response without starting IDLE"
         );
 
-        let sender = self.session.unsolicited_responses_tx.clone();
-
         let interrupt = stop_token::StopSource::new();
-        let raw_stream = IdleStream::new(self);
-        let mut interruptible_stream = raw_stream.timeout_at(interrupt.token());
+        let sender = self.session.unsolicited_responses_tx.clone();
+        // mailcanary: the loop is shared with `wait_for` (`wait_on`); an
+        // interrupt ends the stream as if the connection had ended.
+        let interruptible_stream = IdleStream::new(self)
+            .timeout_at(interrupt.token())
+            .map(|r| r.ok());
+        (wait_on(interruptible_stream, dur, sender), interrupt)
+    }
 
-        let fut = async move {
-            loop {
-                let Ok(res) = timeout(dur, interruptible_stream.next()).await else {
-                    return Ok(IdleResponse::Timeout);
-                };
-
-                let Some(Ok(resp)) = res else {
-                    return Ok(IdleResponse::ManualInterrupt);
-                };
-
-                let resp = resp?;
-                match resp.parsed() {
-                    Response::Data {
-                        status: Status::Ok, ..
-                    } => {
-                        // all good continue
-                    }
-                    Response::Continue { .. } => {
-                        // continuation, wait for it
-                    }
-                    Response::Done { .. } => {
-                        handle_unilateral(resp, sender.clone());
-                    }
-                    _ => return Ok(IdleResponse::NewData(resp)),
-                }
-            }
-        };
-
-        (fut, interrupt)
+    /// mailcanary: like [`Handle::wait_with_timeout`] without the interrupt,
+    /// for a caller that stops waiting by dropping the future. Each
+    /// `StopSource` is a channel of its own (770 bytes with async-channel's
+    /// cache padding), held by every idle connection.
+    pub fn wait_for(&mut self, dur: Duration) -> impl Future<Output = Result<IdleResponse>> + '_ {
+        let sender = self.session.unsolicited_responses_tx.clone();
+        wait_on(IdleStream::new(self).map(Some), dur, sender)
     }
 
     /// Initialise the idle connection by sending the `IDLE` command to the server.
@@ -231,5 +213,43 @@ impl<T: Read + Write + Unpin + fmt::Debug + Send> Handle<T> {
             .await?;
 
         Ok(self.session)
+    }
+}
+
+/// mailcanary: the wait of [`Handle::wait_with_timeout`] and
+/// [`Handle::wait_for`] over a stream that yields `None` (or ends) when
+/// interrupted.
+async fn wait_on<S>(
+    mut stream: S,
+    dur: Duration,
+    sender: async_channel::Sender<crate::types::UnsolicitedResponse>,
+) -> Result<IdleResponse>
+where
+    S: Stream<Item = Option<std::io::Result<ResponseData>>> + Unpin,
+{
+    loop {
+        let Ok(res) = timeout(dur, stream.next()).await else {
+            return Ok(IdleResponse::Timeout);
+        };
+
+        let Some(Some(resp)) = res else {
+            return Ok(IdleResponse::ManualInterrupt);
+        };
+
+        let resp = resp?;
+        match resp.parsed() {
+            Response::Data {
+                status: Status::Ok, ..
+            } => {
+                // all good continue
+            }
+            Response::Continue { .. } => {
+                // continuation, wait for it
+            }
+            Response::Done { .. } => {
+                handle_unilateral(resp, sender.clone());
+            }
+            _ => return Ok(IdleResponse::NewData(resp)),
+        }
     }
 }
