@@ -85,6 +85,11 @@ pub enum WatchError {
     /// The folder to watch does not exist.
     #[error("no {0} folder found (looked for SPECIAL-USE \\Junk and the usual names)")]
     NoFolder(&'static str),
+    /// LIST named no folder at all, not even INBOX, which every mailbox
+    /// has: the server failed to answer (seen from Dovecot under the load
+    /// of 2,000 logins), not a missing spam folder.
+    #[error("the server listed no folder at all, not even INBOX; retrying")]
+    EmptyList,
     /// An IMAP command failed or the connection broke (the server's
     /// words redacted and bounded when shown).
     #[error("imap: {}", text::server(&.0.to_string()))]
@@ -114,6 +119,7 @@ impl WatchError {
                 | WatchError::Tls(_)
                 | WatchError::Imap(_)
                 | WatchError::Timeout(_)
+                | WatchError::EmptyList
         )
     }
 }
@@ -493,6 +499,9 @@ async fn folder_for(
             .await
     })
     .await?;
+    if names.is_empty() {
+        return Err(WatchError::EmptyList);
+    }
     if let Some(n) = names.iter().find(|n| {
         n.attributes()
             .iter()
@@ -1083,6 +1092,49 @@ mod tests {
             "an idle watcher holds {idle_cost} bytes (connection {connection})"
         );
         assert!(set_up_future > idle_cost, "set-up is worth boxing");
+    }
+
+    /// A LIST that names nothing, not even INBOX, is the server failing
+    /// (Dovecot under 2,000 logins did it): retried as an outage, not
+    /// reported as a missing spam folder, which a LIST naming INBOX alone is.
+    #[tokio::test]
+    async fn a_list_naming_no_folder_is_the_servers_failure() {
+        for listed in ["", "S: * LIST (\\HasNoChildren) \"/\" INBOX\n"] {
+            let transcript = format!(
+                "S: * OK ready\n\
+                 C: LOGIN \"seed@example.com\" <any>\n\
+                 S: {{tag}} OK logged in\n\
+                 C: LIST \"\" *\n\
+                 {listed}S: {{tag}} OK LIST done\n"
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = tokio::spawn(replay(listener, transcript));
+            let cfg = ImapInbox {
+                host: "127.0.0.1".into(),
+                port,
+                tls: TlsMode::None,
+                username: "seed@example.com".into(),
+                auth: ImapAuth::Login(Secret::new("p".into())),
+                ca_file: None,
+                imap_id: false,
+                hint: None,
+                max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
+            };
+            let login = Login::new(&cfg.auth, None).unwrap();
+            let mut session = connect(&cfg, &login).await.expect("login");
+            let e = folder_for(&mut session, FolderRole::Spam, None, &[])
+                .await
+                .unwrap_err();
+            if listed.is_empty() {
+                assert!(matches!(e, WatchError::EmptyList), "{e}");
+                assert!(e.is_outage());
+            } else {
+                assert!(matches!(e, WatchError::NoFolder("spam")), "{e}");
+                assert!(!e.is_outage());
+            }
+            server.await.unwrap();
+        }
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@
 //! walks them once, rendering each label set into one reused buffer. (A
 //! rendered label text kept per child cost ~90 bytes a series: 6 MiB of
 //! the daemon's 74 MiB with 1,000 seeds, whose state sets alone are 36,000
-//! series; rendering at scrape time costs ~0.2 µs a series: 3.99 ms against
+//! series; rendering at scrape time cost ~0.2 µs a series: 3.99 ms against
 //! 2.19 ms at 8,097 series, `cargo bench --bench exposition`.) The
 //! values themselves are the `prometheus` crate's atomics. The output is the
 //! text format the crate's `TextEncoder` writes, byte for byte (the tests
