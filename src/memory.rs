@@ -8,10 +8,11 @@
 //! docs/scale.md). `malloc_trim` returns every whole free page of every
 //! arena; glibc never does that on its own schedule, so the daemon does.
 //!
-//! Each arena also keeps its own free chunks and fragments, and glibc makes
-//! up to eight per core as threads contend. The daemon's allocations are
-//! small and short and mostly served from per-thread caches, so two arenas
-//! are enough ([`limit_arenas`]).
+//! Each arena also keeps its own free chunks and fragments, and glibc gives
+//! each new thread an arena of its own at its first allocation, up to eight
+//! per core. The daemon's allocations are small and short and mostly
+//! served from per-thread caches, so two arenas are enough
+//! ([`limit_arenas`]).
 
 use std::time::Duration;
 
@@ -29,17 +30,21 @@ pub const TRIM_EVERY: Duration = Duration::from_secs(30);
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const ARENAS: i32 = 2;
 
-/// Caps the number of malloc arenas at [`ARENAS`], unless the operator set
-/// `MALLOC_ARENA_MAX` (glibc's own knob), which then stands. Call before
-/// the runtime starts its threads; a no-op where the allocator is not glibc's.
+/// Caps the number of malloc arenas at two, unless the operator set
+/// glibc's own knob (`MALLOC_ARENA_MAX`, or `glibc.malloc.arena_max` in
+/// `GLIBC_TUNABLES`), which then stands. Call before the runtime starts its
+/// threads: glibc fixes the limit once eight arenas exist. A no-op where
+/// the allocator is not glibc's.
 pub fn limit_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() || tunables.contains("glibc.malloc.arena_max")
+    {
         return;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: mallopt only sets a malloc parameter; M_ARENA_MAX takes
-        // any positive count and applies to arenas made from now on.
+        // any positive count and bounds the arenas made from now on.
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, ARENAS);
         }

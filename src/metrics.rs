@@ -557,6 +557,11 @@ mod tests {
     fn a_state_set_has_one_current_state_and_one_list() {
         let m = Metrics::new();
         let policies = ["none", "quarantine", "reject"];
+        // An empty list or a repeated state is refused and fixes nothing.
+        m.dmarc_policy.set(&["d.test"], [], "none");
+        m.dmarc_policy
+            .set(&["d.test"], ["none", "reject", "none"], "none");
+        assert!(!m.render().contains("dmarc_policy"));
         m.dmarc_policy.set(&["d.test"], policies, "none");
         m.dmarc_policy.set(&["d.test"], policies, "reject");
         // Another list for the same family is a caller's bug: not exported.

@@ -217,8 +217,10 @@ impl<T: Read + Write + Unpin + fmt::Debug + Send> Handle<T> {
 }
 
 /// mailcanary: the wait of [`Handle::wait_with_timeout`] and
-/// [`Handle::wait_for`] over a stream that yields `None` (or ends) when
-/// interrupted.
+/// [`Handle::wait_for`] over a stream that yields `None` when interrupted.
+/// A stream that ends (the connection closed) is reported as
+/// `ManualInterrupt` too, as the published crate does; the `DONE` that
+/// follows then fails.
 async fn wait_on<S>(
     mut stream: S,
     dur: Duration,
