@@ -652,7 +652,10 @@ async fn idle_once(
 }
 
 /// The box's value; the box is freed here, not where its owner goes out of scope.
-#[expect(clippy::boxed_local, reason = "taking the box is the point: it is freed here")]
+#[expect(
+    clippy::boxed_local,
+    reason = "taking the box is the point: it is freed here"
+)]
 fn unbox<T>(b: Box<T>) -> T {
     *b
 }
