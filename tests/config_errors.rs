@@ -112,9 +112,9 @@ fn a_missing_file_is_a_read_error() {
 #[test]
 fn the_shipped_example_configs_are_valid() {
     let probes = Path::new(env!("CARGO_MANIFEST_DIR")).join("probes");
-    std::env::set_var("MAILCANARY_SMTP_PASSWORD", "x");
-    std::env::set_var("MAILCANARY_GMAIL1_APP_PASSWORD", "x");
-    std::env::set_var("MAILCANARY_APP_TOKEN", "x");
+    std::env::set_var("MAILCANARY_SMTP_PASSWORD", "smtp-password-test");
+    std::env::set_var("MAILCANARY_GMAIL1_APP_PASSWORD", "gmail1-app-password-test");
+    std::env::set_var("MAILCANARY_APP_TOKEN", "app-token-for-tests");
     let c = config::load(&probes.join("example.toml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.probes["signup"].seeds, ["gmail1", "local-maildir"]);
     assert_eq!(
@@ -152,7 +152,7 @@ fn the_shipped_example_configs_are_valid() {
     let text = std::fs::read_to_string(probes.join("local.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("pw");
-    std::fs::write(&secret, "pw\n").unwrap();
+    std::fs::write(&secret, "local-demo-password\n").unwrap();
     let local = dir.path().join("local.toml");
     // A throwaway 2048-bit RSA key, as the stack generates one per run.
     let dkim_key = dir.path().join("dkim.key");

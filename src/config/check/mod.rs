@@ -16,6 +16,9 @@ use crate::config::diag::{Diagnostic, Source};
 use crate::config::model::*;
 use crate::config::valid_name;
 
+/// Secrets shorter than this get a warning ([`Check::short_secret`]).
+const SHORT_SECRET: usize = 8;
+
 /// Collects problems while resolving raw values.
 pub(in crate::config) struct Check<'a> {
     pub(in crate::config) base: &'a Path,
@@ -109,6 +112,7 @@ impl Check<'_> {
                             ));
                             None
                         } else {
+                            self.short_secret(src, f, &format!("{key}_file"), s);
                             Some(Secret::new(s.to_string()))
                         }
                     }
@@ -123,7 +127,10 @@ impl Check<'_> {
                 }
             }
             (None, Some(v)) => match std::env::var(v.get_ref()) {
-                Ok(s) if !s.is_empty() => Some(Secret::new(s)),
+                Ok(s) if !s.is_empty() => {
+                    self.short_secret(src, v, &format!("{key}_env"), &s);
+                    Some(Secret::new(s))
+                }
                 _ => {
                     self.problems.push(src.at_value(
                         v,
@@ -134,6 +141,18 @@ impl Check<'_> {
                 }
             },
             (None, None) => None,
+        }
+    }
+
+    /// Warns of a secret so short that redacting it (every occurrence is
+    /// cut out of the server text mailcanary logs, `text::register`) would
+    /// also cut those characters out of unrelated words.
+    fn short_secret<T>(&mut self, src: &Source, at: &Spanned<T>, key: &str, secret: &str) {
+        let n = secret.chars().count();
+        if n < SHORT_SECRET {
+            self.warnings.push(src.at_value(at, key, format!(
+                "the secret is only {n} characters long: mailcanary cuts every occurrence of it out of the server text it logs, so it would also cut those characters out of other words; use at least {SHORT_SECRET}"
+            )));
         }
     }
 
