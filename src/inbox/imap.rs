@@ -995,6 +995,30 @@ mod tests {
     /// Plays a recorded server transcript (tests/fixtures/imap) to one
     /// client: checks each command the client sends against the "C:" line,
     /// answers with the "S:" lines. Returns the commands it saw.
+    /// [`replay`] on a free loopback port: the port, and the server's task.
+    async fn replay_on_free_port(
+        transcript: String,
+    ) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (port, tokio::spawn(replay(listener, transcript)))
+    }
+
+    /// A seed's inbox on 127.0.0.1:`port`, without TLS.
+    fn loopback_inbox(port: u16, username: &str, auth: ImapAuth, imap_id: bool) -> ImapInbox {
+        ImapInbox {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::None,
+            username: username.into(),
+            auth,
+            ca_file: None,
+            imap_id,
+            hint: None,
+            max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+
     async fn replay(listener: tokio::net::TcpListener, transcript: String) -> Vec<String> {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let (sock, _) = listener.accept().await.unwrap();
@@ -1111,23 +1135,12 @@ mod tests {
                  C: LIST \"\" *\n\
                  {listed}S: {{tag}} OK LIST done\n"
             );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let server = tokio::spawn(replay(listener, transcript));
-            let cfg = ImapInbox {
-                host: "127.0.0.1".into(),
-                port,
-                tls: TlsMode::None,
-                username: "seed@example.com".into(),
-                // Logging in registers the password for redaction in the
-                // whole test process: a short one would cut letters out of
-                // other tests' text.
-                auth: ImapAuth::Login(Secret::new("empty-list-test-password".into())),
-                ca_file: None,
-                imap_id: false,
-                hint: None,
-                max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
-            };
+            let (port, server) = replay_on_free_port(transcript).await;
+            // Logging in registers the password for redaction in the whole
+            // test process: a short one would cut letters out of other
+            // tests' text.
+            let auth = ImapAuth::Login(Secret::new("empty-list-test-password".into()));
+            let cfg = loopback_inbox(port, "seed@example.com", auth, false);
             let login = Login::new(&cfg.auth, None).unwrap();
             let mut session = connect(&cfg, &login).await.expect("login");
             let e = folder_for(&mut session, FolderRole::Spam, None, &[])
@@ -1151,20 +1164,9 @@ mod tests {
             "/tests/fixtures/imap/gmail-tabs.txt"
         ))
         .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(replay(listener, transcript));
-        let cfg = ImapInbox {
-            host: "127.0.0.1".into(),
-            port,
-            tls: TlsMode::None,
-            username: "canary.seed@gmail.com".into(),
-            auth: ImapAuth::Login(Secret::new("app-password".into())),
-            ca_file: None,
-            imap_id: true,
-            hint: None,
-            max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
-        };
+        let (port, server) = replay_on_free_port(transcript).await;
+        let auth = ImapAuth::Login(Secret::new("app-password".into()));
+        let cfg = loopback_inbox(port, "canary.seed@gmail.com", auth, true);
         let login = Login::new(&cfg.auth, None).unwrap();
         let mut session = connect(&cfg, &login).await.expect("login");
         // The spam folder by SPECIAL-USE, before any preset name.
@@ -1261,9 +1263,7 @@ mod tests {
             "/tests/fixtures/imap/gmail-xoauth2-refused.txt"
         ))
         .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(replay(listener, transcript));
+        let (port, server) = replay_on_free_port(transcript).await;
         let client = crate::config::OAuthClient {
             token_url: token_endpoint(&["ya29.first", "ya29.second"]).await,
             client_id: "client".into(),
@@ -1274,20 +1274,11 @@ mod tests {
         };
         let (events, mut rx) = mpsc::channel(8);
         let source = TokenSource::new("gmail1", &client, None, events).unwrap();
-        let cfg = ImapInbox {
-            host: "127.0.0.1".into(),
-            port,
-            tls: TlsMode::None,
-            username: "canary.seed@gmail.com".into(),
-            auth: ImapAuth::OAuth {
-                mechanism: OAuthMechanism::XOAuth2,
-                client,
-            },
-            ca_file: None,
-            imap_id: true,
-            hint: None,
-            max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
+        let auth = ImapAuth::OAuth {
+            mechanism: OAuthMechanism::XOAuth2,
+            client,
         };
+        let cfg = loopback_inbox(port, "canary.seed@gmail.com", auth, true);
         let login = Login::new(&cfg.auth, Some(source)).unwrap();
         let mut session = connect(&cfg, &login).await.expect("second token accepted");
         timed(session.logout()).await.unwrap();
