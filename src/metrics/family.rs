@@ -540,20 +540,24 @@ impl StateSet {
         current: &str,
     ) {
         let list: Vec<&'static str> = states.into_iter().collect();
-        // An empty list would export a family without samples, and a
-        // repeated state two series of one name and labels.
-        if list.is_empty() || (1..list.len()).any(|i| list[..i].contains(&list[i])) {
-            tracing::error!(label = self.label, states = ?list, "state set given an empty list or a repeated state; not exported");
-            return;
-        }
-        let known = self.states.get_or_init(|| {
-            let mut sorted: Vec<usize> = (0..list.len()).collect();
-            sorted.sort_by_key(|&i| list[i]);
-            States {
-                names: list.as_slice().into(),
-                sorted: sorted.into(),
+        let known = match self.states.get() {
+            Some(known) => known,
+            // Only the first list is checked: every later one must equal it.
+            // An empty list would export a family without samples, and a
+            // repeated state two series of one name and labels.
+            None if list.is_empty() || (1..list.len()).any(|i| list[..i].contains(&list[i])) => {
+                tracing::error!(label = self.label, states = ?list, "state set given an empty list or a repeated state; not exported");
+                return;
             }
-        });
+            None => self.states.get_or_init(|| {
+                let mut sorted: Vec<usize> = (0..list.len()).collect();
+                sorted.sort_by_key(|&i| list[i]);
+                States {
+                    names: list.as_slice().into(),
+                    sorted: sorted.into(),
+                }
+            }),
+        };
         if *known.names != *list {
             tracing::error!(label = self.label, states = ?list, "state set given another list of states; not exported");
             return;
